@@ -1,0 +1,80 @@
+"""Run directories and checkpoints.
+
+A run directory holds::
+
+    config.json      the Config, for people to read
+    checkpoint.pt    networks, optimizer, epoch, metrics history, RNG states and the Config
+    metrics.csv      one row per finished epoch
+    samples.png      images drawn from the model after the latest epoch (models with a prior)
+    reconstructions.png  test images beside their reconstructions after the latest epoch
+
+Every file is written to a temporary file and renamed into place, so a run killed at any
+moment leaves the previous complete checkpoint. Checkpoints load with ``weights_only=True``:
+loading one never runs code from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import torch
+
+from .config import Config
+from .errors import UserError
+from .files import save_text, save_torch
+from .models import build_model
+
+CHECKPOINT = "checkpoint.pt"
+CONFIG = "config.json"
+METRICS = "metrics.csv"
+SAMPLES = "samples.png"
+RECONSTRUCTIONS = "reconstructions.png"
+FORMAT = 1
+
+
+def save(run_dir: Path, state: dict) -> None:
+    """Write ``state`` as the run's checkpoint and its metrics as metrics.csv."""
+    save_torch({"format": FORMAT, **state}, Path(run_dir) / CHECKPOINT)
+    save_metrics(run_dir, state["history"])
+
+
+def save_metrics(run_dir: Path, history: list[dict]) -> None:
+    """metrics.csv is rewritten whole from the checkpoint's history, so the two always agree."""
+    if not history:
+        return
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    save_text(out.getvalue(), Path(run_dir) / METRICS)
+
+
+def load(run_dir: str | Path, map_location="cpu") -> dict:
+    """The checkpoint of ``run_dir``, or a UserError that says what is wrong with it."""
+    run_dir = Path(run_dir)
+    path = run_dir / CHECKPOINT
+    if not run_dir.is_dir():
+        raise UserError(f"run directory {run_dir} does not exist; pass a folder made by `train` (see `ls runs/`)")
+    if not path.exists():
+        raise UserError(f"{run_dir} has no {CHECKPOINT}; train into it first (`train --run-dir {run_dir}`)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise UserError(f"{path} cannot be read ({type(e).__name__}): it is truncated or not a pyro-vae checkpoint") from e
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"{path} is not a pyro-vae checkpoint of format {FORMAT}")
+    return state
+
+
+def load_model(run_dir: str | Path, device: torch.device | str = "cpu"):
+    """Rebuild the trained model of ``run_dir`` on ``device``. Returns (model, config, checkpoint)."""
+    state = load(run_dir, map_location=device)
+    config = Config.from_dict(state["config"])
+    model = build_model(config, state["image_shape"], len(state["classes"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise UserError(f"the networks in {run_dir} do not match its config: {str(e).splitlines()[0]}") from e
+    return model.to(device).eval(), config, state

@@ -1,0 +1,81 @@
+"""The configuration of a training run: one typed dataclass, saved in every checkpoint.
+
+A checkpoint alone is enough to rebuild the model, so ``sample``, ``reconstruct`` and later
+tools need nothing but the run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Optional
+
+from .errors import UserError
+
+PRIORS = ("standard", "conditional")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def choices() -> dict[str, tuple[str, ...]]:
+    """The allowed value of each named option, read from the registries that define them."""
+    from .data import BINARIZE, DATASETS
+    from .likelihoods import LIKELIHOODS
+    from .models import MODELS
+    from .networks import NETS
+    from .train import ELBOS
+
+    return {
+        "model": tuple(MODELS), "dataset": tuple(DATASETS), "net": NETS, "prior": PRIORS,
+        "likelihood": tuple(LIKELIHOODS), "binarize": BINARIZE, "elbo": tuple(ELBOS), "device": DEVICES,
+    }  # fmt: skip
+
+
+@dataclass
+class Config:
+    model: str = "cvae"  # vae | cvae | ae
+    dataset: str = "mnist"  # mnist | fashion-mnist
+    net: str = "mlp"  # mlp | conv
+    z_dim: int = 50
+    hidden_dim: int = 400
+    prior: str = "standard"  # cvae only: standard N(0, I) or a learned conditional p(z|y)
+    likelihood: str = "bernoulli"
+    binarize: str = "dynamic"  # dynamic | static | none
+    elbo: str = "trace"  # trace | meanfield | jit
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    train_size: Optional[int] = None  # use only the first N training images (None: all)
+    test_size: Optional[int] = None  # evaluate on the first N test images (None: all)
+
+    def validate(self) -> "Config":
+        """Raise UserError naming the first bad value and what to use instead."""
+        for name, allowed in choices().items():
+            if getattr(self, name) not in allowed:
+                raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
+        for name in ("z_dim", "hidden_dim", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        for name in ("train_size", "test_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1 (or left out for all), not {getattr(self, name)}")
+        if not self.lr > 0:
+            raise UserError(f"--lr must be positive, not {self.lr}")
+        if self.prior == "conditional" and self.model != "cvae":
+            raise UserError(f"--prior conditional needs a condition: use it with --model cvae, not {self.model}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise UserError(f"unknown configuration keys {unknown}; the known ones are {sorted(known)}")
+        return cls(**d).validate()
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,137 @@
+"""Neural networks: the deterministic functions the probabilistic programs call.
+
+Nothing here is random or Pyro-specific. An encoder maps an image (and an optional condition
+vector c) to the location and scale of a diagonal Gaussian over z; a decoder maps z (and c)
+to the parameters of the likelihood, shaped like the image (logits for a Bernoulli).
+
+Shapes: x: (batch, C, H, W); c: (batch, cond_dim) or None; z: (batch, z_dim).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+NETS = ("mlp", "conv")
+
+# A scale must stay positive; the floor keeps log q(z|x) finite when the softplus underflows.
+MIN_SCALE = 1e-4
+
+
+def _with_condition(h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    return h if c is None else torch.cat([h, c], dim=-1)
+
+
+class GaussianHead(nn.Module):
+    """features -> (loc, scale) of a diagonal Gaussian, each (batch, z_dim)."""
+
+    def __init__(self, in_dim: int, z_dim: int):
+        super().__init__()
+        self.loc = nn.Linear(in_dim, z_dim)
+        self.scale = nn.Linear(in_dim, z_dim)
+
+    def forward(self, h):
+        return self.loc(h), F.softplus(self.scale(h)) + MIN_SCALE
+
+
+class MLPEncoder(nn.Module):
+    """x (+ c) -> one softplus hidden layer -> (loc, scale): 784-400-z by default."""
+
+    def __init__(self, image_shape, z_dim: int, hidden_dim: int = 400, cond_dim: int = 0):
+        super().__init__()
+        self.hidden = nn.Linear(math.prod(image_shape) + cond_dim, hidden_dim)
+        self.head = GaussianHead(hidden_dim, z_dim)
+
+    def forward(self, x, c=None):
+        h = F.softplus(self.hidden(_with_condition(x.flatten(1), c)))
+        return self.head(h)
+
+
+class MLPDecoder(nn.Module):
+    """z (+ c) -> one softplus hidden layer -> likelihood parameters shaped like the image."""
+
+    def __init__(self, image_shape, z_dim: int, hidden_dim: int = 400, cond_dim: int = 0):
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        self.hidden = nn.Linear(z_dim + cond_dim, hidden_dim)
+        self.out = nn.Linear(hidden_dim, math.prod(image_shape))
+
+    def forward(self, z, c=None):
+        h = F.softplus(self.hidden(_with_condition(z, c)))
+        return self.out(h).view(-1, *self.image_shape)
+
+
+def _conv_plan(image_shape) -> tuple[list[int], int, int]:
+    """Channels of the stride-2 conv stack and the feature map's size at its bottom.
+
+    Halve while the side stays even and above 7: 28 -> 14 -> 7 (2 layers), 64 -> 32 -> 16 -> 8 -> 4 (4 layers).
+    """
+    _, h, w = image_shape
+    channels = []
+    while h % 2 == 0 and w % 2 == 0 and min(h, w) > 7 and len(channels) < 5:
+        channels.append(min(32 * 2 ** len(channels), 256))
+        h, w = h // 2, w // 2
+    return channels, h, w
+
+
+class ConvEncoder(nn.Module):
+    """x -> stride-2 convolutions -> flatten (+ c) -> hidden -> (loc, scale)."""
+
+    def __init__(self, image_shape, z_dim: int, hidden_dim: int = 400, cond_dim: int = 0):
+        super().__init__()
+        channels, h, w = _conv_plan(image_shape)
+        layers, c_in = [], image_shape[0]
+        for c_out in channels:
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.SiLU()]
+            c_in = c_out
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.hidden = nn.Linear(c_in * h * w + cond_dim, hidden_dim)
+        self.head = GaussianHead(hidden_dim, z_dim)
+
+    def forward(self, x, c=None):
+        h = F.silu(self.hidden(_with_condition(self.features(x), c)))
+        return self.head(h)
+
+
+class ConvDecoder(nn.Module):
+    """z (+ c) -> hidden -> feature map -> stride-2 transposed convolutions -> parameters like the image."""
+
+    def __init__(self, image_shape, z_dim: int, hidden_dim: int = 400, cond_dim: int = 0):
+        super().__init__()
+        channels, h, w = _conv_plan(image_shape)
+        self.bottom = (channels[-1], h, w)
+        self.hidden = nn.Sequential(
+            nn.Linear(z_dim + cond_dim, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, math.prod(self.bottom)), nn.SiLU()
+        )
+        layers = []
+        outs = channels[::-1][1:] + [image_shape[0]]
+        for c_in, c_out in zip(channels[::-1], outs):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.SiLU()]
+        self.upsample = nn.Sequential(*layers[:-1])  # no activation on the output: it is a logit
+
+    def forward(self, z, c=None):
+        h = self.hidden(_with_condition(z, c)).view(-1, *self.bottom)
+        return self.upsample(h)
+
+
+class PriorNet(nn.Module):
+    """c -> (loc, scale) of a learned conditional prior p(z|c)."""
+
+    def __init__(self, cond_dim: int, z_dim: int, hidden_dim: int = 64):
+        super().__init__()
+        self.hidden = nn.Linear(cond_dim, hidden_dim)
+        self.head = GaussianHead(hidden_dim, z_dim)
+
+    def forward(self, c):
+        return self.head(F.softplus(self.hidden(c)))
+
+
+def build_encoder(net: str, image_shape, z_dim: int, hidden_dim: int, cond_dim: int = 0) -> nn.Module:
+    return {"mlp": MLPEncoder, "conv": ConvEncoder}[net](image_shape, z_dim, hidden_dim, cond_dim)
+
+
+def build_decoder(net: str, image_shape, z_dim: int, hidden_dim: int, cond_dim: int = 0) -> nn.Module:
+    return {"mlp": MLPDecoder, "conv": ConvDecoder}[net](image_shape, z_dim, hidden_dim, cond_dim)

@@ -1,0 +1,197 @@
+"""Training: stochastic variational inference with a Pyro ELBO.
+
+Each step draws a batch, estimates the ELBO of the model/guide pair with Pyro (Trace_ELBO by
+default) and takes one Adam step on all network weights:
+
+    loss = elbo.differentiable_loss(model.model, model.guide, x, y)     # -ELBO of the batch
+    loss.backward(); optimizer.step()
+
+That is SVI as Pyro documents it for PyTorch optimizers; one torch Adam over every weight is
+faster than ``pyro.infer.SVI``'s per-parameter wrappers, and its state is a plain state dict.
+After every epoch the test ELBO is measured and the run directory is brought up to date:
+checkpoint, metrics.csv and a sample grid, each written atomically.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import pyro
+import torch
+from pyro.infer import JitTrace_ELBO, Trace_ELBO, TraceMeanField_ELBO
+
+from . import checkpoint, data
+from .config import Config
+from .errors import UserError
+from .evaluate import evaluate_elbo
+from .files import save_json
+from .models import build_model
+from .plots import reconstruction_figure, sample_figure
+
+# --elbo choices: name -> a function making the Pyro ELBO
+ELBOS: dict[str, Callable] = {
+    "trace": lambda: Trace_ELBO(max_plate_nesting=1),
+    "meanfield": lambda: TraceMeanField_ELBO(max_plate_nesting=1),  # the Gaussian KL in closed form
+    "jit": lambda: JitTrace_ELBO(max_plate_nesting=1, ignore_jit_warnings=True),
+}
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' is CUDA when PyTorch sees a GPU, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but PyTorch sees no CUDA GPU; use --device cpu (or auto)")
+    return torch.device(name)
+
+
+def default_run_dir(config: Config) -> Path:
+    return Path("runs") / f"{config.model}-{config.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+class Trainer:
+    """A model, its optimizer and the state of one run; :meth:`fit` trains it to ``config.epochs``.
+
+    Start a run with ``Trainer(config, run_dir)`` and continue one with ``Trainer.resume(run_dir)``.
+    ``log`` receives one line per event; ``progress`` shows a bar per epoch.
+    """
+
+    def __init__(self, config: Config, run_dir: str | Path, *, log: Callable[[str], None] = print, progress: bool = True):
+        self.config = config.validate()
+        self.run_dir = Path(run_dir)
+        self.log, self.show_progress = log, progress
+        self.device = resolve_device(config.device)
+        pyro.set_rng_seed(config.seed)
+        pyro.clear_param_store()  # the networks own their weights; stale store entries would only mislead
+
+        train, test = data.load(config.dataset, self.device, config.binarize)
+        self.train_data, self.test_data = train.head(config.train_size), test.head(config.test_size)
+        if config.batch_size > len(self.train_data):
+            raise UserError(f"--batch-size {config.batch_size} is larger than the {len(self.train_data)} training images; lower it")
+
+        self.model = build_model(config, self.train_data.image_shape, self.train_data.num_classes).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.elbo = ELBOS[config.elbo]()
+        # one generator for the data's randomness (order, dynamic binarization); Pyro's z draws use the global RNG
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.epoch = 0
+        self.history: list[dict] = []
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, *, epochs: int | None = None, **kwargs) -> "Trainer":
+        """Continue the run in ``run_dir`` from its last checkpoint (to ``epochs`` in all, if given)."""
+        state = checkpoint.load(run_dir)
+        config = Config.from_dict(state["config"])
+        if epochs is not None:
+            config = config.replace(epochs=epochs)
+        trainer = cls(config, run_dir, **kwargs)
+        trainer.model.load_state_dict(state["model"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.epoch, trainer.history = state["epoch"], list(state["history"])
+        trainer.generator.set_state(state["rng"]["data"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and trainer.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], trainer.device)
+        return trainer
+
+    def state(self) -> dict:
+        rng = {"torch": torch.get_rng_state(), "data": self.generator.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "config": self.config.to_dict(),
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "history": self.history,
+            "rng": rng,
+            "image_shape": list(self.train_data.image_shape),
+            "classes": self.train_data.classes,
+        }
+
+    def fit(self) -> list[dict]:
+        """Train from the current epoch to ``config.epochs``; returns the metrics of every epoch."""
+        cfg = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_json(cfg.to_dict(), self.run_dir / checkpoint.CONFIG)
+        if self.epoch >= cfg.epochs:
+            self.log(f"{self.run_dir} is already at epoch {self.epoch} of {cfg.epochs}; pass --epochs N to train further")
+            return self.history
+        self.log(f"training {cfg.model} on {cfg.dataset} ({len(self.train_data)} images) on {self.device}: {self.run_dir}")
+        for epoch in range(self.epoch + 1, cfg.epochs + 1):
+            start = time.perf_counter()
+            train_loss = self.train_epoch(epoch)
+            test = evaluate_elbo(self.model, self.test_data)
+            self.epoch = epoch
+            self.history.append({
+                "epoch": epoch,
+                "train_neg_elbo": round(train_loss, 4),
+                "test_neg_elbo": round(test["neg_elbo"], 4),
+                "test_recon": round(test["recon"], 4),
+                "test_kl": round(test["kl"], 4),
+                "seconds": round(time.perf_counter() - start, 2),
+            })  # fmt: skip
+            checkpoint.save(self.run_dir, self.state())
+            self.save_figures()
+            self.log(
+                f"epoch {epoch}/{cfg.epochs}  -ELBO in nats per image (lower is better): "
+                f"train {train_loss:.2f}  test {test['neg_elbo']:.2f} = recon {test['recon']:.2f} + KL {test['kl']:.2f}"
+            )
+        self.log(f"done: {self.run_dir}")
+        return self.history
+
+    def save_figures(self) -> None:
+        """The run's sample grid and reconstructions, from fixed noise and fixed test images."""
+        if self.model.generative:
+            sample_figure(self.model, self.train_data.classes, self.run_dir / checkpoint.SAMPLES, seed=self.config.seed)
+        n = min(len(self.test_data), 20) // 10 * 10 or len(self.test_data)
+        x, y = self.test_data.x[:n], self.test_data.y[:n]
+        reconstruction_figure(self.model, x, y, self.run_dir / checkpoint.RECONSTRUCTIONS, ncol=min(n, 10))
+
+    def train_epoch(self, epoch: int) -> float:
+        """One pass over the training set; returns the mean -ELBO per image, in nats."""
+        cfg, model = self.config, self.model
+        model.train()
+        batches = self.train_data.batches(cfg.batch_size, shuffle=True, generator=self.generator, drop_last=True)
+        n_batches = self.train_data.num_batches(cfg.batch_size, drop_last=True)
+        total = torch.zeros((), device=self.device)
+        with pyro.validation_enabled(False), _progress(self.show_progress, f"epoch {epoch}/{cfg.epochs}", n_batches) as bar:
+            for step, (x, y) in enumerate(batches, 1):
+                if cfg.binarize == "dynamic":
+                    x = torch.bernoulli(x, generator=self.generator)  # a fresh binary image every time
+                loss = self.elbo.differentiable_loss(model.model, model.guide, x, y)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                total += loss.detach()
+                if step % 20 == 0 or step == n_batches:  # reading the loss waits for the GPU: not every step
+                    bar(step, total.item() / (step * cfg.batch_size))
+        return total.item() / (n_batches * cfg.batch_size)
+
+
+class _progress:
+    """A rich progress bar for one epoch, showing the running -ELBO; silent when disabled."""
+
+    def __init__(self, enabled: bool, description: str, total: int):
+        self.enabled, self.description, self.total = enabled, description, total
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda step, loss: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("-ELBO {task.fields[loss]:.2f}"), transient=True,
+        )  # fmt: skip
+        self.progress.__enter__()
+        task = self.progress.add_task(self.description, total=self.total, loss=float("nan"))
+        return lambda step, loss: self.progress.update(task, completed=step, loss=loss)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.progress.__exit__(*exc)
+        return False
