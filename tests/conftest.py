@@ -1,0 +1,26 @@
+"""Shared fixtures. Data sets are the real ones, prepared once into the usual cache ($PYRO_VAE_DATA)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyro_vae import Config, Trainer, data
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """Real MNIST, (train, test) ImageSets on the CPU with the default dynamic binarization."""
+    return data.load("mnist", "cpu", "dynamic")
+
+
+def small_config(**changes) -> Config:
+    """A run that trains in seconds: 2,000 real training images, 500 test images, MLP with z_dim 8."""
+    settings = dict(epochs=1, train_size=2000, test_size=500, batch_size=100, z_dim=8, hidden_dim=128, device="cpu")
+    settings.update(changes)
+    return Config(**settings)
+
+
+def train_small(run_dir, **changes) -> Trainer:
+    trainer = Trainer(small_config(**changes), run_dir, progress=False, log=lambda line: None)
+    trainer.fit()
+    return trainer

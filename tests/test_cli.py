@@ -1,0 +1,121 @@
+"""The CLI end to end, run the way a user runs it: `python cli.py ...` in a subprocess."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--epochs", "1", "--train-size", "1000", "--test-size", "200", "--batch-size", "100", "--z-dim", "4",
+         "--hidden-dim", "64", "--no-progress", "--device", "cpu"]  # fmt: skip
+
+
+def cli(*args, cwd=ROOT):
+    env = {**os.environ, "COLUMNS": "200"}  # Typer's usage-error box wraps at the terminal width
+    command = [sys.executable, str(ROOT / "cli.py"), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env)
+
+
+@pytest.fixture(scope="module")
+def cvae_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("cli") / "cvae"
+    result = cli("train", "--model", "cvae", "--run-dir", run, *SMALL)
+    assert result.returncode == 0, result.stderr
+    assert f"-ELBO in nats per image (lower is better)" in result.stdout and str(run) in result.stdout
+    return run
+
+
+def png_shape(path):
+    return matplotlib.image.imread(path).shape
+
+
+def test_train_writes_a_complete_run_directory(cvae_run):
+    for name in ["checkpoint.pt", "config.json", "metrics.csv", "samples.png", "reconstructions.png"]:
+        assert (cvae_run / name).stat().st_size > 0, name
+    assert '"model": "cvae"' in (cvae_run / "config.json").read_text()
+    assert len((cvae_run / "metrics.csv").read_text().strip().splitlines()) == 2
+
+
+def test_sample_one_class_and_every_class(cvae_run, tmp_path):
+    result = cli("sample", cvae_run, "--label", 7, "--n", 8, "--out", tmp_path / "sevens.png")
+    assert result.returncode == 0, result.stderr
+    one_row = png_shape(tmp_path / "sevens.png")
+    assert cli("sample", cvae_run, "--out", tmp_path / "all.png").returncode == 0
+    ten_rows = png_shape(tmp_path / "all.png")
+    assert ten_rows[0] > 3 * one_row[0]  # ten rows of digits against one
+    assert one_row[2] in (3, 4)
+
+
+def test_reconstruct(cvae_run, tmp_path):
+    result = cli("reconstruct", cvae_run, "--n", 10, "--start", 5, "--out", tmp_path / "r.png")
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and png_shape(tmp_path / "r.png")[0] > 100
+
+
+def test_resume_continues_the_run(cvae_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(cvae_run, copy)
+    result = cli("train", "--resume", copy, "--epochs", 2, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "epoch 2/2" in result.stdout and "epoch 1/2" not in result.stdout
+    assert len((copy / "metrics.csv").read_text().strip().splitlines()) == 3
+
+
+def test_autoencoder_trains_and_refuses_to_sample(tmp_path):
+    assert cli("train", "--model", "ae", "--run-dir", tmp_path / "ae", *SMALL).returncode == 0
+    result = cli("sample", tmp_path / "ae")
+    assert result.returncode == 2 and "no prior to sample from" in result.stderr
+
+
+def test_data_prepare_uses_the_cache():
+    result = cli("data", "prepare", "mnist")
+    assert result.returncode == 0 and "mnist.pt (from cache)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["sample", "no/such/run"], "run directory no/such/run does not exist"),
+        (["train", "--device", "cuda", *SMALL[:-2]], "PyTorch sees no CUDA GPU"),
+        (["train", "--model", "vae", "--prior", "conditional"], "--prior conditional needs a condition"),
+        (["train", "--z-dim", "0"], "--z-dim must be at least 1"),
+        (["train", "--lr", "-1"], "--lr must be positive"),
+        (["train", "--batch-size", "2000", "--train-size", "100"], "larger than the 100 training images"),
+        (["train", "--resume", "no/such/run"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_clear_line(args, message):
+    result = cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_labels_and_models_are_clear_errors(cvae_run, tmp_path):
+    result = cli("sample", cvae_run, "--label", 12)
+    assert result.returncode == 2 and "label 12 is not a class of this data set; use 0..9" in result.stderr
+    result = cli("train", "--run-dir", cvae_run, *SMALL)
+    assert result.returncode == 2 and "already holds a trained run; continue it with --resume" in result.stderr
+    result = cli("train", "--model", "gan")
+    assert result.returncode == 2 and "'gan' is not one of 'vae', 'cvae', 'ae'" in result.stderr
+
+
+def test_help_explains_every_command():
+    for command in ["train", "sample", "reconstruct", "data prepare"]:
+        result = cli(*command.split(), "--help")
+        assert result.returncode == 0 and "Usage" in result.stdout
+    text = cli("train", "--help").stdout
+    for option in ["--model", "--dataset", "--net", "--z-dim", "--prior", "--binarize", "--elbo", "--epochs",
+                   "--batch-size", "--lr", "--seed", "--device", "--run-dir", "--resume"]:  # fmt: skip
+        assert option in text, option
+
+
+def test_console_script_is_installed():
+    script = shutil.which("pyro-vae", path=str(Path(sys.executable).parent))
+    assert script, "pip install -e . installs the pyro-vae console script"
+    result = subprocess.run([script, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "train" in result.stdout
