@@ -34,7 +34,7 @@ class GaussianHead(nn.Module):
         self.scale = nn.Linear(in_dim, z_dim)
 
     def forward(self, h):
-        return self.loc(h), F.softplus(self.scale(h)) + MIN_SCALE
+        return self.loc(h), torch.exp(self.scale(h)) + MIN_SCALE
 
 
 class MLPEncoder(nn.Module):

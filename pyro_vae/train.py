@@ -151,22 +151,27 @@ class Trainer:
         x, y = self.test_data.x[:n], self.test_data.y[:n]
         reconstruction_figure(self.model, x, y, self.run_dir / checkpoint.RECONSTRUCTIONS, ncol=min(n, 10))
 
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One SVI step on a batch; returns the batch's -ELBO (summed over images, detached)."""
+        with pyro.validation_enabled(False):  # argument checks cost time on every step; the tests do them
+            loss = self.elbo.differentiable_loss(self.model.model, self.model.guide, x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
     def train_epoch(self, epoch: int) -> float:
         """One pass over the training set; returns the mean -ELBO per image, in nats."""
-        cfg, model = self.config, self.model
-        model.train()
+        cfg = self.config
+        self.model.train()
         batches = self.train_data.batches(cfg.batch_size, shuffle=True, generator=self.generator, drop_last=True)
         n_batches = self.train_data.num_batches(cfg.batch_size, drop_last=True)
         total = torch.zeros((), device=self.device)
-        with pyro.validation_enabled(False), _progress(self.show_progress, f"epoch {epoch}/{cfg.epochs}", n_batches) as bar:
+        with _progress(self.show_progress, f"epoch {epoch}/{cfg.epochs}", n_batches) as bar:
             for step, (x, y) in enumerate(batches, 1):
                 if cfg.binarize == "dynamic":
                     x = torch.bernoulli(x, generator=self.generator)  # a fresh binary image every time
-                loss = self.elbo.differentiable_loss(model.model, model.guide, x, y)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                total += loss.detach()
+                total += self.step(x, y)
                 if step % 20 == 0 or step == n_batches:  # reading the loss waits for the GPU: not every step
                     bar(step, total.item() / (step * cfg.batch_size))
         return total.item() / (n_batches * cfg.batch_size)
