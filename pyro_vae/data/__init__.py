@@ -10,7 +10,7 @@ import torch
 
 from ..errors import UserError
 from . import mnist
-from .cache import data_home, load_cached, store
+from .cache import cached_file, data_home, load_cached, store
 from .imageset import ImageSet
 
 # name -> function(home) -> (arrays, source): the data sets this package can prepare
@@ -34,7 +34,7 @@ def prepare(name: str, force: bool = False) -> tuple[str, str]:
     """Fetch, check and cache data set ``name``. Returns (path of the cache file, source)."""
     _check_name(name)
     if not force and load_cached(name) is not None:
-        return str(data_home() / f"{name}.pt"), "cache"
+        return str(cached_file(name)), "cache"
     arrays, source = DATASETS[name](data_home())
     return str(store(name, arrays)), source
 
