@@ -71,7 +71,7 @@ def sample_figure(model, classes: list[str], path, *, ncol: int = 10, labels=Non
         for label in labels:
             torch.manual_seed(seed)
             rows.append(model.sample(ncol, torch.full((ncol,), label, device=device)))
-    title = "samples per class (a column shares one z)"
+    title = f"samples of class {classes[labels[0]]}" if len(labels) == 1 else "samples per class (a column shares one z)"
     return image_grid(torch.cat(rows), path, ncol=ncol, title=title, row_labels=[classes[i] for i in labels])
 
 
