@@ -69,7 +69,7 @@ def train(
     hidden_dim: int = typer.Option(_DEFAULT.hidden_dim, help="Width of the networks' hidden layer."),
     prior: PriorName = typer.Option(_DEFAULT.prior, help="cvae only: standard N(0, I), or a learned conditional p(z|y)."),
     binarize: BinarizeName = typer.Option(_DEFAULT.binarize, help="dynamic: a fresh Bernoulli draw of each image every epoch; static: one fixed draw; none: grey levels."),
-    elbo: ElboName = typer.Option(_DEFAULT.elbo, help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (closed-form KL); jit: JitTrace_ELBO."),
+    elbo: ElboName = typer.Option(_DEFAULT.elbo, help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (closed-form KL); jit: JitTrace_ELBO, Trace_ELBO compiled once (faster on the CPU)."),
     epochs: Optional[int] = typer.Option(None, help="Epochs in all.", show_default=f"{_DEFAULT.epochs}; with --resume, the run's own"),
     batch_size: int = typer.Option(_DEFAULT.batch_size, help="Images per SVI step."),
     lr: float = typer.Option(_DEFAULT.lr, help="Adam learning rate."),

@@ -43,7 +43,7 @@ class Config:
     elbo: str = "trace"  # trace | meanfield | jit
     epochs: int = 20
     batch_size: int = 256
-    lr: float = 1e-3
+    lr: float = 2e-3
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     train_size: Optional[int] = None  # use only the first N training images (None: all)

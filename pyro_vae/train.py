@@ -65,7 +65,6 @@ class Trainer:
         self.log, self.show_progress = log, progress
         self.device = resolve_device(config.device)
         pyro.set_rng_seed(config.seed)
-        pyro.clear_param_store()  # the networks own their weights; stale store entries would only mislead
 
         train, test = data.load(config.dataset, self.device, config.binarize)
         self.train_data, self.test_data = train.head(config.train_size), test.head(config.test_size)
@@ -75,6 +74,12 @@ class Trainer:
         self.model = build_model(config, self.train_data.image_shape, self.train_data.num_classes).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.elbo = ELBOS[config.elbo]()
+        # The program, taken once: Pyro's JIT caches its compiled loss by the ids of model and guide,
+        # and ``self.model.model`` makes a new bound-method object on every access (a new id each step).
+        self.program = (self.model.model, self.model.guide)
+        # This run's own Pyro param store, entered on every step: the JIT reads the weights from the
+        # store by name, and another model in the same process ("encoder", "decoder") must not leak in.
+        self.param_state: dict = {"params": {}, "constraints": {}}
         # one generator for the data's randomness (order, dynamic binarization); Pyro's z draws use the global RNG
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.epoch = 0
@@ -153,8 +158,9 @@ class Trainer:
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One SVI step on a batch; returns the batch's -ELBO (summed over images, detached)."""
-        with pyro.validation_enabled(False):  # argument checks cost time on every step; the tests do them
-            loss = self.elbo.differentiable_loss(self.model.model, self.model.guide, x, y)
+        # argument checks cost time on every step; the tests do them
+        with pyro.validation_enabled(False), pyro.get_param_store().scope(self.param_state):
+            loss = self.elbo.differentiable_loss(*self.program, x, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
