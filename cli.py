@@ -1,8 +1,11 @@
-"""pyro-vae's command line: train VAEs as Pyro programs, then sample and reconstruct from a run directory.
+"""pyro-vae's command line: train VAEs as Pyro programs, then look inside them from a run directory.
 
     python cli.py train --model cvae            # train a conditional VAE on MNIST
     python cli.py sample runs/<name> --label 7  # draw sevens from it
     python cli.py reconstruct runs/<name>
+    python cli.py plot-latent runs/<name>       # the test set's codes, coloured by class
+    python cli.py interpolate runs/<name> --from-class 1 --to-class 7
+    python cli.py compare --epochs 10           # ae vs vae vs cvae, as a Markdown report
     python cli.py data prepare fashion-mnist
 """
 
@@ -12,16 +15,17 @@ import functools
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import typer
 
 from pyro_vae import checkpoint, data
 from pyro_vae.config import DEVICES, PRIORS, Config, choices
 from pyro_vae.errors import UserError
+from pyro_vae.latent import PROJECTIONS
 
 app = typer.Typer(
-    help="Variational autoencoders written as Pyro probabilistic programs: train, sample, reconstruct.",
+    help="Variational autoencoders written as Pyro probabilistic programs: train, sample, reconstruct, study the latent space, compare.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -39,6 +43,7 @@ def _enum(name: str) -> type[Enum]:
 
 ModelName, DatasetName, NetName, PriorName = _enum("model"), _enum("dataset"), _enum("net"), _enum("prior")
 BinarizeName, ElboName, DeviceName = _enum("binarize"), _enum("elbo"), _enum("device")
+ProjectionName = Enum("Projection", {v: v for v in PROJECTIONS}, type=str)
 _DEFAULT = Config()
 
 
@@ -165,6 +170,241 @@ def reconstruct(
         raise UserError(f"only {len(x)} test images from --start {start}; lower --start or --n")
     path = reconstruction_figure(model, x, y, out or run / "reconstruct.png", ncol=ncol)
     typer.echo(f"wrote {path}")
+
+
+def _load_run(run: Path, device: str):
+    """(model, config, state, test set) of a run directory, on ``device``."""
+    from pyro_vae.checkpoint import load_model
+    from pyro_vae.train import resolve_device
+
+    torch_device = resolve_device(device)
+    model, config, state = load_model(run, torch_device)
+    model.eval()
+    _, test = data.load(config.dataset, torch_device, config.binarize)
+    return model, config, state, test.head(config.test_size)
+
+
+def _index(i: int, test, option: str) -> int:
+    if not 0 <= i < len(test):
+        raise UserError(f"{option} {i} is not a test image index; use 0..{len(test) - 1}")
+    return i
+
+
+def _class_index(name: str, test, option: str) -> int:
+    """A class given by number or by name -> the index of its first test image."""
+    classes = test.classes
+    label = int(name) if name.isdigit() else (classes.index(name) if name in classes else -1)
+    if not 0 <= label < len(classes):
+        raise UserError(f"{option} {name!r} is not a class of this data set; use 0..{len(classes) - 1} or one of {', '.join(classes)}")
+    return int((test.y == label).nonzero()[0])
+
+
+@app.command("plot-latent")
+@reports_errors
+def plot_latent(
+    run: Path = RunDir,
+    method: ProjectionName = typer.Option("pca", help="How to draw codes of more than 2 dimensions in 2 (tsne needs scikit-learn)."),
+    n: Optional[int] = typer.Option(None, "--n", help="Use the first N test images.", show_default="the run's whole test set"),
+    seed: int = typer.Option(0, help="Seed of the t-SNE layout."),
+    out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/latent.png"),
+    device: DeviceName = typer.Option("cpu", help="Where to run the encoder."),
+):
+    """Scatter the test set's codes (the guide's means), coloured by class.
+
+    z_dim 2 is drawn as it is; more dimensions are projected. For a cvae a second panel encodes
+    the same 100 images under every condition, coloured by the condition, to show what the label moves.
+    """
+    import torch
+
+    from pyro_vae.latent import encode_all, project
+    from pyro_vae.plots import latent_figure
+
+    model, config, state, test = _load_run(run, device.value)
+    if n is not None:
+        if n < 2:
+            raise UserError(f"--n must be at least 2, not {n}")
+        test = test.head(n)
+    points, axes = project(encode_all(model, test), method.value, seed)
+    kind = "q(z|x,y)" if model.conditional else "q(z|x)" if model.generative else "the autoencoder's codes"
+    panels = [{"points": points, "labels": test.y, "classes": test.classes, "axes": axes, "title": f"{kind}, coloured by the image's class"}]
+    if model.conditional:
+        few = test.head(100)
+        codes = torch.cat([model.encode(few.x, torch.full_like(few.y, c)) for c in range(len(test.classes))])
+        condition = torch.arange(len(test.classes), device=codes.device).repeat_interleave(len(few))
+        cond_points, cond_axes = project(codes, method.value, seed)
+        panels.append({"points": cond_points, "labels": condition, "classes": test.classes, "axes": cond_axes,
+                       "title": "100 images encoded under every condition y", "legend": "condition y"})  # fmt: skip
+    path = latent_figure(panels, out or run / "latent.png", title=f"{config.model} on {config.dataset}: codes of {len(test)} test images")
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+@reports_errors
+def manifold(
+    run: Path = RunDir,
+    n: Optional[int] = typer.Option(None, "--n", help="Grid points per side.", show_default="20 for one grid, 8 for several"),
+    label: Optional[List[int]] = typer.Option(None, help="cvae: one grid for this class (repeat for several).", show_default="every class"),
+    dims: Tuple[int, int] = typer.Option((0, 1), help="The two latent dimensions to vary (for z_dim > 2; the others stay at 0)."),
+    out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/manifold.png"),
+    device: DeviceName = typer.Option("cpu", help="Where to run the decoder."),
+):
+    """Decode a regular grid over the prior's quantiles: the learned manifold of a 2-D latent space.
+
+    With z_dim 2 this is the whole latent space; with more it is a 2-D slice through --dims.
+    """
+    from pyro_vae.plots import manifold_figure
+
+    model, _, state, _ = _load_run(run, device.value)
+    if not model.generative:
+        raise UserError(f"{run} holds an autoencoder, whose codes have no prior to take quantiles of; use a vae or cvae run")
+    if n is not None and n < 2:
+        raise UserError(f"--n must be at least 2, not {n}")
+    if not all(0 <= d < model.z_dim for d in dims) or dims[0] == dims[1]:
+        raise UserError(f"--dims must be two different latent dimensions in 0..{model.z_dim - 1}, not {dims[0]} {dims[1]}")
+    labels = _labels(model, state["classes"], label)
+    if model.conditional and labels is None:
+        labels = list(range(len(state["classes"])))
+    n = n or (8 if labels and len(labels) > 1 else 20)
+    path = manifold_figure(model, out or run / "manifold.png", n=n, labels=labels, classes=state["classes"], dims=dims)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+@reports_errors
+def interpolate(
+    run: Path = RunDir,
+    from_: Optional[List[int]] = typer.Option(None, "--from", help="Test image index to start at (repeat, with --to, for several pairs)."),
+    to: Optional[List[int]] = typer.Option(None, help="Test image index to end at."),
+    from_class: Optional[List[str]] = typer.Option(None, help="Start at the first test image of this class (number or name)."),
+    to_class: Optional[List[str]] = typer.Option(None, help="End at the first test image of this class."),
+    steps: int = typer.Option(10, help="Images per strip, end points included."),
+    spherical: bool = typer.Option(False, help="Also follow the great circle (slerp) under each straight line."),
+    label_path: bool = typer.Option(False, help="cvae: hold z at the first image's code and move only the condition (morph one class into another)."),
+    pairs: int = typer.Option(4, help="Without --from/--to: how many random pairs of test images of different classes."),
+    seed: int = typer.Option(0, help="Seed of the random pairs."),
+    out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/interpolate.png"),
+    device: DeviceName = typer.Option("cpu", help="Where to run the networks."),
+):
+    """Decode codes on the line between two test images' codes, one strip per pair.
+
+    The strip's end points are the two images' reconstructions. For a cvae the condition moves
+    from one label to the other along the way.
+    """
+    from pyro_vae.compare import interpolation_pairs, interpolation_strip
+    from pyro_vae.plots import strips_figure
+
+    model, _, _, test = _load_run(run, device.value)
+    if steps < 2:
+        raise UserError(f"--steps must be at least 2, not {steps}")
+    if label_path and not model.conditional:
+        raise UserError("--label-path needs a conditional model: this run is not a cvae")
+    starts = [_index(i, test, "--from") for i in from_ or []] + [_class_index(c, test, "--from-class") for c in from_class or []]
+    ends = [_index(i, test, "--to") for i in to or []] + [_class_index(c, test, "--to-class") for c in to_class or []]
+    if len(starts) != len(ends):
+        raise UserError(f"{len(starts)} start images but {len(ends)} end images; give --to (or --to-class) once for every --from (or --from-class)")
+    chosen = list(zip(starts, ends)) or interpolation_pairs(test.y.cpu(), pairs, seed)
+    classes, strips, names = test.classes, [], []
+    for i, j in chosen:
+        pair = f"#{i} ({classes[test.y[i]]}) → #{j} ({classes[test.y[j]]})"
+        if label_path:
+            strips.append(interpolation_strip(model, test.x, test.y, i, j, steps, label_path=True))
+            names.append(f"{pair}, z fixed")
+            continue
+        strips.append(interpolation_strip(model, test.x, test.y, i, j, steps))
+        names.append(f"{pair}, line" if spherical else pair)
+        if spherical:
+            strips.append(interpolation_strip(model, test.x, test.y, i, j, steps, spherical=True))
+            names.append(f"{pair}, great circle")
+    what = "the condition, with z fixed" if label_path else "codes between test images (end points: reconstructions)"
+    path = strips_figure(strips, names, out or run / "interpolate.png", title=f"interpolating {what}")
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+@reports_errors
+def traverse(
+    run: Path = RunDir,
+    index: int = typer.Option(0, help="The test image whose code is the centre."),
+    dim: Optional[List[int]] = typer.Option(None, help="Latent dimension to vary (repeatable).", show_default="the first 10"),
+    steps: int = typer.Option(9, help="Values per dimension."),
+    span: float = typer.Option(3.0, help="Values run from -span to +span (prior standard deviations)."),
+    out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/traverse.png"),
+    device: DeviceName = typer.Option("cpu", help="Where to run the networks."),
+):
+    """Vary one latent dimension at a time around a test image's code; one row per dimension."""
+    import torch
+
+    from pyro_vae.latent import traverse as traverse_codes
+    from pyro_vae.plots import image_grid
+
+    model, _, _, test = _load_run(run, device.value)
+    index = _index(index, test, "--index")
+    dims = list(dim) if dim else list(range(min(model.z_dim, 10)))
+    bad = [d for d in dims if not 0 <= d < model.z_dim]
+    if bad:
+        raise UserError(f"--dim {bad[0]} is not a latent dimension; use 0..{model.z_dim - 1}")
+    if steps < 2 or not span > 0:
+        raise UserError("--steps must be at least 2 and --span positive")
+    x, y = test.x[index : index + 1], test.y[index : index + 1]
+    with torch.no_grad():
+        codes = traverse_codes(model.encode(x, y)[0], dims, torch.linspace(-span, span, steps))
+        images = model.decode(codes, y.expand(len(codes)))
+    title = f"traversal around test image #{index} ({test.classes[y.item()]}): columns z[d] = {-span:g} .. {span:g}"
+    path = image_grid(images, out or run / "traverse.png", ncol=steps, title=title, row_labels=[f"z[{d}]" for d in dims])
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+@reports_errors
+def curves(
+    run: Path = RunDir,
+    out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/curves.png"),
+):
+    """Plot the training and test -ELBO, and its reconstruction and KL parts, against epochs."""
+    from pyro_vae.plots import curves_figure
+
+    state = checkpoint.load(run)
+    config = state["config"]
+    path = curves_figure(state["history"], out or run / "curves.png", title=f"{config['model']} on {config['dataset']}: {run.name}")
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+@reports_errors
+def compare(
+    dataset: DatasetName = typer.Option(_DEFAULT.dataset, help="Data set."),
+    net: NetName = typer.Option(_DEFAULT.net, help="Encoder/decoder networks for all three."),
+    z_dim: int = typer.Option(_DEFAULT.z_dim, help="Latent dimensions (2 draws the codes without projection)."),
+    hidden_dim: int = typer.Option(_DEFAULT.hidden_dim, help="Width of the hidden layer."),
+    prior: PriorName = typer.Option(_DEFAULT.prior, help="The cvae's prior."),
+    binarize: BinarizeName = typer.Option(_DEFAULT.binarize, help="How pixels become likelihood targets."),
+    elbo: ElboName = typer.Option(_DEFAULT.elbo, help="The ELBO to train with."),
+    epochs: int = typer.Option(_DEFAULT.epochs, help="Epochs for each model."),
+    batch_size: int = typer.Option(_DEFAULT.batch_size, help="Images per SVI step."),
+    lr: float = typer.Option(_DEFAULT.lr, help="Adam learning rate."),
+    seed: int = typer.Option(_DEFAULT.seed, help="Seed for all three runs."),
+    device: DeviceName = typer.Option(_DEFAULT.device, help="auto picks CUDA when a GPU is visible."),
+    train_size: Optional[int] = typer.Option(None, help="Train on the first N images only.", show_default="all"),
+    test_size: Optional[int] = typer.Option(None, help="Evaluate on the first N test images only.", show_default="all"),
+    pairs: int = typer.Option(4, help="Pairs of test images to interpolate between."),
+    out: Optional[Path] = typer.Option(None, help="Folder for the three runs and the report.", show_default="runs/compare-<dataset>"),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+):
+    """Train ae, vae and cvae with the same settings (reusing runs already in --out) and write a Markdown report.
+
+    The report, <out>/report.md, holds a table of test -ELBO, reconstruction and KL, the latent
+    codes side by side, interpolation strips side by side, and CVAE against VAE samples.
+    """
+    from pyro_vae.compare import compare as run_compare
+
+    config = Config(
+        dataset=dataset.value, net=net.value, z_dim=z_dim, hidden_dim=hidden_dim, prior=prior.value,
+        binarize=binarize.value, elbo=elbo.value, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        device=device.value, train_size=train_size, test_size=test_size,
+    ).validate()  # fmt: skip
+    if pairs < 1:
+        raise UserError(f"--pairs must be at least 1, not {pairs}")
+    run_compare(config, out or Path("runs") / f"compare-{dataset.value}", pairs=pairs, progress=progress, log=typer.echo)
 
 
 @data_app.command("prepare")

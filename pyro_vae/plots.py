@@ -12,6 +12,15 @@ import torch  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
 from .files import atomic_path  # noqa: E402
+from .latent import quantile_grid  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
 
 
 def image_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title: str, row_labels=None) -> Path:
@@ -38,11 +47,7 @@ def image_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title: str,
     for spine in ax.spines.values():
         spine.set_visible(False)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def interleave_rows(top: torch.Tensor, bottom: torch.Tensor, ncol: int) -> torch.Tensor:
@@ -83,3 +88,98 @@ def reconstruction_figure(model, x: torch.Tensor, y: torch.Tensor, path, *, ncol
     labels = ["input", "reconstruction"] * rows
     return image_grid(interleave_rows(x, recon, ncol), path, ncol=ncol, title="test images and their reconstructions",
                       row_labels=labels)  # fmt: skip
+
+
+def _scatter(ax, points: torch.Tensor, labels: torch.Tensor, classes: list[str], axis_names, title: str, legend_title: str):
+    points, labels = points.detach().float().cpu(), labels.cpu()
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    for i, name in enumerate(classes):
+        mask = labels == i
+        if mask.any():
+            ax.scatter(points[mask, 0], points[mask, 1], s=3, alpha=0.6, color=cmap(i % cmap.N), label=name, rasterized=True)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(axis_names[0])
+    ax.set_ylabel(axis_names[1])
+    ax.legend(title=legend_title, markerscale=4, fontsize=7, title_fontsize=8, loc="center left",
+              bbox_to_anchor=(1.0, 0.5), ncol=1 if len(classes) <= 12 else 2, frameon=False)  # fmt: skip
+
+
+def latent_figure(panels: list[dict], path, *, title: str) -> Path:
+    """Scatter plots of codes side by side, coloured by class.
+
+    Each panel is a dict: points (N, 2), labels (N,), classes, axes (two axis names), title,
+    and optionally legend (the legend's title, default "class").
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.6), dpi=110, squeeze=False)
+    for ax, p in zip(axes[0], panels):
+        _scatter(ax, p["points"], p["labels"], p["classes"], p["axes"], p["title"], p.get("legend", "class"))
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+@torch.no_grad()
+def manifold_figure(model, path, *, n: int = 20, labels=None, classes=None, dims=(0, 1)) -> Path:
+    """Decode an n x n grid over the prior's quantiles in two latent dimensions: the familiar "manifold".
+
+    The grid is laid over the prior itself: for a learned p(z|y) each class's grid is centred on
+    its prior mean and spaced in its prior standard deviations (other dimensions at the mean).
+    labels: for a conditional model, one grid per label, five to a row.
+    """
+    device = model.z_loc.device
+    standard, values = quantile_grid(n, model.z_dim, dims)
+    panels = labels if labels is not None else [None]
+    ncols = min(len(panels), 5)
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(0.6 + 4.2 * ncols, 0.5 + 4.4 * nrows), dpi=110, squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    for ax, label in zip(axes.flat, panels):
+        y = None if label is None else torch.full((1,), label, device=device)
+        prior = model.prior(1, y)
+        codes = prior.mean + prior.stddev * standard.to(device)
+        images = model.decode(codes, None if y is None else y.expand(n * n)).float().cpu().clamp(0, 1)
+        grid = make_grid(images, nrow=n, padding=0)
+        lo, hi = values[0].item(), values[-1].item()
+        half = (hi - lo) / (n - 1) / 2
+        ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray" if images.shape[1] == 1 else None,
+                  extent=(lo - half, hi + half, lo - half, hi + half), vmin=0, vmax=1)  # fmt: skip
+        ax.set_xlabel(f"z[{dims[0]}], prior sd from the prior mean", fontsize=8)
+        ax.set_ylabel(f"z[{dims[1]}], prior sd from the prior mean", fontsize=8)
+        if label is not None:
+            ax.set_title(f"class {classes[label] if classes else label}", fontsize=10)
+    what = "the 2-D latent space" if model.z_dim == 2 else f"a slice through z[{dims[0]}], z[{dims[1]}], other dimensions at the prior mean"
+    fig.suptitle(f"decoded grid over the prior's quantiles: {what}", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def strips_figure(strips: list[torch.Tensor], row_labels: list[str], path, *, title: str) -> Path:
+    """Rows of images of equal length, e.g. interpolations (each strip (steps, C, H, W))."""
+    steps = strips[0].shape[0]
+    return image_grid(torch.cat(strips), path, ncol=steps, title=title, row_labels=row_labels)
+
+
+def curves_figure(history: list[dict], path, *, title: str = "training curves") -> Path:
+    """-ELBO (train and test) and the test reconstruction and KL terms against epochs."""
+    epochs = [r["epoch"] for r in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    left.plot(epochs, [r["train_neg_elbo"] for r in history], "o-", label="train")
+    left.plot(epochs, [r["test_neg_elbo"] for r in history], "s-", label="test")
+    left.set_title("-ELBO (lower is better)", fontsize=10)
+    left.set_ylabel("nats per image")
+    right.plot(epochs, [r["test_recon"] for r in history], "o-", color="tab:green", label="reconstruction  -E[log p(x|z)]")
+    right.set_ylabel("reconstruction, nats per image")
+    kl_axis = right.twinx()
+    kl_axis.plot(epochs, [r["test_kl"] for r in history], "s-", color="tab:red", label="KL(q(z|x) || p(z))")
+    kl_axis.set_ylabel("KL, nats per image")
+    right.set_title("test -ELBO = reconstruction + KL", fontsize=10)
+    lines = right.get_lines() + kl_axis.get_lines()
+    right.legend(lines, [line.get_label() for line in lines], fontsize=8)
+    for ax in (left, right):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -119,3 +119,56 @@ def test_console_script_is_installed():
     assert script, "pip install -e . installs the pyro-vae console script"
     result = subprocess.run([script, "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "train" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command,options,name",
+    [
+        ("plot-latent", [], "latent.png"),
+        ("plot-latent", ["--n", 150], "latent-150.png"),
+        ("manifold", ["--n", 6, "--label", 3, "--label", 8, "--dims", 1, 3], "manifold.png"),
+        ("interpolate", ["--from", 0, "--to", 5, "--from-class", 1, "--to-class", "7", "--spherical", "--steps", 6], "interpolate.png"),
+        ("interpolate", ["--label-path", "--pairs", 2], "morph.png"),
+        ("traverse", ["--index", 3, "--dim", 0, "--dim", 2], "traverse.png"),
+        ("curves", [], "curves.png"),
+    ],
+)
+def test_latent_space_commands_write_pictures(cvae_run, tmp_path, command, options, name):
+    out = tmp_path / name
+    result = cli(command, cvae_run, *options, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {out}" in result.stdout
+    height, width, _ = png_shape(out)
+    assert height > 150 and width > 300
+
+
+def test_latent_space_commands_refuse_bad_input(cvae_run):
+    for args, message in [
+        (["interpolate", cvae_run, "--from", 999], "--from 999 is not a test image index; use 0..199"),
+        (["interpolate", cvae_run, "--from", 1], "1 start images but 0 end images"),
+        (["interpolate", cvae_run, "--from-class", "eleven", "--to-class", 1], "'eleven' is not a class of this data set"),
+        (["manifold", cvae_run, "--dims", 0, 4], "--dims must be two different latent dimensions in 0..3"),
+        (["traverse", cvae_run, "--dim", 9], "--dim 9 is not a latent dimension; use 0..3"),
+        (["plot-latent", cvae_run, "--method", "umap"], "Invalid value for '--method'"),
+    ]:
+        result = cli(*args)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_compare_writes_a_report_and_reuses_its_runs(tmp_path):
+    out = tmp_path / "cmp"
+    result = cli("compare", "--out", out, "--pairs", 2, *SMALL)
+    assert result.returncode == 0, result.stderr
+    report = (out / "report.md").read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == ["ae", "vae", "cvae"]
+    ae_kl = float(rows[0].split("|")[4])
+    assert ae_kl == 0.0  # the autoencoder's codes cost nothing under its flat prior
+    for picture in ["latent.png", "interpolation.png", "vae-samples.png", "cvae-samples.png"]:
+        assert f"]({picture})" in report and png_shape(out / picture)[0] > 150
+    assert png_shape(out / "interpolation.png")[0] > png_shape(out / "vae-samples.png")[0] / 2  # 6 strips
+    again = cli("compare", "--out", out, "--pairs", 2, *SMALL)  # the runs are done: nothing to train
+    assert again.returncode == 0 and again.stdout.count("already at epoch 1 of 1") == 3, again.stdout
+    clash = cli("compare", "--out", out, *SMALL, "--z-dim", 3)  # the last --z-dim wins
+    assert clash.returncode == 2 and "holds a run with other settings" in clash.stderr

@@ -40,11 +40,17 @@ class LatentVariableModel(nn.Module):
         self.register_buffer("z_scale", torch.ones(config.z_dim))
 
     def condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
-        """The condition vector the networks see: one-hot labels (batch, num_classes), or None."""
+        """The condition vector the networks see: (batch, num_classes), or None for unconditional models.
+
+        y: labels (batch,) int64, made one-hot; or condition vectors (batch, num_classes) given
+        as they are (a blend of two classes, for instance, to morph one into the other).
+        """
         if not self.conditional:
             return None
         if y is None:
             raise ValueError(f"{type(self).__name__} is conditional: pass the labels y")
+        if y.is_floating_point():
+            return y.to(self.z_loc.dtype)
         return F.one_hot(y, self.num_classes).to(self.z_loc.dtype)
 
     def prior(self, n: int, y: torch.Tensor | None = None):
