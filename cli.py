@@ -64,24 +64,40 @@ def reports_errors(command):
 RunDir = typer.Argument(..., help="A run directory written by `train` (it holds checkpoint.pt).", show_default=False)
 
 
+# Training settings that `train` and `compare` share: defined once, so their help and defaults agree.
+DatasetOption = typer.Option(_DEFAULT.dataset, help="Data set; prepared and cached on first use.")
+NetOption = typer.Option(_DEFAULT.net, help="Encoder/decoder networks: mlp (784-400-z) or conv.")
+ZDimOption = typer.Option(_DEFAULT.z_dim, help="Latent dimensions (2 for latent-space plots).")
+HiddenDimOption = typer.Option(_DEFAULT.hidden_dim, help="Width of the networks' hidden layer.")
+PriorOption = typer.Option(_DEFAULT.prior, help="cvae only: standard N(0, I), or a learned conditional p(z|y).")
+BinarizeOption = typer.Option(_DEFAULT.binarize, help="dynamic: a fresh Bernoulli draw of each image every epoch; static: one fixed draw; none: grey levels.")
+ElboOption = typer.Option(_DEFAULT.elbo, help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (closed-form KL); jit: JitTrace_ELBO, Trace_ELBO compiled once (faster on the CPU).")
+BatchSizeOption = typer.Option(_DEFAULT.batch_size, help="Images per SVI step.")
+LrOption = typer.Option(_DEFAULT.lr, help="Adam learning rate.")
+SeedOption = typer.Option(_DEFAULT.seed, help="Seed: the same seed on the same device gives the same numbers.")
+DeviceOption = typer.Option(_DEFAULT.device, help="auto picks CUDA when a GPU is visible, else the CPU.")
+TrainSizeOption = typer.Option(None, help="Train on the first N images only (quick experiments).", show_default="all")
+TestSizeOption = typer.Option(None, help="Evaluate on the first N test images only.", show_default="all")
+
+
 @app.command()
 @reports_errors
 def train(
     model: ModelName = typer.Option(_DEFAULT.model, help="vae: p(z)p(x|z); cvae: conditioned on the label; ae: the deterministic baseline."),
-    dataset: DatasetName = typer.Option(_DEFAULT.dataset, help="Data set; prepared and cached on first use."),
-    net: NetName = typer.Option(_DEFAULT.net, help="Encoder/decoder networks: mlp (784-400-z) or conv."),
-    z_dim: int = typer.Option(_DEFAULT.z_dim, help="Latent dimensions (2 for latent-space plots)."),
-    hidden_dim: int = typer.Option(_DEFAULT.hidden_dim, help="Width of the networks' hidden layer."),
-    prior: PriorName = typer.Option(_DEFAULT.prior, help="cvae only: standard N(0, I), or a learned conditional p(z|y)."),
-    binarize: BinarizeName = typer.Option(_DEFAULT.binarize, help="dynamic: a fresh Bernoulli draw of each image every epoch; static: one fixed draw; none: grey levels."),
-    elbo: ElboName = typer.Option(_DEFAULT.elbo, help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (closed-form KL); jit: JitTrace_ELBO, Trace_ELBO compiled once (faster on the CPU)."),
+    dataset: DatasetName = DatasetOption,
+    net: NetName = NetOption,
+    z_dim: int = ZDimOption,
+    hidden_dim: int = HiddenDimOption,
+    prior: PriorName = PriorOption,
+    binarize: BinarizeName = BinarizeOption,
+    elbo: ElboName = ElboOption,
     epochs: Optional[int] = typer.Option(None, help="Epochs in all.", show_default=f"{_DEFAULT.epochs}; with --resume, the run's own"),
-    batch_size: int = typer.Option(_DEFAULT.batch_size, help="Images per SVI step."),
-    lr: float = typer.Option(_DEFAULT.lr, help="Adam learning rate."),
-    seed: int = typer.Option(_DEFAULT.seed, help="Seed: the same seed on the same device gives the same numbers."),
-    device: DeviceName = typer.Option(_DEFAULT.device, help="auto picks CUDA when a GPU is visible, else the CPU."),
-    train_size: Optional[int] = typer.Option(None, help="Train on the first N images only (quick experiments).", show_default="all"),
-    test_size: Optional[int] = typer.Option(None, help="Evaluate on the first N test images only.", show_default="all"),
+    batch_size: int = BatchSizeOption,
+    lr: float = LrOption,
+    seed: int = SeedOption,
+    device: DeviceName = DeviceOption,
+    train_size: Optional[int] = TrainSizeOption,
+    test_size: Optional[int] = TestSizeOption,
     run_dir: Optional[Path] = typer.Option(None, help="Where to write the run.", show_default="runs/<model>-<dataset>-<time>"),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from its last checkpoint, with its saved settings (only --epochs may change)."),
     progress: bool = typer.Option(True, help="Show a progress bar for each epoch."),
@@ -216,7 +232,7 @@ def plot_latent(
     """
     import torch
 
-    from pyro_vae.latent import encode_all, project
+    from pyro_vae.latent import describe_codes, encode_all, project
     from pyro_vae.plots import latent_figure
 
     model, config, state, test = _load_run(run, device.value)
@@ -225,8 +241,7 @@ def plot_latent(
             raise UserError(f"--n must be at least 2, not {n}")
         test = test.head(n)
     points, axes = project(encode_all(model, test), method.value, seed)
-    kind = "q(z|x,y)" if model.conditional else "q(z|x)" if model.generative else "the autoencoder's codes"
-    panels = [{"points": points, "labels": test.y, "classes": test.classes, "axes": axes, "title": f"{kind}, coloured by the image's class"}]
+    panels = [{"points": points, "labels": test.y, "classes": test.classes, "axes": axes, "title": f"{describe_codes(model)}, coloured by the image's class"}]
     if model.conditional:
         few = test.head(100)
         codes = torch.cat([model.encode(few.x, torch.full_like(few.y, c)) for c in range(len(test.classes))])
@@ -290,7 +305,7 @@ def interpolate(
     The strip's end points are the two images' reconstructions. For a cvae the condition moves
     from one label to the other along the way.
     """
-    from pyro_vae.compare import interpolation_pairs, interpolation_strip
+    from pyro_vae.latent import interpolation_pairs, interpolation_strip
     from pyro_vae.plots import strips_figure
 
     model, _, _, test = _load_run(run, device.value)
@@ -372,20 +387,20 @@ def curves(
 @app.command()
 @reports_errors
 def compare(
-    dataset: DatasetName = typer.Option(_DEFAULT.dataset, help="Data set."),
-    net: NetName = typer.Option(_DEFAULT.net, help="Encoder/decoder networks for all three."),
-    z_dim: int = typer.Option(_DEFAULT.z_dim, help="Latent dimensions (2 draws the codes without projection)."),
-    hidden_dim: int = typer.Option(_DEFAULT.hidden_dim, help="Width of the hidden layer."),
-    prior: PriorName = typer.Option(_DEFAULT.prior, help="The cvae's prior."),
-    binarize: BinarizeName = typer.Option(_DEFAULT.binarize, help="How pixels become likelihood targets."),
-    elbo: ElboName = typer.Option(_DEFAULT.elbo, help="The ELBO to train with."),
+    dataset: DatasetName = DatasetOption,
+    net: NetName = NetOption,
+    z_dim: int = ZDimOption,
+    hidden_dim: int = HiddenDimOption,
+    prior: PriorName = PriorOption,
+    binarize: BinarizeName = BinarizeOption,
+    elbo: ElboName = ElboOption,
     epochs: int = typer.Option(_DEFAULT.epochs, help="Epochs for each model."),
-    batch_size: int = typer.Option(_DEFAULT.batch_size, help="Images per SVI step."),
-    lr: float = typer.Option(_DEFAULT.lr, help="Adam learning rate."),
-    seed: int = typer.Option(_DEFAULT.seed, help="Seed for all three runs."),
-    device: DeviceName = typer.Option(_DEFAULT.device, help="auto picks CUDA when a GPU is visible."),
-    train_size: Optional[int] = typer.Option(None, help="Train on the first N images only.", show_default="all"),
-    test_size: Optional[int] = typer.Option(None, help="Evaluate on the first N test images only.", show_default="all"),
+    batch_size: int = BatchSizeOption,
+    lr: float = LrOption,
+    seed: int = SeedOption,
+    device: DeviceName = DeviceOption,
+    train_size: Optional[int] = TrainSizeOption,
+    test_size: Optional[int] = TestSizeOption,
     pairs: int = typer.Option(4, help="Pairs of test images to interpolate between."),
     out: Optional[Path] = typer.Option(None, help="Folder for the three runs and the report.", show_default="runs/compare-<dataset>"),
     progress: bool = typer.Option(True, help="Show progress bars."),

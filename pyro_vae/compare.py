@@ -19,7 +19,7 @@ from .config import Config
 from .errors import UserError
 from .evaluate import evaluate_elbo
 from .files import save_text
-from .latent import encode_all, interpolate, knn_accuracy, project
+from .latent import describe_codes, encode_all, interpolation_pairs, interpolation_strip, knn_accuracy, project
 from .plots import latent_figure, sample_figure, strips_figure
 
 MODELS = ("ae", "vae", "cvae")
@@ -40,37 +40,6 @@ def train_or_reuse(config: Config, run_dir: Path, *, log: Callable[[str], None],
     start = time.perf_counter()
     trainer.fit()
     return trainer, time.perf_counter() - start
-
-
-def interpolation_pairs(y: torch.Tensor, n: int, seed: int = 0) -> list[tuple[int, int]]:
-    """``n`` pairs of test indices whose images are of different classes, drawn with ``seed``."""
-    g = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(y), generator=g)[: 4 * n + 8].tolist()
-    pairs = []
-    for a, b in zip(order[0::2], order[1::2]):
-        if y[a] != y[b]:
-            pairs.append((a, b))
-        if len(pairs) == n:
-            break
-    return pairs
-
-
-@torch.no_grad()
-def interpolation_strip(model, x: torch.Tensor, y: torch.Tensor, i: int, j: int, steps: int,
-                        spherical: bool = False, label_path: bool = False) -> torch.Tensor:  # fmt: skip
-    """Decoded codes on the path from test image i to test image j: (steps, C, H, W).
-
-    A conditional model's condition moves with z, from one label's one-hot vector to the
-    other's; with ``label_path``, z stays at image i's code and only the condition moves.
-    """
-    z = model.encode(x[[i, j]], y[[i, j]])
-    path = z[0].repeat(steps, 1) if label_path else interpolate(z[0], z[1], steps, spherical)
-    condition = None
-    if model.conditional:
-        ends = model.condition(y[[i, j]])
-        t = torch.linspace(0, 1, steps, device=z.device).unsqueeze(1)
-        condition = (1 - t) * ends[0] + t * ends[1]
-    return model.decode(path, condition)
 
 
 def compare(config: Config, out: str | Path, *, pairs: int = 4, steps: int = 10,
@@ -96,7 +65,7 @@ def compare(config: Config, out: str | Path, *, pairs: int = 4, steps: int = 10,
         rows.append((name, metrics, pixel_error, knn_accuracy(codes, test.y, codes, test.y), seconds[name], trainer.epoch))
         points, axes = project(codes, "pca")
         panels.append({"points": points, "labels": test.y, "classes": classes, "axes": axes,
-                       "title": f"{name}: {'q(z|x,y)' if model.conditional else 'q(z|x)' if model.generative else 'codes'}"})  # fmt: skip
+                       "title": f"{name}: {describe_codes(model)}"})  # fmt: skip
         for i, j in pair_list:
             strips.append(interpolation_strip(model, test.x, test.y, i, j, steps))
             labels.append(f"{name} {classes[test.y[i]]}→{classes[test.y[j]]}")

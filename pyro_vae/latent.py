@@ -25,6 +25,13 @@ def encode_all(model, data: ImageSet, batch_size: int = 1000) -> torch.Tensor:
     return codes
 
 
+def describe_codes(model) -> str:
+    """What a model's codes of an image are, for titles: the guide q(z|x), q(z|x,y), or plain codes."""
+    if not model.generative:
+        return "the autoencoder's codes"
+    return "q(z|x,y)" if model.conditional else "q(z|x)"
+
+
 def project(codes: torch.Tensor, method: str = "pca", seed: int = 0) -> tuple[torch.Tensor, list[str]]:
     """Codes (N, z_dim) -> points (N, 2) and the names of the two axes.
 
@@ -82,6 +89,37 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int, spherical: bool 
     if omega.abs() < 1e-4:  # (nearly) the same direction: the arc is the line
         return (1 - t) * z0 + t * z1
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def interpolation_pairs(y: torch.Tensor, n: int, seed: int = 0) -> list[tuple[int, int]]:
+    """``n`` pairs of test indices whose images are of different classes, drawn with ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(y), generator=g)[: 4 * n + 8].tolist()
+    pairs = []
+    for a, b in zip(order[0::2], order[1::2]):
+        if y[a] != y[b]:
+            pairs.append((a, b))
+        if len(pairs) == n:
+            break
+    return pairs
+
+
+@torch.no_grad()
+def interpolation_strip(model, x: torch.Tensor, y: torch.Tensor, i: int, j: int, steps: int,
+                        spherical: bool = False, label_path: bool = False) -> torch.Tensor:  # fmt: skip
+    """Decoded codes on the path from test image i to test image j: (steps, C, H, W).
+
+    A conditional model's condition moves with z, from one label's one-hot vector to the
+    other's; with ``label_path``, z stays at image i's code and only the condition moves.
+    """
+    z = model.encode(x[[i, j]], y[[i, j]])
+    path = z[0].repeat(steps, 1) if label_path else interpolate(z[0], z[1], steps, spherical)
+    condition = None
+    if model.conditional:
+        ends = model.condition(y[[i, j]])
+        t = torch.linspace(0, 1, steps, device=z.device).unsqueeze(1)
+        condition = (1 - t) * ends[0] + t * ends[1]
+    return model.decode(path, condition)
 
 
 def traverse(z: torch.Tensor, dims: list[int], values: torch.Tensor) -> torch.Tensor:

@@ -3,8 +3,9 @@ import math
 import pytest
 import torch
 
-from pyro_vae.compare import interpolation_pairs, interpolation_strip
-from pyro_vae.latent import encode_all, interpolate, knn_accuracy, project, quantile_grid, traverse
+from pyro_vae.latent import (
+    encode_all, interpolate, interpolation_pairs, interpolation_strip, knn_accuracy, project, quantile_grid, traverse,
+)
 
 from conftest import train_small
 
