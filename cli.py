@@ -5,6 +5,7 @@
     python cli.py reconstruct runs/<name>
     python cli.py plot-latent runs/<name>       # the test set's codes, coloured by class
     python cli.py interpolate runs/<name> --from-class 1 --to-class 7
+    python cli.py evaluate runs/<name> --k 1000 # -log p(x) by importance sampling, active units
     python cli.py compare --epochs 10           # ae vs vae vs cvae, as a Markdown report
     python cli.py data prepare fashion-mnist
 """
@@ -71,7 +72,11 @@ ZDimOption = typer.Option(_DEFAULT.z_dim, help="Latent dimensions (2 for latent-
 HiddenDimOption = typer.Option(_DEFAULT.hidden_dim, help="Width of the networks' hidden layer.")
 PriorOption = typer.Option(_DEFAULT.prior, help="cvae only: standard N(0, I), or a learned conditional p(z|y).")
 BinarizeOption = typer.Option(_DEFAULT.binarize, help="dynamic: a fresh Bernoulli draw of each image every epoch; static: one fixed draw; none: grey levels.")
-ElboOption = typer.Option(_DEFAULT.elbo, help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (closed-form KL); jit: JitTrace_ELBO, Trace_ELBO compiled once (faster on the CPU).")
+ElboOption = typer.Option(_DEFAULT.elbo, help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (closed-form KL); jit: JitTrace_ELBO, Trace_ELBO compiled once (faster on the CPU); renyi: the Renyi bound of order --alpha; iwae: the importance-weighted bound (Renyi, alpha 0) with --particles draws.")
+ParticlesOption = typer.Option(_DEFAULT.particles, help="Draws of z per image in each bound estimate, run as one vectorized batch (try 5 with --elbo iwae).")
+AlphaOption = typer.Option(_DEFAULT.alpha, help="--elbo renyi only: the order alpha of the Renyi bound (0 is the IWAE bound; 1 would be the ELBO).")
+BetaOption = typer.Option(_DEFAULT.beta, help="Weight of the KL term (1: the ELBO; above 1: a beta-VAE).")
+KlWarmupOption = typer.Option(_DEFAULT.kl_warmup, help="Raise the KL weight linearly from 0 to --beta over this many epochs (0: off).")
 BatchSizeOption = typer.Option(_DEFAULT.batch_size, help="Images per SVI step.")
 LrOption = typer.Option(_DEFAULT.lr, help="Adam learning rate.")
 SeedOption = typer.Option(_DEFAULT.seed, help="Seed: the same seed on the same device gives the same numbers.")
@@ -91,6 +96,10 @@ def train(
     prior: PriorName = PriorOption,
     binarize: BinarizeName = BinarizeOption,
     elbo: ElboName = ElboOption,
+    particles: int = ParticlesOption,
+    alpha: float = AlphaOption,
+    beta: float = BetaOption,
+    kl_warmup: int = KlWarmupOption,
     epochs: Optional[int] = typer.Option(None, help="Epochs in all.", show_default=f"{_DEFAULT.epochs}; with --resume, the run's own"),
     batch_size: int = BatchSizeOption,
     lr: float = LrOption,
@@ -113,8 +122,8 @@ def train(
     else:
         config = Config(
             model=model.value, dataset=dataset.value, net=net.value, z_dim=z_dim, hidden_dim=hidden_dim,
-            prior=prior.value, binarize=binarize.value, elbo=elbo.value,
-            epochs=_DEFAULT.epochs if epochs is None else epochs, batch_size=batch_size, lr=lr, seed=seed,
+            prior=prior.value, binarize=binarize.value, elbo=elbo.value, particles=particles, alpha=alpha,
+            beta=beta, kl_warmup=kl_warmup, epochs=_DEFAULT.epochs if epochs is None else epochs, batch_size=batch_size, lr=lr, seed=seed,
             device=device.value, train_size=train_size, test_size=test_size,
         ).validate()  # fmt: skip
         run_dir = run_dir or default_run_dir(config)
@@ -386,6 +395,83 @@ def curves(
 
 @app.command()
 @reports_errors
+def evaluate(
+    run: Path = RunDir,
+    split: str = typer.Option("test", help="Which split to measure: test or train."),
+    k: int = typer.Option(1000, "--k", help="Importance samples per image for log p(x) (5000 for numbers to report)."),
+    n: Optional[int] = typer.Option(None, "--n", help="Use the first N images of the split.", show_default="the whole split"),
+    samples_per_class: int = typer.Option(100, help="cvae: samples drawn per class to measure conditional accuracy."),
+    max_rows: int = typer.Option(8192, help="Rows per batch of the importance sampler (lower it when memory is short)."),
+    out: Optional[Path] = typer.Option(None, help="JSON file to write.", show_default="<run>/evaluation-<split>-k<k>.json"),
+    device: DeviceName = typer.Option("auto", help="Where to run the networks (auto: a GPU when there is one)."),
+):
+    """Measure a trained model: ELBO and its parts, -log p(x) by importance sampling, active units, conditional accuracy.
+
+    Prints a table and saves the numbers as JSON in the run directory. For a cvae the likelihood is
+    log p(x|y), and a classifier trained once per data set (cached) labels the model's samples of
+    each class; its own test accuracy is printed beside.
+    """
+    import torch
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from pyro_vae.classifier import load_classifier
+    from pyro_vae.evaluate import evaluate as run_evaluate
+    from pyro_vae.files import save_json
+
+    if split not in ("test", "train"):
+        raise UserError(f"--split must be test or train, not {split!r}")
+    for name, value in (("--k", k), ("--samples-per-class", samples_per_class), ("--max-rows", max_rows)):
+        if value < 1:
+            raise UserError(f"{name} must be at least 1, not {value}")
+    model, config, state, test = _load_run(run, device.value)
+    images = test
+    if split == "train":
+        train, _ = data.load(config.dataset, model.z_loc.device, config.binarize)
+        if config.binarize == "dynamic":  # one fixed draw, like the test set's, so the number is reproducible
+            train = train.binarized(torch.Generator(train.x.device).manual_seed(data.BINARIZE_SEED))
+        images = train
+    if n is not None:
+        if n < 1:
+            raise UserError(f"--n must be at least 1, not {n}")
+        images = images.head(n)
+    classifier = accuracy = None
+    if model.conditional and model.generative:
+        classifier, accuracy = load_classifier(config.dataset, model.z_loc.device, log=typer.echo)
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"log p(x), k={k}", total=len(images))
+        result = run_evaluate(model, images, k=k, classifier=classifier, n_per_class=samples_per_class,
+                              progress=lambda done, total: bar.update(task, completed=done))  # fmt: skip
+    result = {"run": str(run), "model": config.model, "dataset": config.dataset, "split": split} | result
+    if accuracy is not None:
+        result["classifier_test_accuracy"] = accuracy
+
+    table = Table(title=f"{config.model} on {config.dataset}, {split} split ({len(images)} images): nats per image")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("-ELBO", f"{result['neg_elbo']:.2f}")
+    table.add_row("  reconstruction -E_q log p(x|z)", f"{result['recon']:.2f}")
+    table.add_row("  KL(q(z|x) || p(z))", f"{result['kl']:.2f}")
+    if "nll" in result:
+        what = "-log p(x|y)" if model.conditional else "-log p(x)"
+        table.add_row(f"{what}, importance-weighted, k={k}", f"{result['nll']:.2f} ± {result['nll_stderr']:.2f}")
+        table.add_row("active latent units", f"{result['active_units']} of {result['z_dim']}")
+    else:
+        table.add_row("-log p(x)", "none: the autoencoder has no prior")
+    if "conditional_accuracy" in result:
+        per_class = result["conditional_accuracy"]["per_class"]
+        table.add_row("conditional accuracy of samples", f"{result['conditional_accuracy']['overall']:.1%}")
+        table.add_row("  per class", " ".join(f"{c}:{a:.0%}" for c, a in zip(test.classes, per_class)))
+        table.add_row("  the judging classifier's test accuracy", f"{accuracy:.1%}")
+    Console().print(table)
+    path = out or run / f"evaluation-{split}-k{k}.json"
+    save_json(result, path)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+@reports_errors
 def compare(
     dataset: DatasetName = DatasetOption,
     net: NetName = NetOption,
@@ -394,6 +480,10 @@ def compare(
     prior: PriorName = PriorOption,
     binarize: BinarizeName = BinarizeOption,
     elbo: ElboName = ElboOption,
+    particles: int = ParticlesOption,
+    alpha: float = AlphaOption,
+    beta: float = BetaOption,
+    kl_warmup: int = KlWarmupOption,
     epochs: int = typer.Option(_DEFAULT.epochs, help="Epochs for each model."),
     batch_size: int = BatchSizeOption,
     lr: float = LrOption,
@@ -414,7 +504,8 @@ def compare(
 
     config = Config(
         dataset=dataset.value, net=net.value, z_dim=z_dim, hidden_dim=hidden_dim, prior=prior.value,
-        binarize=binarize.value, elbo=elbo.value, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        binarize=binarize.value, elbo=elbo.value, particles=particles, alpha=alpha, beta=beta,
+        kl_warmup=kl_warmup, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
         device=device.value, train_size=train_size, test_size=test_size,
     ).validate()  # fmt: skip
     if pairs < 1:

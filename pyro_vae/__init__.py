@@ -10,7 +10,8 @@ from .checkpoint import load_model
 from .config import Config
 from .errors import UserError
 from .models import MODELS, build_model
-from .train import ELBOS, Trainer
+from .objectives import ELBOS
+from .train import Trainer
 
 __version__ = "0.1.0"
 __all__ = ["Config", "Trainer", "load_model", "build_model", "MODELS", "ELBOS", "UserError"]

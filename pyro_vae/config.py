@@ -22,7 +22,7 @@ def choices() -> dict[str, tuple[str, ...]]:
     from .likelihoods import LIKELIHOODS
     from .models import MODELS
     from .networks import NETS
-    from .train import ELBOS
+    from .objectives import ELBOS
 
     return {
         "model": tuple(MODELS), "dataset": tuple(DATASETS), "net": NETS, "prior": PRIORS,
@@ -40,7 +40,11 @@ class Config:
     prior: str = "standard"  # cvae only: standard N(0, I) or a learned conditional p(z|y)
     likelihood: str = "bernoulli"
     binarize: str = "dynamic"  # dynamic | static | none
-    elbo: str = "trace"  # trace | meanfield | jit
+    elbo: str = "trace"  # trace | meanfield | jit | renyi | iwae
+    particles: int = 1  # draws of z per image in each ELBO estimate
+    alpha: float = 0.5  # the Renyi bound's order (--elbo renyi only)
+    beta: float = 1.0  # weight of the KL term (1: the ELBO; other values: a beta-VAE)
+    kl_warmup: int = 0  # epochs over which the KL weight rises from 0 to beta
     epochs: int = 20
     batch_size: int = 256
     lr: float = 2e-3
@@ -54,7 +58,7 @@ class Config:
         for name, allowed in choices().items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
-        for name in ("z_dim", "hidden_dim", "epochs", "batch_size"):
+        for name in ("z_dim", "hidden_dim", "epochs", "batch_size", "particles"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
         for name in ("train_size", "test_size"):
@@ -62,6 +66,14 @@ class Config:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1 (or left out for all), not {getattr(self, name)}")
         if not self.lr > 0:
             raise UserError(f"--lr must be positive, not {self.lr}")
+        if not self.beta > 0:
+            raise UserError(f"--beta must be positive, not {self.beta}")
+        if self.kl_warmup < 0:
+            raise UserError(f"--kl-warmup must be 0 (off) or a number of epochs, not {self.kl_warmup}")
+        if self.elbo == "renyi" and self.alpha == 1:
+            raise UserError("--alpha 1 makes the Renyi bound the ELBO; use --elbo trace, or another alpha")
+        if self.elbo == "jit" and self.kl_warmup:
+            raise UserError("--elbo jit compiles the KL weight in, so it cannot warm up; use --elbo trace with --kl-warmup")
         if self.prior == "conditional" and self.model != "cvae":
             raise UserError(f"--prior conditional needs a condition: use it with --model cvae, not {self.model}")
         return self

@@ -63,7 +63,10 @@ class BernoulliImage(dist.TorchDistribution):
         """value: (..., C, H, W) -> (...,): log p(x|z) of each image."""
         if self._validate_args:
             self._validate_sample(value)
-        cross_entropy = F.binary_cross_entropy_with_logits(self.logits, value, reduction="none")
+        logits = self.logits
+        if value.shape != logits.shape:  # e.g. one image against the logits of several particles
+            logits, value = torch.broadcast_tensors(logits, value)
+        cross_entropy = F.binary_cross_entropy_with_logits(logits, value, reduction="none")
         return -cross_entropy.flatten(-len(self.event_shape)).sum(-1) if self.event_shape else -cross_entropy
 
 

@@ -4,7 +4,9 @@ Nothing here is random or Pyro-specific. An encoder maps an image (and an option
 vector c) to the location and scale of a diagonal Gaussian over z; a decoder maps z (and c)
 to the parameters of the likelihood, shaped like the image (logits for a Bernoulli).
 
-Shapes: x: (batch, C, H, W); c: (batch, cond_dim) or None; z: (batch, z_dim).
+Shapes: x: (batch, C, H, W); c: (batch, cond_dim) or None; z: (batch, z_dim). A decoder also
+takes z with extra leading dimensions, (particles, batch, z_dim), as vectorized ELBOs draw it,
+and returns (particles, batch, C, H, W).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ MIN_SCALE = 1e-4
 
 
 def _with_condition(h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-    return h if c is None else torch.cat([h, c], dim=-1)
+    """Append c to the features h; c is broadcast over h's extra leading (particle) dimensions."""
+    return h if c is None else torch.cat([h, c.expand(*h.shape[:-1], c.shape[-1])], dim=-1)
 
 
 class GaussianHead(nn.Module):
@@ -65,7 +68,7 @@ class MLPDecoder(nn.Module):
 
     def forward(self, z, c=None):
         h = F.relu(self.hidden(_with_condition(z, c)))
-        return self.out(h).view(-1, *self.image_shape)
+        return self.out(h).view(*z.shape[:-1], *self.image_shape)
 
 
 def _conv_plan(image_shape) -> tuple[list[int], int, int]:
@@ -118,7 +121,8 @@ class ConvDecoder(nn.Module):
 
     def forward(self, z, c=None):
         h = self.hidden(_with_condition(z, c)).view(-1, *self.bottom)
-        return self.upsample(h)
+        x = self.upsample(h)
+        return x.view(*z.shape[:-1], *x.shape[1:])
 
 
 class PriorNet(nn.Module):

@@ -21,7 +21,7 @@ from typing import Callable
 
 import pyro
 import torch
-from pyro.infer import JitTrace_ELBO, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import RenyiELBO
 
 from . import checkpoint, data
 from .config import Config
@@ -29,15 +29,8 @@ from .errors import UserError
 from .evaluate import evaluate_elbo
 from .files import save_json
 from .models import build_model
+from .objectives import kl_weight, make_elbo
 from .plots import reconstruction_figure, sample_figure
-
-# --elbo choices: name -> a function making the Pyro ELBO
-ELBOS: dict[str, Callable] = {
-    "trace": lambda: Trace_ELBO(max_plate_nesting=1),
-    "meanfield": lambda: TraceMeanField_ELBO(max_plate_nesting=1),  # the Gaussian KL in closed form
-    "jit": lambda: JitTrace_ELBO(max_plate_nesting=1, ignore_jit_warnings=True),
-}
-
 
 def resolve_device(name: str) -> torch.device:
     """'auto' is CUDA when PyTorch sees a GPU, else the CPU."""
@@ -73,7 +66,7 @@ class Trainer:
 
         self.model = build_model(config, self.train_data.image_shape, self.train_data.num_classes).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self.elbo = ELBOS[config.elbo]()
+        self.elbo = make_elbo(config)
         # The program, taken once: Pyro's JIT caches its compiled loss by the ids of model and guide,
         # and ``self.model.model`` makes a new bound-method object on every access (a new id each step).
         self.program = (self.model.model, self.model.guide)
@@ -157,12 +150,15 @@ class Trainer:
         reconstruction_figure(self.model, x, y, self.run_dir / checkpoint.RECONSTRUCTIONS, ncol=min(n, 10))
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """One SVI step on a batch; returns the batch's -ELBO (summed over images, detached)."""
+        """One SVI step on a batch; returns the batch's loss, the negative bound summed over images (detached)."""
+        self.optimizer.zero_grad(set_to_none=True)
         # argument checks cost time on every step; the tests do them
         with pyro.validation_enabled(False), pyro.get_param_store().scope(self.param_state):
-            loss = self.elbo.differentiable_loss(*self.program, x, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+            if isinstance(self.elbo, RenyiELBO):  # Pyro offers it only as loss_and_grads, which runs backward itself
+                loss = torch.tensor(self.elbo.loss_and_grads(*self.program, x, y))
+            else:
+                loss = self.elbo.differentiable_loss(*self.program, x, y)
+                loss.backward()
         self.optimizer.step()
         return loss.detach()
 
@@ -177,6 +173,7 @@ class Trainer:
             for step, (x, y) in enumerate(batches, 1):
                 if cfg.binarize == "dynamic":
                     x = torch.bernoulli(x, generator=self.generator)  # a fresh binary image every time
+                self.model.kl_weight = kl_weight(cfg, epoch, step / n_batches)
                 total += self.step(x, y)
                 if step % 20 == 0 or step == n_batches:  # reading the loss waits for the GPU: not every step
                     bar(step, total.item() / (step * cfg.batch_size))

@@ -172,3 +172,17 @@ def test_compare_writes_a_report_and_reuses_its_runs(tmp_path):
     assert again.returncode == 0 and again.stdout.count("already at epoch 1 of 1") == 3, again.stdout
     clash = cli("compare", "--out", out, *SMALL, "--z-dim", 3)  # the last --z-dim wins
     assert clash.returncode == 2 and "holds a run with other settings" in clash.stderr
+
+
+def test_evaluate_prints_a_table_and_saves_json(cvae_run):
+    import json
+
+    result = cli("evaluate", cvae_run, "--k", 20, "--n", 100, "--samples-per-class", 10, "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "-log p(x|y), importance-weighted, k=20" in result.stdout and "conditional accuracy" in result.stdout
+    saved = json.loads((cvae_run / "evaluation-test-k20.json").read_text())
+    assert saved["images"] == 100 and saved["k"] == 20 and saved["split"] == "test"
+    assert 0 < saved["nll"] <= saved["neg_elbo"] + 1  # the importance-weighted bound is the tighter one
+    assert len(saved["conditional_accuracy"]["per_class"]) == 10 and saved["classifier_test_accuracy"] > 0.95
+    bad = cli("evaluate", cvae_run, "--k", 0)
+    assert bad.returncode == 2 and "--k must be at least 1, not 0" in bad.stderr

@@ -94,5 +94,5 @@ def test_bad_settings_are_refused_before_training(tmp_path):
         Trainer(small_config(batch_size=5000), tmp_path, progress=False)
     with pytest.raises(UserError, match="--z-dim must be at least 1"):
         Trainer(small_config(z_dim=0), tmp_path, progress=False)
-    with pytest.raises(UserError, match="unknown elbo 'renyi'"):
-        Trainer(small_config(elbo="renyi"), tmp_path, progress=False)
+    with pytest.raises(UserError, match="unknown elbo 'bogus'"):
+        Trainer(small_config(elbo="bogus"), tmp_path, progress=False)

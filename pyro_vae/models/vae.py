@@ -23,11 +23,13 @@ class VAE(LatentVariableModel):
         """x: (batch, C, H, W). The label y is ignored: the VAE does not condition on it."""
         pyro.module("decoder", self.decoder)
         with pyro.plate("data", x.shape[0]):
-            z = pyro.sample("z", self.prior(x.shape[0]))  # z ~ p(z)
+            with self.kl_scale():
+                z = pyro.sample("z", self.prior(x.shape[0]))  # z ~ p(z)
             pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)  # x ~ p(x|z)
 
     def guide(self, x, y=None):
         pyro.module("encoder", self.encoder)
         with pyro.plate("data", x.shape[0]):
             loc, scale = self.encoder(x)
-            pyro.sample("z", dist.Normal(loc, scale).to_event(1))  # z ~ q(z|x)
+            with self.kl_scale():
+                pyro.sample("z", dist.Normal(loc, scale).to_event(1))  # z ~ q(z|x)

@@ -1,0 +1,107 @@
+"""Probabilistic PCA (Tipping and Bishop, 1999): a latent-variable model with an exact answer.
+
+    p(z)   = Normal(0, I)                           z: (batch, z_dim)
+    p(x|z) = Normal(W z + mu, sigma^2 I)            x: (batch, data_dim)
+    q(z|x) = MultivariateNormal(A x + b, L L^T)     amortized, linear, full covariance
+
+Everything a VAE only estimates is known here in closed form:
+
+    p(x)   = Normal(mu, W W^T + sigma^2 I)
+    p(z|x) = Normal(M^-1 W^T (x - mu), sigma^2 M^-1),   M = W^T W + sigma^2 I
+
+so the ELBO, the importance-weighted bound and their gaps can be checked against the truth.
+The guide's family contains the exact posterior (which is linear in x with a covariance that is
+the same for every x), so a well-trained guide closes the gap entirely. Not an image model:
+it is for tests, teaching (notebooks/01) and checking new estimators.
+"""
+
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+import torch
+import torch.nn as nn
+
+
+class PPCA(nn.Module):
+    conditional = False
+    generative = True
+
+    def __init__(self, data_dim: int, z_dim: int):
+        super().__init__()
+        self.data_dim, self.z_dim = data_dim, z_dim
+        self.kl_weight = 1.0
+        # the generative model's parameters (fit them with ``fit`` or learn them by SVI)
+        self.W = nn.Parameter(torch.randn(data_dim, z_dim) / data_dim**0.5)
+        self.mu = nn.Parameter(torch.zeros(data_dim))
+        self.log_sigma = nn.Parameter(torch.zeros(()))
+        # the guide's parameters: q(z|x) = N(A x + b, L L^T), L lower-triangular with a positive diagonal
+        self.A = nn.Parameter(torch.zeros(z_dim, data_dim))
+        self.b = nn.Parameter(torch.zeros(z_dim))
+        self.L_raw = nn.Parameter(torch.zeros(z_dim, z_dim))
+
+    @property
+    def sigma(self) -> torch.Tensor:
+        return self.log_sigma.exp()
+
+    @property
+    def L(self) -> torch.Tensor:
+        return self.L_raw.tril(-1) + torch.diag(self.L_raw.diagonal().exp())
+
+    def prior(self, n: int, y=None):
+        return dist.Normal(self.W.new_zeros(self.z_dim), 1.0).expand([n, self.z_dim]).to_event(1)
+
+    def model(self, x, y=None):
+        """x: (batch, data_dim)."""
+        pyro.module("ppca", self)  # registers the weights with Pyro (JitTrace_ELBO reads them from there)
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", self.prior(x.shape[0]))  # z ~ p(z)
+            pyro.sample("x", dist.Normal(z @ self.W.T + self.mu, self.sigma).to_event(1), obs=x)  # x ~ p(x|z)
+
+    def guide(self, x, y=None):
+        pyro.module("ppca", self)
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.MultivariateNormal(x @ self.A.T + self.b, scale_tril=self.L))  # z ~ q(z|x)
+
+    # the closed forms
+
+    def marginal(self) -> dist.MultivariateNormal:
+        """p(x) = Normal(mu, W W^T + sigma^2 I), event (data_dim,)."""
+        covariance = self.W @ self.W.T + self.sigma**2 * torch.eye(self.data_dim, device=self.W.device)
+        return dist.MultivariateNormal(self.mu, covariance_matrix=covariance)
+
+    @torch.no_grad()
+    def log_likelihood(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log p(x) of each row: (batch,), in nats."""
+        return self.marginal().log_prob(x)
+
+    @torch.no_grad()
+    def set_exact_posterior(self) -> "PPCA":
+        """Set the guide to the true posterior p(z|x); its ELBO then equals log p(x) for every x."""
+        M = self.W.T @ self.W + self.sigma**2 * torch.eye(self.z_dim, device=self.W.device)
+        M_inv = torch.linalg.inv(M)
+        self.A.copy_(M_inv @ self.W.T)
+        self.b.copy_(-(M_inv @ self.W.T @ self.mu))
+        L = torch.linalg.cholesky(self.sigma**2 * M_inv)
+        self.L_raw.copy_(L.tril(-1) + torch.diag(L.diagonal().log()))
+        return self
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> "PPCA":
+        """Set W, mu and sigma to their maximum-likelihood values for the rows of x (closed form).
+
+        sigma^2 is the mean of the covariance's discarded eigenvalues, and W spans the leading
+        eigenvectors, scaled by sqrt(eigenvalue - sigma^2) (Tipping and Bishop, 1999, eq. 7-8).
+        """
+        mu = x.mean(0)
+        eigenvalues, eigenvectors = torch.linalg.eigh(torch.cov((x - mu).T))  # ascending order
+        eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)
+        sigma2 = eigenvalues[self.z_dim :].mean()
+        self.W.copy_(eigenvectors[:, : self.z_dim] * (eigenvalues[: self.z_dim] - sigma2).clamp_min(0).sqrt())
+        self.mu.copy_(mu)
+        self.log_sigma.copy_(0.5 * sigma2.log())
+        return self
+
+    def encode(self, x: torch.Tensor, y=None) -> torch.Tensor:
+        """The guide's mean code: (batch, data_dim) -> (batch, z_dim)."""
+        return x @ self.A.T + self.b
