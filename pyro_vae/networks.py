@@ -137,6 +137,24 @@ class PriorNet(nn.Module):
         return self.head(F.softplus(self.hidden(c)))
 
 
+class CompletionNet(nn.Module):
+    """A deterministic guess of a whole image from part of it: two ReLU hidden layers.
+
+    x: (batch, C, H, W) with -1 at the hidden pixels -> logits of every pixel, the same shape.
+    """
+
+    def __init__(self, image_shape, hidden_dim: int = 500):
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        n = math.prod(image_shape)
+        self.layers = nn.Sequential(
+            nn.Flatten(), nn.Linear(n, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, n)
+        )
+
+    def forward(self, x):
+        return self.layers(x).view(-1, *self.image_shape)
+
+
 def build_encoder(net: str, image_shape, z_dim: int, hidden_dim: int, cond_dim: int = 0) -> nn.Module:
     return {"mlp": MLPEncoder, "conv": ConvEncoder}[net](image_shape, z_dim, hidden_dim, cond_dim)
 

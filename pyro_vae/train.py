@@ -151,16 +151,7 @@ class Trainer:
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One SVI step on a batch; returns the batch's loss, the negative bound summed over images (detached)."""
-        self.optimizer.zero_grad(set_to_none=True)
-        # argument checks cost time on every step; the tests do them
-        with pyro.validation_enabled(False), pyro.get_param_store().scope(self.param_state):
-            if isinstance(self.elbo, RenyiELBO):  # Pyro offers it only as loss_and_grads, which runs backward itself
-                loss = torch.tensor(self.elbo.loss_and_grads(*self.program, x, y))
-            else:
-                loss = self.elbo.differentiable_loss(*self.program, x, y)
-                loss.backward()
-        self.optimizer.step()
-        return loss.detach()
+        return svi_step(self.elbo, self.program, self.optimizer, x, y, self.param_state)
 
     def train_epoch(self, epoch: int) -> float:
         """One pass over the training set; returns the mean -ELBO per image, in nats."""
@@ -169,7 +160,7 @@ class Trainer:
         batches = self.train_data.batches(cfg.batch_size, shuffle=True, generator=self.generator, drop_last=True)
         n_batches = self.train_data.num_batches(cfg.batch_size, drop_last=True)
         total = torch.zeros((), device=self.device)
-        with _progress(self.show_progress, f"epoch {epoch}/{cfg.epochs}", n_batches) as bar:
+        with progress_bar(self.show_progress, f"epoch {epoch}/{cfg.epochs}", n_batches) as bar:
             for step, (x, y) in enumerate(batches, 1):
                 if cfg.binarize == "dynamic":
                     x = torch.bernoulli(x, generator=self.generator)  # a fresh binary image every time
@@ -180,7 +171,24 @@ class Trainer:
         return total.item() / (n_batches * cfg.batch_size)
 
 
-class _progress:
+def svi_step(elbo, program, optimizer, x, y, param_state: dict) -> torch.Tensor:
+    """One step of SVI: estimate the bound of ``program`` = (model, guide) on a batch, then one optimizer step.
+
+    ``param_state`` is the run's own Pyro param store (see Trainer). Returns the loss, detached.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    # argument checks cost time on every step; the tests do them
+    with pyro.validation_enabled(False), pyro.get_param_store().scope(param_state):
+        if isinstance(elbo, RenyiELBO):  # Pyro offers it only as loss_and_grads, which runs backward itself
+            loss = torch.tensor(elbo.loss_and_grads(*program, x, y))
+        else:
+            loss = elbo.differentiable_loss(*program, x, y)
+            loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+class progress_bar:
     """A rich progress bar for one epoch, showing the running -ELBO; silent when disabled."""
 
     def __init__(self, enabled: bool, description: str, total: int):

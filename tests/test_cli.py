@@ -186,3 +186,17 @@ def test_evaluate_prints_a_table_and_saves_json(cvae_run):
     assert len(saved["conditional_accuracy"]["per_class"]) == 10 and saved["classifier_test_accuracy"] > 0.95
     bad = cli("evaluate", cvae_run, "--k", 0)
     assert bad.returncode == 2 and "--k must be at least 1, not 0" in bad.stderr
+
+
+def test_complete_writes_a_report_with_both_models(tmp_path):
+    out = tmp_path / "completion"
+    result = cli("complete", "--quadrants", 2, "--epochs", 1, "--k", 10, "--train-size", 2000, "--test-size", 100,
+                 "--hidden-dim", 64, "--z-dim", 8, "--out", out, "--no-progress", "--device", "cpu")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = (out / "report.md").read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| 2 |"))
+    baseline, cvae = float(row.split("|")[2]), float(row.split("|")[3].split("±")[0])
+    assert 30 < cvae < 400 and 30 < baseline < 400  # hidden half of a digit: untrained would be ~270
+    assert png_shape(out / "completion.png")[0] > 200 and (out / "cvae-2.pt").stat().st_size > 0
+    bad = cli("complete", "--quadrants", 4)
+    assert bad.returncode == 2 and "--quadrants 4 is not 1, 2 or 3" in bad.stderr
