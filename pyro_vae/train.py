@@ -67,6 +67,9 @@ class Trainer:
         self.model = build_model(config, self.train_data.image_shape, self.train_data.num_classes).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.elbo = make_elbo(config)
+        # what the training loss is: the ELBO itself, or another objective (a tighter bound, a weighted KL)
+        plain = config.elbo in ("trace", "meanfield", "jit") and config.beta == 1 and not config.kl_warmup
+        self.train_name = "train" if plain else f"train objective ({config.elbo}, beta {config.beta:g})"
         # The program, taken once: Pyro's JIT caches its compiled loss by the ids of model and guide,
         # and ``self.model.model`` makes a new bound-method object on every access (a new id each step).
         self.program = (self.model.model, self.model.guide)
@@ -136,7 +139,7 @@ class Trainer:
             self.save_figures()
             self.log(
                 f"epoch {epoch}/{cfg.epochs}  -ELBO in nats per image (lower is better): "
-                f"train {train_loss:.2f}  test {test['neg_elbo']:.2f} = recon {test['recon']:.2f} + KL {test['kl']:.2f}"
+                f"{self.train_name} {train_loss:.2f}  test {test['neg_elbo']:.2f} = recon {test['recon']:.2f} + KL {test['kl']:.2f}"
             )
         self.log(f"done: {self.run_dir}")
         return self.history
