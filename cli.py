@@ -543,12 +543,11 @@ def complete(
     bad = [q for q in quadrants if q not in (1, 2, 3)]
     if bad:
         raise UserError(f"--quadrants {bad[0]} is not 1, 2 or 3")
-    for name, value in (("--epochs", epochs), ("--k", k), ("--z-dim", z_dim), ("--hidden-dim", hidden_dim),
-                        ("--batch-size", batch_size), ("--train-size", train_size or 1), ("--test-size", test_size or 1)):  # fmt: skip
-        if value < 1:
-            raise UserError(f"{name} must be at least 1, not {value}")
-    if not lr > 0:
-        raise UserError(f"--lr must be positive, not {lr}")
+    if k < 1:
+        raise UserError(f"--k must be at least 1, not {k}")
+    # the settings a training run shares get the training run's own checks and messages
+    Config(z_dim=z_dim, hidden_dim=hidden_dim, epochs=epochs, batch_size=batch_size, lr=lr,
+           train_size=train_size, test_size=test_size).validate()  # fmt: skip
     run(out, quadrants=tuple(quadrants), epochs=epochs, k=k, z_dim=z_dim, hidden_dim=hidden_dim, batch_size=batch_size,
         lr=lr, seed=seed, device=resolve_device(device.value), train_size=train_size, test_size=test_size,
         progress=progress, log=typer.echo)  # fmt: skip

@@ -56,30 +56,38 @@ def baseline_nll(baseline: CompletionNet, x: torch.Tensor, visible: torch.Tensor
     return cross_entropy.masked_fill(visible, 0.0).flatten(1).sum(1)
 
 
+def _fit(name: str, step, train: data.ImageSet, *, epochs, batch_size, generator, progress) -> None:
+    """Run ``step(x, y) -> summed loss`` over shuffled batches of ``train`` for ``epochs`` epochs, with a bar."""
+    n = train.num_batches(batch_size, drop_last=True)
+    for epoch in range(1, epochs + 1):
+        with progress_bar(progress, f"{name} epoch {epoch}/{epochs}", n) as bar:
+            for i, (x, y) in enumerate(train.batches(batch_size, shuffle=True, generator=generator, drop_last=True), 1):
+                loss = step(x, y)
+                if i % 20 == 0:
+                    bar(i, loss.item() / batch_size)
+
+
 def train_baseline(baseline, train: data.ImageSet, visible, *, epochs, batch_size, lr, generator, progress=True) -> None:
     optimizer = torch.optim.Adam(baseline.parameters(), lr=lr)
-    for epoch in range(1, epochs + 1):
-        n = train.num_batches(batch_size, drop_last=True)
-        with progress_bar(progress, f"baseline epoch {epoch}/{epochs}", n) as bar:
-            for step, (x, _) in enumerate(train.batches(batch_size, shuffle=True, generator=generator, drop_last=True), 1):
-                loss = baseline_nll(baseline, x, visible).sum()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if step % 20 == 0:
-                    bar(step, loss.item() / batch_size)
+
+    def step(x, y):
+        loss = baseline_nll(baseline, x, visible).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    _fit("baseline", step, train, epochs=epochs, batch_size=batch_size, generator=generator, progress=progress)
 
 
 def train_cvae(model: CompletionCVAE, train: data.ImageSet, *, epochs, batch_size, lr, generator, progress=True) -> None:
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     elbo, program, param_state = Trace_ELBO(max_plate_nesting=1), (model.model, model.guide), {"params": {}, "constraints": {}}
-    for epoch in range(1, epochs + 1):
-        n = train.num_batches(batch_size, drop_last=True)
-        with progress_bar(progress, f"CVAE epoch {epoch}/{epochs}", n) as bar:
-            for step, (x, y) in enumerate(train.batches(batch_size, shuffle=True, generator=generator, drop_last=True), 1):
-                loss = svi_step(elbo, program, optimizer, x, y, param_state)
-                if step % 20 == 0:
-                    bar(step, loss.item() / batch_size)
+
+    def step(x, y):
+        return svi_step(elbo, program, optimizer, x, y, param_state)
+
+    _fit("CVAE", step, train, epochs=epochs, batch_size=batch_size, generator=generator, progress=progress)
 
 
 def run(

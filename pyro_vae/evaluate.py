@@ -73,7 +73,7 @@ def importance_log_likelihood(
     model.eval()
     draws = min(k, max_rows)  # draws per pass
     images = max(1, max_rows // draws)  # images per pass
-    estimates = []
+    estimates, done = [], 0
     with pyro.validation_enabled(False):
         for x, y in data.batches(images):
             chunks = []
@@ -83,8 +83,9 @@ def importance_log_likelihood(
                 y_rows = y.unsqueeze(0).expand(m, *y.shape).reshape(m * len(y), *y.shape[1:])
                 chunks.append(log_weights(model, x_rows, y_rows).view(m, len(x)))
             estimates.append(torch.logsumexp(torch.cat(chunks), dim=0) - math.log(k))
+            done += len(x)
             if progress is not None:
-                progress(sum(len(e) for e in estimates), len(data))
+                progress(done, len(data))
     model.train(was_training)
     return torch.cat(estimates)
 

@@ -200,3 +200,10 @@ def test_complete_writes_a_report_with_both_models(tmp_path):
     assert png_shape(out / "completion.png")[0] > 200 and (out / "cvae-2.pt").stat().st_size > 0
     bad = cli("complete", "--quadrants", 4)
     assert bad.returncode == 2 and "--quadrants 4 is not 1, 2 or 3" in bad.stderr
+
+
+def test_complete_refuses_bad_sizes():
+    for args, message in [(["--train-size", 0], "--train-size must be at least 1"), (["--k", 0], "--k must be at least 1, not 0"),
+                          (["--lr", 0], "--lr must be positive")]:  # fmt: skip
+        result = cli("complete", *args)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -34,7 +34,7 @@ class CompletionCVAE(nn.Module):
     def __init__(self, visible: torch.Tensor, baseline: CompletionNet, z_dim: int = 50, hidden_dim: int = 500):
         """visible: (C, H, W) bool, True at the pixels the model is shown."""
         super().__init__()
-        self.image_shape, self.z_dim, self.kl_weight = tuple(visible.shape), z_dim, 1.0
+        self.image_shape, self.z_dim = tuple(visible.shape), z_dim
         self.register_buffer("visible", visible)
         self.register_buffer("hidden_index", (~visible).flatten().nonzero().squeeze(1))
         self.baseline = baseline.requires_grad_(False)

@@ -30,7 +30,6 @@ class PPCA(nn.Module):
     def __init__(self, data_dim: int, z_dim: int):
         super().__init__()
         self.data_dim, self.z_dim = data_dim, z_dim
-        self.kl_weight = 1.0
         # the generative model's parameters (fit them with ``fit`` or learn them by SVI)
         self.W = nn.Parameter(torch.randn(data_dim, z_dim) / data_dim**0.5)
         self.mu = nn.Parameter(torch.zeros(data_dim))
