@@ -44,7 +44,7 @@ def _enum(name: str) -> type[Enum]:
 
 
 ModelName, DatasetName, NetName, PriorName = _enum("model"), _enum("dataset"), _enum("net"), _enum("prior")
-BinarizeName, ElboName, DeviceName = _enum("binarize"), _enum("elbo"), _enum("device")
+BinarizeName, ElboName, DeviceName, LikelihoodName = _enum("binarize"), _enum("elbo"), _enum("device"), _enum("likelihood")
 ProjectionName = Enum("Projection", {v: v for v in PROJECTIONS}, type=str)
 _DEFAULT = Config()
 
@@ -63,22 +63,28 @@ def reports_errors(command):
     return wrapper
 
 
+def _value(option: Optional[Enum]) -> Optional[str]:
+    """An enum option's value; None (the data set's default) when it was not given."""
+    return None if option is None else option.value
+
+
 RunDir = typer.Argument(..., help="A run directory written by `train` (it holds checkpoint.pt).", show_default=False)
 
 
 # Training settings that `train` and `compare` share: defined once, so their help and defaults agree.
 DatasetOption = typer.Option(_DEFAULT.dataset, help="Data set; prepared and cached on first use.")
-NetOption = typer.Option(_DEFAULT.net, help="Encoder/decoder networks: mlp (784-400-z) or conv.")
+NetOption = typer.Option(None, help="Encoder/decoder networks: mlp (784-400-z) or conv.", show_default="the data set's: mlp for digits, conv for spectrograms")
 ZDimOption = typer.Option(_DEFAULT.z_dim, help="Latent dimensions (2 for latent-space plots).")
 HiddenDimOption = typer.Option(_DEFAULT.hidden_dim, help="Width of the networks' hidden layer.")
 PriorOption = typer.Option(_DEFAULT.prior, help="cvae only: standard N(0, I), or a learned conditional p(z|y).")
-BinarizeOption = typer.Option(_DEFAULT.binarize, help="dynamic: a fresh Bernoulli draw of each image every epoch; static: one fixed draw; none: grey levels.")
+LikelihoodOption = typer.Option(None, help="p(x|z): bernoulli (logits), or gaussian / laplace with a learned noise scale.", show_default="the data set's: bernoulli for digits, gaussian for spectrograms")
+BinarizeOption = typer.Option(None, help="dynamic: a fresh Bernoulli draw of each image every epoch; static: one fixed draw; none: grey levels (spectrograms: always none).", show_default="the data set's: dynamic for digits")
 ElboOption = typer.Option(_DEFAULT.elbo, help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (closed-form KL); jit: JitTrace_ELBO, Trace_ELBO compiled once (faster on the CPU); renyi: the Renyi bound of order --alpha; iwae: the importance-weighted bound (Renyi, alpha 0) with --particles draws.")
 ParticlesOption = typer.Option(_DEFAULT.particles, help="Draws of z per image in each bound estimate, run as one vectorized batch (try 5 with --elbo iwae).")
 AlphaOption = typer.Option(_DEFAULT.alpha, help="--elbo renyi only: the order alpha of the Renyi bound (0 is the IWAE bound; 1 would be the ELBO).")
 BetaOption = typer.Option(_DEFAULT.beta, help="Weight of the KL term (1: the ELBO; above 1: a beta-VAE).")
 KlWarmupOption = typer.Option(_DEFAULT.kl_warmup, help="Raise the KL weight linearly from 0 to --beta over this many epochs (0: off).")
-BatchSizeOption = typer.Option(_DEFAULT.batch_size, help="Images per SVI step.")
+BatchSizeOption = typer.Option(None, help="Images per SVI step.", show_default="the data set's: 256 for digits, 64 for spoken digits")
 LrOption = typer.Option(_DEFAULT.lr, help="Adam learning rate.")
 SeedOption = typer.Option(_DEFAULT.seed, help="Seed: the same seed on the same device gives the same numbers.")
 DeviceOption = typer.Option(_DEFAULT.device, help="auto picks CUDA when a GPU is visible, else the CPU.")
@@ -91,18 +97,19 @@ TestSizeOption = typer.Option(None, help="Evaluate on the first N test images on
 def train(
     model: ModelName = typer.Option(_DEFAULT.model, help="vae: p(z)p(x|z); cvae: conditioned on the label; ae: the deterministic baseline."),
     dataset: DatasetName = DatasetOption,
-    net: NetName = NetOption,
+    net: Optional[NetName] = NetOption,
     z_dim: int = ZDimOption,
     hidden_dim: int = HiddenDimOption,
     prior: PriorName = PriorOption,
-    binarize: BinarizeName = BinarizeOption,
+    likelihood: Optional[LikelihoodName] = LikelihoodOption,
+    binarize: Optional[BinarizeName] = BinarizeOption,
     elbo: ElboName = ElboOption,
     particles: int = ParticlesOption,
     alpha: float = AlphaOption,
     beta: float = BetaOption,
     kl_warmup: int = KlWarmupOption,
-    epochs: Optional[int] = typer.Option(None, help="Epochs in all.", show_default=f"{_DEFAULT.epochs}; with --resume, the run's own"),
-    batch_size: int = BatchSizeOption,
+    epochs: Optional[int] = typer.Option(None, help="Epochs in all.", show_default="the data set's: 20 for digits, 30 for spoken digits; with --resume, the run's own"),
+    batch_size: Optional[int] = BatchSizeOption,
     lr: float = LrOption,
     seed: int = SeedOption,
     device: DeviceName = DeviceOption,
@@ -122,9 +129,9 @@ def train(
         trainer = Trainer.resume(resume, epochs=epochs, progress=progress)
     else:
         config = Config(
-            model=model.value, dataset=dataset.value, net=net.value, z_dim=z_dim, hidden_dim=hidden_dim,
-            prior=prior.value, binarize=binarize.value, elbo=elbo.value, particles=particles, alpha=alpha,
-            beta=beta, kl_warmup=kl_warmup, epochs=_DEFAULT.epochs if epochs is None else epochs, batch_size=batch_size, lr=lr, seed=seed,
+            model=model.value, dataset=dataset.value, net=_value(net), z_dim=z_dim, hidden_dim=hidden_dim,
+            prior=prior.value, likelihood=_value(likelihood), binarize=_value(binarize), elbo=elbo.value, particles=particles, alpha=alpha,
+            beta=beta, kl_warmup=kl_warmup, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
             device=device.value, train_size=train_size, test_size=test_size,
         ).validate()  # fmt: skip
         run_dir = run_dir or default_run_dir(config)
@@ -149,15 +156,19 @@ def _labels(model, classes: list[str], labels: Optional[List[int]]) -> Optional[
 @reports_errors
 def sample(
     run: Path = RunDir,
-    n: int = typer.Option(10, "--n", help="Images per row (per class for a cvae; the grid is n x n for a vae)."),
+    n: int = typer.Option(10, "--n", help="Images per row (per class for a cvae; the grid is n x n for a vae). Spoken digits: clips per class."),
     label: Optional[List[int]] = typer.Option(None, help="cvae: draw only this class (repeat for several).", show_default="every class"),
     seed: int = typer.Option(0, help="Seed of the prior draws."),
-    out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/sample.png"),
+    out: Optional[Path] = typer.Option(None, help="PNG to write; for spoken digits, a folder for the WAV files and spectrograms.png.", show_default="<run>/sample.png, or <run>/sample/"),
     device: DeviceName = typer.Option("cpu", help="Where to run the decoder."),
 ):
-    """Draw new images from the model's prior and save them as a grid (for a cvae: one row per class)."""
+    """Draw new images from the model's prior and save them as a grid (for a cvae: one row per class).
+
+    For spoken digits, each sample is also turned back into sound (inverse mel scale and
+    Griffin-Lim) and written as a 16 kHz WAV file: `sample RUN --label 7 --n 8 --out sevens/`.
+    """
     from pyro_vae.checkpoint import load_model
-    from pyro_vae.plots import sample_figure
+    from pyro_vae.plots import draw_samples, sample_figure
     from pyro_vae.train import resolve_device
 
     if n < 1:
@@ -166,8 +177,22 @@ def sample(
     if not model.generative:
         raise UserError(f"{run} holds an autoencoder, which has no prior to sample from; use `reconstruct`, or a vae/cvae run")
     labels = _labels(model, state["classes"], label)
-    path = sample_figure(model, state["classes"], out or run / "sample.png", ncol=n, labels=labels, seed=seed)
-    typer.echo(f"wrote {path}")
+    if state.get("features") is None:
+        path = sample_figure(model, state["classes"], out or run / "sample.png", ncol=n, labels=labels, seed=seed)
+        typer.echo(f"wrote {path}")
+        return
+    from pyro_vae.audio import write_clips
+    from pyro_vae.plots import image_grid
+
+    folder = out or run / "sample"
+    images, labels = draw_samples(model, n, labels, seed)
+    classes = state["classes"]
+    names = [f"sample-{i}" for i in range(n)] if labels is None else [f"{classes[c]}-{i}" for c in labels for i in range(n)]
+    wavs = write_clips(images, names, folder, state["features"], seed=seed)
+    rows = None if labels is None else [classes[c] for c in labels]
+    title = "samples from the prior" if labels is None else "samples per class (a column shares one z)"
+    png = image_grid(images, folder / "spectrograms.png", ncol=min(n, 10), title=title, row_labels=rows if n <= 10 else None, spectrogram=True)
+    typer.echo(f"wrote {len(wavs)} WAV files and {png.name} to {folder}")
 
 
 @app.command()
@@ -176,17 +201,17 @@ def reconstruct(
     run: Path = RunDir,
     n: int = typer.Option(20, "--n", help="How many test images (rounded up to a multiple of 10)."),
     start: int = typer.Option(0, help="Index of the first test image."),
-    out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/reconstruct.png"),
+    out: Optional[Path] = typer.Option(None, help="PNG to write; for spoken digits, a folder for WAV files and reconstructions.png.", show_default="<run>/reconstruct.png, or <run>/reconstruct/"),
     device: DeviceName = typer.Option("cpu", help="Where to run the networks."),
 ):
-    """Show test images beside their reconstructions (decoded from the guide's mean code)."""
-    from pyro_vae.checkpoint import load_model
-    from pyro_vae.plots import reconstruction_figure
-    from pyro_vae.train import resolve_device
+    """Show test images beside their reconstructions (decoded from the guide's mean code).
 
-    torch_device = resolve_device(device.value)
-    model, config, _ = load_model(run, torch_device)
-    _, test = data.load(config.dataset, torch_device, config.binarize)
+    For spoken digits, each test clip and its reconstruction are also written as WAV files
+    (both made from spectrograms, so they sound alike apart from what the model changed).
+    """
+    from pyro_vae.plots import reconstruction_figure
+
+    model, _, state, test = _load_run(run, device.value)
     if n < 1 or not 0 <= start < len(test):
         raise UserError(f"--n must be at least 1 and --start within 0..{len(test) - 1}")
     ncol = min(n, 10)
@@ -194,8 +219,21 @@ def reconstruct(
     x, y = test.x[start : start + n], test.y[start : start + n]
     if len(x) < n:
         raise UserError(f"only {len(x)} test images from --start {start}; lower --start or --n")
-    path = reconstruction_figure(model, x, y, out or run / "reconstruct.png", ncol=ncol)
-    typer.echo(f"wrote {path}")
+    if state.get("features") is None:
+        path = reconstruction_figure(model, x, y, out or run / "reconstruct.png", ncol=ncol)
+        typer.echo(f"wrote {path}")
+        return
+    import torch
+
+    from pyro_vae.audio import write_clips
+
+    folder = out or run / "reconstruct"
+    with torch.no_grad():
+        recon = model.reconstruct(x, y)
+    names = [f"{start + i}-{test.classes[y[i]]}-{kind}" for kind in ("input", "reconstruction") for i in range(n)]
+    wavs = write_clips(torch.cat([x, recon]), names, folder, state["features"])
+    png = reconstruction_figure(model, x, y, folder / "reconstructions.png", ncol=ncol, spectrogram=True)
+    typer.echo(f"wrote {len(wavs)} WAV files and {png.name} to {folder}")
 
 
 def _load_run(run: Path, device: str):
@@ -207,6 +245,11 @@ def _load_run(run: Path, device: str):
     model, config, state = load_model(run, torch_device)
     model.eval()
     _, test = data.load(config.dataset, torch_device, config.binarize)
+    if list(test.image_shape) != list(state["image_shape"]):
+        raise UserError(
+            f"{config.dataset} is now prepared as {tuple(test.image_shape)} images, but {run} was trained on "
+            f"{tuple(state['image_shape'])}; prepare it again with the run's settings (`data prepare {config.dataset} --help`)"
+        )
     return model, config, state, test.head(config.test_size)
 
 
@@ -307,18 +350,19 @@ def interpolate(
     label_path: bool = typer.Option(False, help="cvae: hold z at the first image's code and move only the condition (morph one class into another)."),
     pairs: int = typer.Option(4, help="Without --from/--to: how many random pairs of test images of different classes."),
     seed: int = typer.Option(0, help="Seed of the random pairs."),
-    out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/interpolate.png"),
+    out: Optional[Path] = typer.Option(None, help="PNG to write; for spoken digits, a folder for WAV files and interpolate.png.", show_default="<run>/interpolate.png, or <run>/interpolate/"),
     device: DeviceName = typer.Option("cpu", help="Where to run the networks."),
 ):
     """Decode codes on the line between two test images' codes, one strip per pair.
 
     The strip's end points are the two images' reconstructions. For a cvae the condition moves
-    from one label to the other along the way.
+    from one label to the other along the way. For spoken digits every step is also written as
+    a WAV file, strip-<row>-step-<k>.wav.
     """
     from pyro_vae.latent import interpolation_pairs, interpolation_strip
     from pyro_vae.plots import strips_figure
 
-    model, _, _, test = _load_run(run, device.value)
+    model, _, state, test = _load_run(run, device.value)
     if steps < 2:
         raise UserError(f"--steps must be at least 2, not {steps}")
     if label_path and not model.conditional:
@@ -341,8 +385,19 @@ def interpolate(
             strips.append(interpolation_strip(model, test.x, test.y, i, j, steps, spherical=True))
             names.append(f"{pair}, great circle")
     what = "the condition, with z fixed" if label_path else "codes between test images (end points: reconstructions)"
-    path = strips_figure(strips, names, out or run / "interpolate.png", title=f"interpolating {what}")
-    typer.echo(f"wrote {path}")
+    if state.get("features") is None:
+        path = strips_figure(strips, names, out or run / "interpolate.png", title=f"interpolating {what}")
+        typer.echo(f"wrote {path}")
+        return
+    import torch
+
+    from pyro_vae.audio import write_clips
+
+    folder = out or run / "interpolate"
+    wav_names = [f"strip-{row}-step-{k}" for row in range(len(strips)) for k in range(steps)]
+    wavs = write_clips(torch.cat(strips), wav_names, folder, state["features"])
+    png = strips_figure(strips, names, folder / "interpolate.png", title=f"interpolating {what}", spectrogram=True)
+    typer.echo(f"wrote {len(wavs)} WAV files and {png.name} to {folder}")
 
 
 @app.command()
@@ -464,6 +519,8 @@ def evaluate(
         per_class = result["conditional_accuracy"]["per_class"]
         table.add_row("conditional accuracy of samples", f"{result['conditional_accuracy']['overall']:.1%}")
         table.add_row("  per class", " ".join(f"{c}:{a:.0%}" for c, a in zip(test.classes, per_class)))
+        if "from_wav" in result["conditional_accuracy"]:
+            table.add_row("  written as WAV, read back and featurized again", f"{result['conditional_accuracy']['from_wav']['overall']:.1%}")
         table.add_row("  the judging classifier's test accuracy", f"{accuracy:.1%}")
     Console().print(table)
     path = out or run / f"evaluation-{split}-k{k}.json"
@@ -475,18 +532,19 @@ def evaluate(
 @reports_errors
 def compare(
     dataset: DatasetName = DatasetOption,
-    net: NetName = NetOption,
+    net: Optional[NetName] = NetOption,
     z_dim: int = ZDimOption,
     hidden_dim: int = HiddenDimOption,
     prior: PriorName = PriorOption,
-    binarize: BinarizeName = BinarizeOption,
+    likelihood: Optional[LikelihoodName] = LikelihoodOption,
+    binarize: Optional[BinarizeName] = BinarizeOption,
     elbo: ElboName = ElboOption,
     particles: int = ParticlesOption,
     alpha: float = AlphaOption,
     beta: float = BetaOption,
     kl_warmup: int = KlWarmupOption,
-    epochs: int = typer.Option(_DEFAULT.epochs, help="Epochs for each model."),
-    batch_size: int = BatchSizeOption,
+    epochs: Optional[int] = typer.Option(None, help="Epochs for each model.", show_default="the data set's: 20 for digits, 30 for spoken digits"),
+    batch_size: Optional[int] = BatchSizeOption,
     lr: float = LrOption,
     seed: int = SeedOption,
     device: DeviceName = DeviceOption,
@@ -504,8 +562,8 @@ def compare(
     from pyro_vae.compare import compare as run_compare
 
     config = Config(
-        dataset=dataset.value, net=net.value, z_dim=z_dim, hidden_dim=hidden_dim, prior=prior.value,
-        binarize=binarize.value, elbo=elbo.value, particles=particles, alpha=alpha, beta=beta,
+        dataset=dataset.value, net=_value(net), z_dim=z_dim, hidden_dim=hidden_dim, prior=prior.value,
+        likelihood=_value(likelihood), binarize=_value(binarize), elbo=elbo.value, particles=particles, alpha=alpha, beta=beta,
         kl_warmup=kl_warmup, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
         device=device.value, train_size=train_size, test_size=test_size,
     ).validate()  # fmt: skip
@@ -558,9 +616,28 @@ def complete(
 def data_prepare(
     name: DatasetName = typer.Argument(..., help="The data set to fetch, check and cache."),
     force: bool = typer.Option(False, help="Fetch again even when it is cached."),
+    clips: Optional[int] = typer.Option(None, help="spoken-digits: how many clips to synthesize, as many per digit.", show_default="3000"),
+    seed: Optional[int] = typer.Option(None, help="spoken-digits: seed of the voices, speeds and pitches.", show_default="0"),
+    from_: Optional[Path] = typer.Option(None, "--from", help="spoken-digits: use your own labelled WAV files instead ({digit}_{speaker}_{n}.wav as in the Free Spoken Digit Dataset, or one subfolder per label as in Speech Commands)."),
+    n_mels: Optional[int] = typer.Option(None, help="spoken-digits: mel bands (image height).", show_default="64"),
+    hop: Optional[int] = typer.Option(None, help="spoken-digits: samples between spectrogram frames (16 kHz).", show_default="250"),
+    duration: Optional[float] = typer.Option(None, help="spoken-digits: seconds per clip; frames = duration x 16000 / hop.", show_default="1.0"),
 ):
-    """Fetch a data set from the first source that answers, check it, and cache it under $PYRO_VAE_DATA."""
-    path, source = data.prepare(name.value, force=force)
+    """Fetch a data set from the first source that answers, check it, and cache it under $PYRO_VAE_DATA.
+
+    spoken-digits is synthesized with espeak-ng (about 30 s for 3000 clips), or read from --from;
+    its clips are also kept as WAV files beside the cache. Preparing it with options replaces
+    the cached copy; runs trained on the old one need it back to be read.
+    """
+    options = {k: v for k, v in {"clips": clips, "seed": seed, "source": from_}.items() if v is not None}
+    audio = {k: v for k, v in {"n_mels": n_mels, "hop": hop, "duration": duration}.items() if v is not None}
+    if (options or audio) and not data.DATASETS[name.value].audio:
+        raise UserError(f"--clips, --seed, --from, --n-mels, --hop and --duration are for spoken-digits, not {name.value}")
+    if audio:
+        from pyro_vae.audio import MelFeatures
+
+        options["features"] = MelFeatures(**audio)
+    path, source = data.prepare(name.value, force=force, **options)
     typer.echo(f"{name.value}: {path} (from {source})")
 
 

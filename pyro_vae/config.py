@@ -33,25 +33,34 @@ def choices() -> dict[str, tuple[str, ...]]:
 @dataclass
 class Config:
     model: str = "cvae"  # vae | cvae | ae
-    dataset: str = "mnist"  # mnist | fashion-mnist
-    net: str = "mlp"  # mlp | conv
+    dataset: str = "mnist"  # mnist | fashion-mnist | spoken-digits
+    # None: the data set's own choice (pixels: mlp, bernoulli, dynamic; spectrograms: conv, gaussian, none)
+    net: Optional[str] = None  # mlp | conv
     z_dim: int = 50
     hidden_dim: int = 400
     prior: str = "standard"  # cvae only: standard N(0, I) or a learned conditional p(z|y)
-    likelihood: str = "bernoulli"
-    binarize: str = "dynamic"  # dynamic | static | none
+    likelihood: Optional[str] = None  # bernoulli | gaussian | laplace
+    binarize: Optional[str] = None  # dynamic | static | none
     elbo: str = "trace"  # trace | meanfield | jit | renyi | iwae
     particles: int = 1  # draws of z per image in each ELBO estimate
     alpha: float = 0.5  # the Renyi bound's order (--elbo renyi only)
     beta: float = 1.0  # weight of the KL term (1: the ELBO; other values: a beta-VAE)
     kl_warmup: int = 0  # epochs over which the KL weight rises from 0 to beta
-    epochs: int = 20
-    batch_size: int = 256
+    epochs: Optional[int] = None  # None: the data set's (20 for digits)
+    batch_size: Optional[int] = None  # None: the data set's (256 for digits)
     lr: float = 2e-3
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     train_size: Optional[int] = None  # use only the first N training images (None: all)
     test_size: Optional[int] = None  # evaluate on the first N test images (None: all)
+
+    def __post_init__(self):
+        from .data import DATASETS, PIXELS
+
+        defaults = DATASETS[self.dataset].defaults if self.dataset in DATASETS else PIXELS
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
 
     def validate(self) -> "Config":
         """Raise UserError naming the first bad value and what to use instead."""

@@ -107,18 +107,41 @@ def active_units(model, data: ImageSet, threshold: float = 0.01, batch_size: int
 
 
 @torch.no_grad()
-def conditional_accuracy(model, classifier, n_per_class: int = 100, seed: int = 0) -> dict:
+def conditional_accuracy(model, classifier, n_per_class: int = 100, seed: int = 0, features: dict | None = None) -> dict:
     """How often the model's samples for label c are classified as c, per class and overall.
 
     Draws ``n_per_class`` images from p(x|y=c) for every class c (the likelihood's mean images).
+    With ``features`` (a spectrogram data set's settings) the samples are also made into sound,
+    written as WAV files, read back and featurized again like any recording, and classified once
+    more: ``from_wav`` measures what a listener would get, Griffin-Lim's losses included.
     """
     device = model.z_loc.device
     labels = torch.arange(model.num_classes, device=device).repeat_interleave(n_per_class)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         images = model.sample(len(labels), labels)
-    right = (classifier.predict(images) == labels).float().view(model.num_classes, n_per_class)
-    return {"per_class": right.mean(1).tolist(), "overall": right.mean().item(), "samples_per_class": n_per_class}
+
+    def score(predicted):
+        right = (predicted.to(device) == labels).float().view(model.num_classes, n_per_class)
+        return {"per_class": right.mean(1).tolist(), "overall": right.mean().item()}
+
+    result = {**score(classifier.predict(images)), "samples_per_class": n_per_class}
+    if features is not None:
+        result["from_wav"] = score(classifier.predict(_through_wav(images, features).to(device)))
+    return result
+
+
+def _through_wav(images: torch.Tensor, features: dict) -> torch.Tensor:
+    """Spectrograms -> WAV files on disk -> read back -> spectrograms, as a recording would be."""
+    import tempfile
+
+    from .audio import MelFeatures, fit_clip, read_wav, write_clips
+
+    settings = MelFeatures.from_dict(features)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = write_clips(images, [f"{i}" for i in range(len(images))], folder, features)
+        waves = torch.stack([fit_clip(*read_wav(p), settings) for p in paths])
+    return settings.encode(waves)
 
 
 def evaluate(model, data: ImageSet, *, k: int = 1000, classifier=None, n_per_class: int = 100, progress=None) -> dict:
@@ -136,5 +159,5 @@ def evaluate(model, data: ImageSet, *, k: int = 1000, classifier=None, n_per_cla
     count, variance = active_units(model, data)
     result |= {"active_units": count, "z_dim": len(variance)}
     if classifier is not None and model.conditional:
-        result["conditional_accuracy"] = conditional_accuracy(model, classifier, n_per_class)
+        result["conditional_accuracy"] = conditional_accuracy(model, classifier, n_per_class, features=data.features)
     return result

@@ -3,14 +3,20 @@
 The decoder's output has the image's shape, (batch, C, H, W). A likelihood treats the C, H, W
 dimensions as one event, so ``log_prob`` is one number per image, in nats.
 
-A new likelihood is a function ``params (batch, C, H, W) -> distribution`` plus one line in
-``LIKELIHOODS``; ``dist.Normal(params, 0.1).to_event(3)`` would be a complete one.
+A likelihood is a small ``nn.Module``: built from the image shape, called on the decoder's
+output, it returns the distribution. Modules so that a likelihood can learn parameters of its
+own (the Gaussian's noise scale); the models register it with ``pyro.module("likelihood", ...)``.
+A new likelihood is one such class plus one line in ``LIKELIHOODS``; a forward of
+``dist.Normal(params, 0.1).to_event(3)`` would be a complete one.
 """
 
 from __future__ import annotations
 
+import math
+
 import pyro.distributions as dist
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from torch.distributions import constraints
 
@@ -70,14 +76,52 @@ class BernoulliImage(dist.TorchDistribution):
         return -cross_entropy.flatten(-len(self.event_shape)).sum(-1) if self.event_shape else -cross_entropy
 
 
-def bernoulli(logits: torch.Tensor) -> dist.Distribution:
+class Bernoulli(nn.Module):
     """Independent Bernoulli pixels, parameterized by logits (cheaper and stabler than probs).
 
     With grey-level targets (``--binarize none``) the log-probability is the binary
     cross-entropy, as in most VAE code; that is not a normalized density over grey levels,
     so argument validation, which would refuse non-binary values, is off.
     """
-    return BernoulliImage(logits, event_dim=3, validate_args=False)
+
+    def __init__(self, image_shape=None):
+        super().__init__()
+
+    def forward(self, logits: torch.Tensor) -> dist.Distribution:
+        return BernoulliImage(logits, event_dim=3, validate_args=False)
 
 
-LIKELIHOODS = {"bernoulli": bernoulli}
+class _LocationScale(nn.Module):
+    """x ~ D(loc = decoder output, scale) per pixel, with one scale for every pixel, learned.
+
+    One shared scale, not one per pixel: spectrograms and photographs have regions of constant
+    value (silence, background) where a per-pixel scale would shrink without bound.
+    """
+
+    family = dist.Normal
+
+    def __init__(self, image_shape=None, init_scale: float = 0.1):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return self.log_scale.exp()
+
+    def forward(self, loc: torch.Tensor) -> dist.Distribution:
+        return self.family(loc, self.scale.expand_as(loc)).to_event(3)
+
+
+class Gaussian(_LocationScale):
+    """Normal(loc, sigma) pixels: log p(x|z) = -||x - loc||^2 / (2 sigma^2) - D log(sigma sqrt(2 pi))."""
+
+    family = dist.Normal
+
+
+class Laplace(_LocationScale):
+    """Laplace(loc, b) pixels: an L1 reconstruction error, less swayed by outlying pixels."""
+
+    family = dist.Laplace
+
+
+LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": Gaussian, "laplace": Laplace}

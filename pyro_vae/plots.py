@@ -23,19 +23,28 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
-def image_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title: str, row_labels=None) -> Path:
+def image_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title: str, row_labels=None, spectrogram: bool = False) -> Path:
     """Save ``images`` (N, C, H, W) in [0, 1] as a grid of ``ncol`` columns with a title.
 
     row_labels: one name per row, shown on the left (classes, or "input" / "reconstruction").
+    spectrogram: the images are log-mel spectrograms (1, mels, frames): drawn with low
+    frequencies at the bottom, in a colour map where loudness reads at a glance.
     """
     images = images.detach().float().cpu().clamp(0, 1)
+    if spectrogram:
+        images = images.flip(-2)
     pad = 2
     grid = make_grid(images, nrow=ncol, padding=pad, pad_value=1.0)
     nrow = -(-images.shape[0] // ncol)
     h, w = images.shape[-2:]
     label_room = 1.2 if row_labels else 0.3
-    fig, ax = plt.subplots(figsize=(label_room + ncol * w / 28 * 0.55, 0.6 + nrow * h / 28 * 0.55), dpi=110)
-    ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray" if images.shape[1] == 1 else None, vmin=0, vmax=1)
+    scale = 0.55 / 28 * (0.6 if spectrogram else 1)  # inches per pixel: a spectrogram is larger than a digit
+    fig, ax = plt.subplots(figsize=(label_room + ncol * w * scale, 0.6 + nrow * h * scale), dpi=110)
+    if spectrogram:
+        ax.imshow(grid[0].numpy(), cmap="magma", vmin=0, vmax=1)
+        title += "\n(log-mel spectrograms: time to the right, pitch upwards)"
+    else:
+        ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray" if images.shape[1] == 1 else None, vmin=0, vmax=1)
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     if row_labels:
@@ -59,35 +68,47 @@ def interleave_rows(top: torch.Tensor, bottom: torch.Tensor, ncol: int) -> torch
 
 
 @torch.no_grad()
-def sample_figure(model, classes: list[str], path, *, ncol: int = 10, labels=None, seed: int = 0) -> Path:
-    """A grid of the model's samples, drawn with ``seed`` without disturbing the global RNG.
+def draw_samples(model, n: int, labels=None, seed: int = 0) -> tuple[torch.Tensor, list]:
+    """The model's samples, drawn with ``seed`` without disturbing the global RNG.
 
-    Conditional models: one row per label, and the same noise in every row (each row reseeds
-    before drawing z), so a column holds one style written as each class.
+    Returns (images, row labels). Unconditional models: ``n`` images and labels None.
+    Conditional models: ``n`` per label, label by label, with the same noise for every label
+    (each reseeds before drawing z), so the i-th image of each label shares one style.
     """
     device = model.z_loc.device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         if not model.conditional:
             torch.manual_seed(seed)
-            images = model.sample(ncol * ncol)
-            return image_grid(images, path, ncol=ncol, title=f"{ncol * ncol} samples from the prior")
+            return model.sample(n), None
         labels = list(range(model.num_classes)) if labels is None else list(labels)
         rows = []
         for label in labels:
             torch.manual_seed(seed)
-            rows.append(model.sample(ncol, torch.full((ncol,), label, device=device)))
-    title = f"samples of class {classes[labels[0]]}" if len(labels) == 1 else "samples per class (a column shares one z)"
-    return image_grid(torch.cat(rows), path, ncol=ncol, title=title, row_labels=[classes[i] for i in labels])
+            rows.append(model.sample(n, torch.full((n,), label, device=device)))
+    return torch.cat(rows), labels
 
 
 @torch.no_grad()
-def reconstruction_figure(model, x: torch.Tensor, y: torch.Tensor, path, *, ncol: int = 10) -> Path:
+def sample_figure(model, classes: list[str], path, *, ncol: int = 10, labels=None, seed: int = 0, spectrogram: bool = False) -> Path:
+    """A grid of the model's samples: n x n from the prior, or for a conditional model one row per label
+    (a column holds one style written as each class)."""
+    if not model.conditional:
+        nrow = 2 if spectrogram else ncol  # spectrograms are large: two rows say enough
+        images, _ = draw_samples(model, ncol * nrow, seed=seed)
+        return image_grid(images, path, ncol=ncol, title=f"{ncol * nrow} samples from the prior", spectrogram=spectrogram)
+    images, labels = draw_samples(model, ncol, labels, seed)
+    title = f"samples of class {classes[labels[0]]}" if len(labels) == 1 else "samples per class (a column shares one z)"
+    return image_grid(images, path, ncol=ncol, title=title, row_labels=[classes[i] for i in labels], spectrogram=spectrogram)
+
+
+@torch.no_grad()
+def reconstruction_figure(model, x: torch.Tensor, y: torch.Tensor, path, *, ncol: int = 10, spectrogram: bool = False) -> Path:
     """Inputs (odd rows) above their reconstructions (even rows). x: (N, C, H, W) with N a multiple of ncol."""
     recon = model.reconstruct(x, y)
     rows = x.shape[0] // ncol
     labels = ["input", "reconstruction"] * rows
     return image_grid(interleave_rows(x, recon, ncol), path, ncol=ncol, title="test images and their reconstructions",
-                      row_labels=labels)  # fmt: skip
+                      row_labels=labels, spectrogram=spectrogram)  # fmt: skip
 
 
 def _scatter(ax, points: torch.Tensor, labels: torch.Tensor, classes: list[str], axis_names, title: str, legend_title: str):
@@ -154,10 +175,10 @@ def manifold_figure(model, path, *, n: int = 20, labels=None, classes=None, dims
     return _save(fig, path)
 
 
-def strips_figure(strips: list[torch.Tensor], row_labels: list[str], path, *, title: str) -> Path:
+def strips_figure(strips: list[torch.Tensor], row_labels: list[str], path, *, title: str, spectrogram: bool = False) -> Path:
     """Rows of images of equal length, e.g. interpolations (each strip (steps, C, H, W))."""
     steps = strips[0].shape[0]
-    return image_grid(torch.cat(strips), path, ncol=steps, title=title, row_labels=row_labels)
+    return image_grid(torch.cat(strips), path, ncol=steps, title=title, row_labels=row_labels, spectrogram=spectrogram)
 
 
 def curves_figure(history: list[dict], path, *, title: str = "training curves") -> Path:

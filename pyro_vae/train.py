@@ -111,6 +111,7 @@ class Trainer:
             "rng": rng,
             "image_shape": list(self.train_data.image_shape),
             "classes": self.train_data.classes,
+            "features": self.train_data.features,  # spectrograms: how to turn them back into sound
         }
 
     def fit(self) -> list[dict]:
@@ -146,11 +147,13 @@ class Trainer:
 
     def save_figures(self) -> None:
         """The run's sample grid and reconstructions, from fixed noise and fixed test images."""
+        spectrogram = self.train_data.features is not None
         if self.model.generative:
-            sample_figure(self.model, self.train_data.classes, self.run_dir / checkpoint.SAMPLES, seed=self.config.seed)
+            sample_figure(self.model, self.train_data.classes, self.run_dir / checkpoint.SAMPLES, seed=self.config.seed,
+                          ncol=8 if spectrogram else 10, spectrogram=spectrogram)  # fmt: skip
         n = min(len(self.test_data), 20) // 10 * 10 or len(self.test_data)
         x, y = self.test_data.x[:n], self.test_data.y[:n]
-        reconstruction_figure(self.model, x, y, self.run_dir / checkpoint.RECONSTRUCTIONS, ncol=min(n, 10))
+        reconstruction_figure(self.model, x, y, self.run_dir / checkpoint.RECONSTRUCTIONS, ncol=min(n, 10), spectrogram=spectrogram)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One SVI step on a batch; returns the batch's loss, the negative bound summed over images (detached)."""

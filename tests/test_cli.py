@@ -14,8 +14,8 @@ SMALL = ["--epochs", "1", "--train-size", "1000", "--test-size", "200", "--batch
          "--hidden-dim", "64", "--no-progress", "--device", "cpu"]  # fmt: skip
 
 
-def cli(*args, cwd=ROOT):
-    env = {**os.environ, "COLUMNS": "200"}  # Typer's usage-error box wraps at the terminal width
+def cli(*args, cwd=ROOT, env=None):
+    env = {**os.environ, "COLUMNS": "200", **(env or {})}  # Typer's usage-error box wraps at the terminal width
     command = [sys.executable, str(ROOT / "cli.py"), *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env)
 

@@ -9,7 +9,7 @@ def test_bernoulli_image_is_pyros_independent_bernoulli():
     g = torch.Generator().manual_seed(0)
     logits = 3 * torch.randn(5, 1, 6, 4, generator=g)
     reference = dist.Bernoulli(logits=logits).to_event(3)
-    likelihood = LIKELIHOODS["bernoulli"](logits)
+    likelihood = LIKELIHOODS["bernoulli"]((1, 6, 4))(logits)
     assert likelihood.batch_shape == reference.batch_shape == (5,)
     assert likelihood.event_shape == reference.event_shape == (1, 6, 4)
     binary = torch.bernoulli(torch.full((5, 1, 6, 4), 0.3), generator=g)

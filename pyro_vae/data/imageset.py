@@ -15,11 +15,14 @@ class ImageSet:
     x: (N, C, H, W) float in [0, 1]
     y: (N,) int64 class labels in [0, num_classes)
     classes: a display name for each label
+    features: for spectrograms of sound, the settings that turn an image back into a clip
+        (``MelFeatures.to_dict()``, see pyro_vae/audio.py); None for pictures
     """
 
     x: torch.Tensor
     y: torch.Tensor
     classes: list[str] = field(default_factory=list)
+    features: dict | None = None
 
     @property
     def num_classes(self) -> int:
@@ -33,17 +36,17 @@ class ImageSet:
         return self.x.shape[0]
 
     def to(self, device) -> "ImageSet":
-        return ImageSet(self.x.to(device), self.y.to(device), self.classes)
+        return ImageSet(self.x.to(device), self.y.to(device), self.classes, self.features)
 
     def head(self, n: int | None) -> "ImageSet":
         """The first ``n`` images (all of them when ``n`` is None)."""
         if n is None:
             return self
-        return ImageSet(self.x[:n], self.y[:n], self.classes)
+        return ImageSet(self.x[:n], self.y[:n], self.classes, self.features)
 
     def binarized(self, generator: torch.Generator) -> "ImageSet":
         """One Bernoulli draw of every pixel: a fixed binary copy of the split."""
-        return ImageSet(torch.bernoulli(self.x, generator=generator), self.y, self.classes)
+        return ImageSet(torch.bernoulli(self.x, generator=generator), self.y, self.classes, self.features)
 
     def batches(
         self,

@@ -26,6 +26,7 @@ class AE(LatentVariableModel):
 
     def model(self, x, y=None):
         pyro.module("decoder", self.decoder)
+        pyro.module("likelihood", self.likelihood)  # the noise scale of a Gaussian; nothing for a Bernoulli
         with pyro.plate("data", x.shape[0]):
             z = pyro.sample("z", self.prior(x.shape[0]))  # no prior: log p(z) = 0
             pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)  # x ~ p(x|z)

@@ -1,7 +1,7 @@
 """The conditional variational autoencoder (Sohn, Lee and Yan, 2015), conditioned on a class label y.
 
     p(z|y)   = Normal(0, I)  or  Normal(prior_net(y))   prior (--prior standard | conditional)
-    p(x|z,y) = Bernoulli(logits = decoder(z, y))         likelihood
+    p(x|z,y) = Bernoulli(logits = decoder(z, y))         likelihood (or Normal/Laplace(decoder(z, y), sigma))
     q(z|x,y) = Normal(encoder(x, y))                     amortized guide
 
 Because the decoder sees y, z is free to carry only what y does not say (the style of the
@@ -33,6 +33,7 @@ class CVAE(LatentVariableModel):
     def model(self, x, y):
         """x: (batch, C, H, W); y: (batch,) int64 labels."""
         pyro.module("decoder", self.decoder)
+        pyro.module("likelihood", self.likelihood)  # the noise scale of a Gaussian; nothing for a Bernoulli
         if self.prior_net is not None:
             pyro.module("prior_net", self.prior_net)
         with pyro.plate("data", x.shape[0]):

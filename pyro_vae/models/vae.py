@@ -1,7 +1,7 @@
 """The variational autoencoder (Kingma and Welling, 2014).
 
     p(z)   = Normal(0, I)                      prior
-    p(x|z) = Bernoulli(logits = decoder(z))    likelihood
+    p(x|z) = Bernoulli(logits = decoder(z))    likelihood (or Normal/Laplace(decoder(z), sigma), see likelihoods.py)
     q(z|x) = Normal(encoder(x))                amortized guide
 
 Training maximizes the ELBO  E_q[log p(x|z)] - KL(q(z|x) || p(z)).
@@ -22,6 +22,7 @@ class VAE(LatentVariableModel):
     def model(self, x, y=None):
         """x: (batch, C, H, W). The label y is ignored: the VAE does not condition on it."""
         pyro.module("decoder", self.decoder)
+        pyro.module("likelihood", self.likelihood)  # the noise scale of a Gaussian; nothing for a Bernoulli
         with pyro.plate("data", x.shape[0]):
             with self.kl_scale():
                 z = pyro.sample("z", self.prior(x.shape[0]))  # z ~ p(z)
