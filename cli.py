@@ -84,7 +84,7 @@ ParticlesOption = typer.Option(_DEFAULT.particles, help="Draws of z per image in
 AlphaOption = typer.Option(_DEFAULT.alpha, help="--elbo renyi only: the order alpha of the Renyi bound (0 is the IWAE bound; 1 would be the ELBO).")
 BetaOption = typer.Option(_DEFAULT.beta, help="Weight of the KL term (1: the ELBO; above 1: a beta-VAE).")
 KlWarmupOption = typer.Option(_DEFAULT.kl_warmup, help="Raise the KL weight linearly from 0 to --beta over this many epochs (0: off).")
-BatchSizeOption = typer.Option(None, help="Images per SVI step.", show_default="the data set's: 256 for digits, 64 for spoken digits")
+BatchSizeOption = typer.Option(None, help="Images per SVI step.", show_default="the data set's: 256 for digits, 32 for spoken digits")
 LrOption = typer.Option(_DEFAULT.lr, help="Adam learning rate.")
 SeedOption = typer.Option(_DEFAULT.seed, help="Seed: the same seed on the same device gives the same numbers.")
 DeviceOption = typer.Option(_DEFAULT.device, help="auto picks CUDA when a GPU is visible, else the CPU.")
