@@ -73,18 +73,21 @@ RunDir = typer.Argument(..., help="A run directory written by `train` (it holds 
 
 # Training settings that `train` and `compare` share: defined once, so their help and defaults agree.
 DatasetOption = typer.Option(_DEFAULT.dataset, help="Data set; prepared and cached on first use.")
-NetOption = typer.Option(None, help="Encoder/decoder networks: mlp (784-400-z) or conv.", show_default="the data set's: mlp for digits, conv for spectrograms")
+NetOption = typer.Option(None, help="Encoder/decoder networks: mlp (784-400-z) or conv (stride-2 convolutions sized from the image).", show_default="the data set's: mlp for digits, conv for faces and spectrograms")
 ZDimOption = typer.Option(_DEFAULT.z_dim, help="Latent dimensions (2 for latent-space plots).")
 HiddenDimOption = typer.Option(_DEFAULT.hidden_dim, help="Width of the networks' hidden layer.")
 PriorOption = typer.Option(_DEFAULT.prior, help="cvae only: standard N(0, I), or a learned conditional p(z|y).")
-LikelihoodOption = typer.Option(None, help="p(x|z): bernoulli (logits), or gaussian / laplace with a learned noise scale.", show_default="the data set's: bernoulli for digits, gaussian for spectrograms")
+LikelihoodOption = typer.Option(None, help="p(x|z): bernoulli (logits); continuous-bernoulli (a density on [0, 1]); gaussian / laplace with one noise scale, learned unless --likelihood-scale fixes it.", show_default="the data set's: bernoulli for digits, gaussian for faces and spectrograms")
+LikelihoodScaleOption = typer.Option(None, help="gaussian / laplace: fix the noise scale (pixel values are in [0, 1]) instead of learning it.", show_default="learned")
+FlipOption = typer.Option(None, "--flip/--no-flip", help="Flip a random half of every training batch left-right (light augmentation for faces).", show_default="the data set's: on for faces, off for digits")
+ConditionOption = typer.Option(None, help="celeba: the attributes a cvae is conditioned on, comma-separated, e.g. Smiling,Eyeglasses.", show_default="class labels")
 BinarizeOption = typer.Option(None, help="dynamic: a fresh Bernoulli draw of each image every epoch; static: one fixed draw; none: grey levels (spectrograms: always none).", show_default="the data set's: dynamic for digits")
 ElboOption = typer.Option(_DEFAULT.elbo, help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (closed-form KL); jit: JitTrace_ELBO, Trace_ELBO compiled once (faster on the CPU); renyi: the Renyi bound of order --alpha; iwae: the importance-weighted bound (Renyi, alpha 0) with --particles draws.")
 ParticlesOption = typer.Option(_DEFAULT.particles, help="Draws of z per image in each bound estimate, run as one vectorized batch (try 5 with --elbo iwae).")
 AlphaOption = typer.Option(_DEFAULT.alpha, help="--elbo renyi only: the order alpha of the Renyi bound (0 is the IWAE bound; 1 would be the ELBO).")
 BetaOption = typer.Option(_DEFAULT.beta, help="Weight of the KL term (1: the ELBO; above 1: a beta-VAE).")
 KlWarmupOption = typer.Option(_DEFAULT.kl_warmup, help="Raise the KL weight linearly from 0 to --beta over this many epochs (0: off).")
-BatchSizeOption = typer.Option(None, help="Images per SVI step.", show_default="the data set's: 256 for digits, 32 for spoken digits")
+BatchSizeOption = typer.Option(None, help="Images per SVI step.", show_default="the data set's: 256 for digits, 32 for faces and spoken digits")
 LrOption = typer.Option(_DEFAULT.lr, help="Adam learning rate.")
 SeedOption = typer.Option(_DEFAULT.seed, help="Seed: the same seed on the same device gives the same numbers.")
 DeviceOption = typer.Option(_DEFAULT.device, help="auto picks CUDA when a GPU is visible, else the CPU.")
@@ -102,13 +105,16 @@ def train(
     hidden_dim: int = HiddenDimOption,
     prior: PriorName = PriorOption,
     likelihood: Optional[LikelihoodName] = LikelihoodOption,
+    likelihood_scale: Optional[float] = LikelihoodScaleOption,
     binarize: Optional[BinarizeName] = BinarizeOption,
+    flip: Optional[bool] = FlipOption,
+    condition: Optional[str] = ConditionOption,
     elbo: ElboName = ElboOption,
     particles: int = ParticlesOption,
     alpha: float = AlphaOption,
     beta: float = BetaOption,
     kl_warmup: int = KlWarmupOption,
-    epochs: Optional[int] = typer.Option(None, help="Epochs in all.", show_default="the data set's: 20 for digits, 30 for spoken digits; with --resume, the run's own"),
+    epochs: Optional[int] = typer.Option(None, help="Epochs in all.", show_default="the data set's: 20 for digits, 30 for spoken digits, 200 for faces; with --resume, the run's own"),
     batch_size: Optional[int] = BatchSizeOption,
     lr: float = LrOption,
     seed: int = SeedOption,
@@ -130,7 +136,7 @@ def train(
     else:
         config = Config(
             model=model.value, dataset=dataset.value, net=_value(net), z_dim=z_dim, hidden_dim=hidden_dim,
-            prior=prior.value, likelihood=_value(likelihood), binarize=_value(binarize), elbo=elbo.value, particles=particles, alpha=alpha,
+            prior=prior.value, likelihood=_value(likelihood), likelihood_scale=likelihood_scale, binarize=_value(binarize), flip=flip, condition=condition, elbo=elbo.value, particles=particles, alpha=alpha,
             beta=beta, kl_warmup=kl_warmup, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
             device=device.value, train_size=train_size, test_size=test_size,
         ).validate()  # fmt: skip
@@ -152,12 +158,28 @@ def _labels(model, classes: list[str], labels: Optional[List[int]]) -> Optional[
     return labels
 
 
+def _attribute_vector(model, names: list[str], settings: List[str]) -> list:
+    """--attr Smiling=1,Eyeglasses=0 -> [one attribute vector (num_attributes,)], or a UserError."""
+    if not model.conditional or model.num_classes != len(names):
+        raise UserError("--attr needs a cvae conditioned on attributes (train one with --dataset celeba --condition ...)")
+    import torch
+
+    vector = torch.zeros(len(names))
+    for item in (part.strip() for setting in settings for part in setting.split(",") if part.strip()):
+        name, _, value = item.partition("=")
+        if name not in names or value not in ("0", "1"):
+            raise UserError(f"--attr {item!r}: write NAME=1 or NAME=0 with NAME one of {', '.join(names)}")
+        vector[names.index(name)] = float(value)
+    return [vector]
+
+
 @app.command()
 @reports_errors
 def sample(
     run: Path = RunDir,
     n: int = typer.Option(10, "--n", help="Images per row (per class for a cvae; the grid is n x n for a vae). Spoken digits: clips per class."),
-    label: Optional[List[int]] = typer.Option(None, help="cvae: draw only this class (repeat for several).", show_default="every class"),
+    label: Optional[List[int]] = typer.Option(None, help="cvae: draw only this class (repeat for several); faces: the person.", show_default="every class (the first 10)"),
+    attr: Optional[List[str]] = typer.Option(None, help="cvae conditioned on attributes (celeba): NAME=1 or NAME=0, repeatable or comma-separated; attributes not named are 0.", show_default="none, then each alone"),
     seed: int = typer.Option(0, help="Seed of the prior draws."),
     out: Optional[Path] = typer.Option(None, help="PNG to write; for spoken digits, a folder for the WAV files and spectrograms.png.", show_default="<run>/sample.png, or <run>/sample/"),
     device: DeviceName = typer.Option("cpu", help="Where to run the decoder."),
@@ -173,12 +195,15 @@ def sample(
 
     if n < 1:
         raise UserError(f"--n must be at least 1, not {n}")
-    model, _, state = load_model(run, resolve_device(device.value))
+    model, config, state = load_model(run, resolve_device(device.value))
     if not model.generative:
         raise UserError(f"{run} holds an autoencoder, which has no prior to sample from; use `reconstruct`, or a vae/cvae run")
-    labels = _labels(model, state["classes"], label)
+    attributes = config.condition is not None
+    if attributes and label:
+        raise UserError(f"{run} is conditioned on attributes ({config.condition}), not labels; use --attr NAME=1")
+    labels = _attribute_vector(model, state["classes"], attr) if attr else _labels(model, state["classes"], label)
     if state.get("features") is None:
-        path = sample_figure(model, state["classes"], out or run / "sample.png", ncol=n, labels=labels, seed=seed)
+        path = sample_figure(model, state["classes"], out or run / "sample.png", ncol=n, labels=labels, seed=seed, attributes=attributes)
         typer.echo(f"wrote {path}")
         return
     from pyro_vae.audio import write_clips
@@ -244,7 +269,7 @@ def _load_run(run: Path, device: str):
     torch_device = resolve_device(device)
     model, config, state = load_model(run, torch_device)
     model.eval()
-    _, test = data.load(config.dataset, torch_device, config.binarize)
+    _, test = data.load(config.dataset, torch_device, config.binarize, config.condition)
     if list(test.image_shape) != list(state["image_shape"]):
         raise UserError(
             f"{config.dataset} is now prepared as {tuple(test.image_shape)} images, but {run} was trained on "
@@ -484,7 +509,7 @@ def evaluate(
     model, config, state, test = _load_run(run, device.value)
     images = test
     if split == "train":
-        train, _ = data.load(config.dataset, model.z_loc.device, config.binarize)
+        train, _ = data.load(config.dataset, model.z_loc.device, config.binarize, config.condition)
         if config.binarize == "dynamic":  # one fixed draw, like the test set's, so the number is reproducible
             train = train.binarized(torch.Generator(train.x.device).manual_seed(data.BINARIZE_SEED))
         images = train
@@ -509,16 +534,25 @@ def evaluate(
     table.add_row("-ELBO", f"{result['neg_elbo']:.2f}")
     table.add_row("  reconstruction -E_q log p(x|z)", f"{result['recon']:.2f}")
     table.add_row("  KL(q(z|x) || p(z))", f"{result['kl']:.2f}")
+    table.add_row("-ELBO in bits per dimension", f"{result['bits_per_dim']:.4f}")
     if "nll" in result:
         what = "-log p(x|y)" if model.conditional else "-log p(x)"
         table.add_row(f"{what}, importance-weighted, k={k}", f"{result['nll']:.2f} ± {result['nll_stderr']:.2f}")
+        table.add_row(f"{what} in bits per dimension", f"{result['nll_bits_per_dim']:.4f}")
         table.add_row("active latent units", f"{result['active_units']} of {result['z_dim']}")
     else:
         table.add_row("-log p(x)", "none: the autoencoder has no prior")
+    if "nearest_class" in result:
+        near = result["nearest_class"]
+        table.add_row("classes whose samples are nearest their own test images", f"{near['overall']:.1%}")
+        table.add_row("  RMS pixel distance to own / other classes' images", f"{near['own']:.4f} / {near['other']:.4f}")
     if "conditional_accuracy" in result:
         per_class = result["conditional_accuracy"]["per_class"]
         table.add_row("conditional accuracy of samples", f"{result['conditional_accuracy']['overall']:.1%}")
-        table.add_row("  per class", " ".join(f"{c}:{a:.0%}" for c, a in zip(test.classes, per_class)))
+        if len(per_class) <= 10:
+            table.add_row("  per class", " ".join(f"{c}:{a:.0%}" for c, a in zip(test.classes, per_class)))
+        else:
+            table.add_row("  lowest and highest class", f"{min(per_class):.0%} and {max(per_class):.0%}")
         if "from_wav" in result["conditional_accuracy"]:
             table.add_row("  written as WAV, read back and featurized again", f"{result['conditional_accuracy']['from_wav']['overall']:.1%}")
         table.add_row("  the judging classifier's test accuracy", f"{accuracy:.1%}")
@@ -537,7 +571,10 @@ def compare(
     hidden_dim: int = HiddenDimOption,
     prior: PriorName = PriorOption,
     likelihood: Optional[LikelihoodName] = LikelihoodOption,
+    likelihood_scale: Optional[float] = LikelihoodScaleOption,
     binarize: Optional[BinarizeName] = BinarizeOption,
+    flip: Optional[bool] = FlipOption,
+    condition: Optional[str] = ConditionOption,
     elbo: ElboName = ElboOption,
     particles: int = ParticlesOption,
     alpha: float = AlphaOption,
@@ -563,7 +600,7 @@ def compare(
 
     config = Config(
         dataset=dataset.value, net=_value(net), z_dim=z_dim, hidden_dim=hidden_dim, prior=prior.value,
-        likelihood=_value(likelihood), binarize=_value(binarize), elbo=elbo.value, particles=particles, alpha=alpha, beta=beta,
+        likelihood=_value(likelihood), likelihood_scale=likelihood_scale, binarize=_value(binarize), flip=flip, condition=condition, elbo=elbo.value, particles=particles, alpha=alpha, beta=beta,
         kl_warmup=kl_warmup, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
         device=device.value, train_size=train_size, test_size=test_size,
     ).validate()  # fmt: skip
@@ -611,6 +648,12 @@ def complete(
         progress=progress, log=typer.echo)  # fmt: skip
 
 
+def _flags(options) -> str:
+    """Data-preparation keyword names as the command line spells them: source -> --from."""
+    spelled = {"source": "from", "features": "n-mels/--hop/--duration"}
+    return ", ".join("--" + spelled.get(k, k).replace("_", "-") for k in options)
+
+
 @data_app.command("prepare")
 @reports_errors
 def data_prepare(
@@ -618,25 +661,34 @@ def data_prepare(
     force: bool = typer.Option(False, help="Fetch again even when it is cached."),
     clips: Optional[int] = typer.Option(None, help="spoken-digits: how many clips to synthesize, as many per digit.", show_default="3000"),
     seed: Optional[int] = typer.Option(None, help="spoken-digits: seed of the voices, speeds and pitches.", show_default="0"),
-    from_: Optional[Path] = typer.Option(None, "--from", help="spoken-digits: use your own labelled WAV files instead ({digit}_{speaker}_{n}.wav as in the Free Spoken Digit Dataset, or one subfolder per label as in Speech Commands)."),
+    from_: Optional[Path] = typer.Option(None, "--from", help="spoken-digits: your own labelled WAV files ({digit}_{speaker}_{n}.wav as in the Free Spoken Digit Dataset, or one subfolder per label as in Speech Commands). image-folder: your folder of pictures (one subfolder per label, or all in one). celeba: the folder in torchvision's CelebA layout (img_align_celeba/ and list_attr_celeba.txt)."),
     n_mels: Optional[int] = typer.Option(None, help="spoken-digits: mel bands (image height).", show_default="64"),
     hop: Optional[int] = typer.Option(None, help="spoken-digits: samples between spectrogram frames (16 kHz).", show_default="250"),
     duration: Optional[float] = typer.Option(None, help="spoken-digits: seconds per clip; frames = duration x 16000 / hop.", show_default="1.0"),
+    image_size: Optional[int] = typer.Option(None, help="faces, image-folder, celeba: side of the square images, in pixels.", show_default="64"),
+    crop: Optional[int] = typer.Option(None, help="faces, image-folder, celeba: side of the centre square cut out before resizing.", show_default="the shorter side; 148 for celeba"),
+    limit: Optional[int] = typer.Option(None, help="image-folder, celeba: read only the first N images (in file-name order).", show_default="all"),
 ):
     """Fetch a data set from the first source that answers, check it, and cache it under $PYRO_VAE_DATA.
 
     spoken-digits is synthesized with espeak-ng (about 30 s for 3000 clips), or read from --from;
-    its clips are also kept as WAV files beside the cache. Preparing it with options replaces
-    the cached copy; runs trained on the old one need it back to be read.
+    its clips are also kept as WAV files beside the cache. image-folder and celeba read your own
+    pictures from --from. Preparing a data set with options replaces the cached copy; runs
+    trained on the old one need it back to be read.
     """
-    options = {k: v for k, v in {"clips": clips, "seed": seed, "source": from_}.items() if v is not None}
+    given = {"clips": clips, "seed": seed, "source": from_, "image_size": image_size, "crop": crop, "limit": limit}
+    options = {k: v for k, v in given.items() if v is not None}
     audio = {k: v for k, v in {"n_mels": n_mels, "hop": hop, "duration": duration}.items() if v is not None}
-    if (options or audio) and not data.DATASETS[name.value].audio:
-        raise UserError(f"--clips, --seed, --from, --n-mels, --hop and --duration are for spoken-digits, not {name.value}")
     if audio:
         from pyro_vae.audio import MelFeatures
 
         options["features"] = MelFeatures(**audio)
+    takes = data.DATASETS[name.value].options
+    refused = [k for k in options if k not in takes]
+    if refused:
+        raise UserError(f"{name.value} does not take {_flags(refused)}" + (f"; it takes {_flags(takes)}" if takes else "; it has no options"))
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1 (or left out for all), not {limit}")
     path, source = data.prepare(name.value, force=force, **options)
     typer.echo(f"{name.value}: {path} (from {source})")
 

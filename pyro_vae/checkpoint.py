@@ -45,7 +45,8 @@ def save_metrics(run_dir: Path, history: list[dict]) -> None:
     if not history:
         return
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(history[0]))
+    columns = list(dict.fromkeys(key for row in history for key in row))  # a run resumed by a newer version adds some
+    writer = csv.DictWriter(out, fieldnames=columns, restval="")
     writer.writeheader()
     writer.writerows(history)
     save_text(out.getvalue(), Path(run_dir) / METRICS)

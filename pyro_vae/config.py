@@ -39,8 +39,11 @@ class Config:
     z_dim: int = 50
     hidden_dim: int = 400
     prior: str = "standard"  # cvae only: standard N(0, I) or a learned conditional p(z|y)
-    likelihood: Optional[str] = None  # bernoulli | gaussian | laplace
+    likelihood: Optional[str] = None  # bernoulli | continuous-bernoulli | gaussian | laplace
+    likelihood_scale: Optional[float] = None  # gaussian / laplace: a fixed noise scale (None: learned)
     binarize: Optional[str] = None  # dynamic | static | none
+    flip: Optional[bool] = None  # flip a random half of each training batch left-right (faces: on)
+    condition: Optional[str] = None  # celeba: the attributes a CVAE is conditioned on, "Smiling,Eyeglasses"
     elbo: str = "trace"  # trace | meanfield | jit | renyi | iwae
     particles: int = 1  # draws of z per image in each ELBO estimate
     alpha: float = 0.5  # the Renyi bound's order (--elbo renyi only)
@@ -73,6 +76,11 @@ class Config:
         for name in ("train_size", "test_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1 (or left out for all), not {getattr(self, name)}")
+        if self.likelihood_scale is not None:
+            if self.likelihood not in ("gaussian", "laplace"):
+                raise UserError(f"--likelihood-scale fixes the noise of a gaussian or laplace likelihood, not of {self.likelihood}")
+            if not self.likelihood_scale > 0:
+                raise UserError(f"--likelihood-scale must be positive (or left out to learn it), not {self.likelihood_scale}")
         if not self.lr > 0:
             raise UserError(f"--lr must be positive, not {self.lr}")
         if not self.beta > 0:

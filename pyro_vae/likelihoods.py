@@ -84,6 +84,8 @@ class Bernoulli(nn.Module):
     so argument validation, which would refuse non-binary values, is off.
     """
 
+    discrete = True  # a probability of each pixel value, not a density
+
     def __init__(self, image_shape=None):
         super().__init__()
 
@@ -91,18 +93,40 @@ class Bernoulli(nn.Module):
         return BernoulliImage(logits, event_dim=3, validate_args=False)
 
 
-class _LocationScale(nn.Module):
-    """x ~ D(loc = decoder output, scale) per pixel, with one scale for every pixel, learned.
+class ContinuousBernoulli(nn.Module):
+    """Continuous Bernoulli pixels (Loaiza-Ganem and Cunningham, 2019): a proper density on [0, 1].
 
-    One shared scale, not one per pixel: spectrograms and photographs have regions of constant
-    value (silence, background) where a per-pixel scale would shrink without bound.
+    The binary cross-entropy of grey levels plus the log of the normalizing constant C(lambda)
+    that makes it integrate to one; its mean, the image decoded, is not sigmoid(logits) but
+    pulled towards 0.5 where lambda is moderate.
+    """
+
+    discrete = False
+
+    def __init__(self, image_shape=None):
+        super().__init__()
+
+    def forward(self, logits: torch.Tensor) -> dist.Distribution:
+        return dist.ContinuousBernoulli(logits=logits, validate_args=False).to_event(3)
+
+
+class _LocationScale(nn.Module):
+    """x ~ D(loc = decoder output, scale) per pixel, with one scale for every pixel.
+
+    The scale is learned, unless ``scale`` fixes it (``--likelihood-scale``). One shared scale,
+    not one per pixel: spectrograms and photographs have regions of constant value (silence,
+    background) where a per-pixel scale would shrink without bound.
     """
 
     family = dist.Normal
+    discrete = False
 
-    def __init__(self, image_shape=None, init_scale: float = 0.1):
+    def __init__(self, image_shape=None, scale: float | None = None, init_scale: float = 0.1):
         super().__init__()
-        self.log_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
+        if scale is None:
+            self.log_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
+        else:
+            self.register_buffer("log_scale", torch.tensor(math.log(scale)))
 
     @property
     def scale(self) -> torch.Tensor:
@@ -124,4 +148,10 @@ class Laplace(_LocationScale):
     family = dist.Laplace
 
 
-LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": Gaussian, "laplace": Laplace}
+LIKELIHOODS = {"bernoulli": Bernoulli, "continuous-bernoulli": ContinuousBernoulli, "gaussian": Gaussian, "laplace": Laplace}
+
+
+def build_likelihood(config, image_shape) -> nn.Module:
+    """The likelihood a run's config names, with its fixed scale when ``--likelihood-scale`` gives one."""
+    options = {} if config.likelihood_scale is None else {"scale": config.likelihood_scale}
+    return LIKELIHOODS[config.likelihood](image_shape, **options)

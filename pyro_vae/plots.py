@@ -67,38 +67,68 @@ def interleave_rows(top: torch.Tensor, bottom: torch.Tensor, ncol: int) -> torch
     return torch.cat(rows)
 
 
+MAX_ROWS = 10  # a sample grid shows at most this many classes unless asked for others
+
+
+def condition_name(classes: list[str], condition) -> str:
+    """A row's name: the class of a label, or the attributes switched on in an attribute vector."""
+    if isinstance(condition, int):
+        return classes[condition]
+    on = [name for name, value in zip(classes, condition.tolist()) if value > 0.5]
+    return " + ".join(on) if on else "no attribute"
+
+
+def default_conditions(model, attributes: bool = False) -> list:
+    """The rows of a conditional sample grid: the first classes; or, conditioned on attributes,
+    every attribute off, then each attribute alone switched on."""
+    if not attributes:
+        return list(range(min(model.num_classes, MAX_ROWS)))
+    eye = torch.eye(model.num_classes, device=model.z_loc.device)
+    return [torch.zeros_like(eye[0])] + list(eye[: MAX_ROWS - 1])
+
+
 @torch.no_grad()
 def draw_samples(model, n: int, labels=None, seed: int = 0) -> tuple[torch.Tensor, list]:
     """The model's samples, drawn with ``seed`` without disturbing the global RNG.
 
-    Returns (images, row labels). Unconditional models: ``n`` images and labels None.
-    Conditional models: ``n`` per label, label by label, with the same noise for every label
-    (each reseeds before drawing z), so the i-th image of each label shares one style.
+    Returns (images, row conditions). Unconditional models: ``n`` images and None.
+    Conditional models: ``n`` per condition, condition by condition, with the same noise for every
+    one (each reseeds before drawing z), so the i-th image of each shares one style. A condition
+    is a class label (int) or an attribute vector (num_classes,); None: :func:`default_conditions`.
     """
     device = model.z_loc.device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         if not model.conditional:
             torch.manual_seed(seed)
             return model.sample(n), None
-        labels = list(range(model.num_classes)) if labels is None else list(labels)
+        labels = default_conditions(model) if labels is None else list(labels)
         rows = []
         for label in labels:
             torch.manual_seed(seed)
-            rows.append(model.sample(n, torch.full((n,), label, device=device)))
+            y = torch.full((n,), label, device=device) if isinstance(label, int) else label.to(device).expand(n, -1)
+            rows.append(model.sample(n, y))
     return torch.cat(rows), labels
 
 
 @torch.no_grad()
-def sample_figure(model, classes: list[str], path, *, ncol: int = 10, labels=None, seed: int = 0, spectrogram: bool = False) -> Path:
-    """A grid of the model's samples: n x n from the prior, or for a conditional model one row per label
-    (a column holds one style written as each class)."""
+def sample_figure(model, classes: list[str], path, *, ncol: int = 10, labels=None, seed: int = 0, spectrogram: bool = False,
+                  attributes: bool = False) -> Path:  # fmt: skip
+    """A grid of the model's samples: n x n from the prior, or for a conditional model one row per
+    condition (a column holds one style given each condition). ``attributes``: the model is
+    conditioned on attribute vectors named by ``classes``, not on class labels."""
     if not model.conditional:
         nrow = 2 if spectrogram else ncol  # spectrograms are large: two rows say enough
         images, _ = draw_samples(model, ncol * nrow, seed=seed)
         return image_grid(images, path, ncol=ncol, title=f"{ncol * nrow} samples from the prior", spectrogram=spectrogram)
-    images, labels = draw_samples(model, ncol, labels, seed)
-    title = f"samples of class {classes[labels[0]]}" if len(labels) == 1 else "samples per class (a column shares one z)"
-    return image_grid(images, path, ncol=ncol, title=title, row_labels=[classes[i] for i in labels], spectrogram=spectrogram)
+    first = labels is None and not attributes and model.num_classes > MAX_ROWS
+    images, labels = draw_samples(model, ncol, default_conditions(model, attributes) if labels is None else labels, seed)
+    names = [condition_name(classes, c) for c in labels]
+    if len(labels) == 1:
+        title = f"samples given {names[0]}"
+    else:
+        title = f"samples per {'condition' if attributes else 'class'} (a column shares one z)"
+        title += f"; the first {len(labels)} of {model.num_classes} classes" if first else ""
+    return image_grid(images, path, ncol=ncol, title=title, row_labels=names, spectrogram=spectrogram)
 
 
 @torch.no_grad()

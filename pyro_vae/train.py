@@ -32,6 +32,8 @@ from .models import build_model
 from .objectives import kl_weight, make_elbo
 from .plots import reconstruction_figure, sample_figure
 
+FIGURE_INTERVAL_S = 30  # the sample and reconstruction figures are redrawn at most this often, and at the end
+
 def resolve_device(name: str) -> torch.device:
     """'auto' is CUDA when PyTorch sees a GPU, else the CPU."""
     if name == "auto":
@@ -59,11 +61,14 @@ class Trainer:
         self.device = resolve_device(config.device)
         pyro.set_rng_seed(config.seed)
 
-        train, test = data.load(config.dataset, self.device, config.binarize)
+        train, test = data.load(config.dataset, self.device, config.binarize, config.condition)
         self.train_data, self.test_data = train.head(config.train_size), test.head(config.test_size)
         if config.batch_size > len(self.train_data):
             raise UserError(f"--batch-size {config.batch_size} is larger than the {len(self.train_data)} training images; lower it")
 
+        if config.model == "cvae" and self.train_data.num_classes < 2:
+            raise UserError(f"{config.dataset} has one class, so a cvae has nothing to condition on; "
+                            "use --model vae, or (celeba) name attributes with --condition Smiling,Eyeglasses")  # fmt: skip
         self.model = build_model(config, self.train_data.image_shape, self.train_data.num_classes).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.elbo = make_elbo(config)
@@ -123,6 +128,7 @@ class Trainer:
             self.log(f"{self.run_dir} is already at epoch {self.epoch} of {cfg.epochs}; pass --epochs N to train further")
             return self.history
         self.log(f"training {cfg.model} on {cfg.dataset} ({len(self.train_data)} images) on {self.device}: {self.run_dir}")
+        figures_at = float("-inf")
         for epoch in range(self.epoch + 1, cfg.epochs + 1):
             start = time.perf_counter()
             train_loss = self.train_epoch(epoch)
@@ -134,13 +140,18 @@ class Trainer:
                 "test_neg_elbo": round(test["neg_elbo"], 4),
                 "test_recon": round(test["recon"], 4),
                 "test_kl": round(test["kl"], 4),
+                "test_bits_per_dim": round(test["bits_per_dim"], 5),
                 "seconds": round(time.perf_counter() - start, 2),
             })  # fmt: skip
             checkpoint.save(self.run_dir, self.state())
-            self.save_figures()
+            # drawing costs about a second: on small data sets, where epochs take less, not every epoch
+            if epoch == cfg.epochs or time.perf_counter() - figures_at >= FIGURE_INTERVAL_S:
+                self.save_figures()
+                figures_at = time.perf_counter()
             self.log(
                 f"epoch {epoch}/{cfg.epochs}  -ELBO in nats per image (lower is better): "
                 f"{self.train_name} {train_loss:.2f}  test {test['neg_elbo']:.2f} = recon {test['recon']:.2f} + KL {test['kl']:.2f}"
+                f" ({test['bits_per_dim']:.3f} bits/dim)"
             )
         self.log(f"done: {self.run_dir}")
         return self.history
@@ -150,7 +161,7 @@ class Trainer:
         spectrogram = self.train_data.features is not None
         if self.model.generative:
             sample_figure(self.model, self.train_data.classes, self.run_dir / checkpoint.SAMPLES, seed=self.config.seed,
-                          ncol=8 if spectrogram else 10, spectrogram=spectrogram)  # fmt: skip
+                          ncol=8 if spectrogram else 10, spectrogram=spectrogram, attributes=self.train_data.attributes)  # fmt: skip
         n = min(len(self.test_data), 20) // 10 * 10 or len(self.test_data)
         x, y = self.test_data.x[:n], self.test_data.y[:n]
         reconstruction_figure(self.model, x, y, self.run_dir / checkpoint.RECONSTRUCTIONS, ncol=min(n, 10), spectrogram=spectrogram)
@@ -170,6 +181,9 @@ class Trainer:
             for step, (x, y) in enumerate(batches, 1):
                 if cfg.binarize == "dynamic":
                     x = torch.bernoulli(x, generator=self.generator)  # a fresh binary image every time
+                if cfg.flip:  # a face seen in a mirror is still a face
+                    mirror = torch.rand(x.shape[0], device=x.device, generator=self.generator) < 0.5
+                    x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
                 self.model.kl_weight = kl_weight(cfg, epoch, step / n_batches)
                 total += self.step(x, y)
                 if step % 20 == 0 or step == n_batches:  # reading the loss waits for the GPU: not every step

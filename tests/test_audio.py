@@ -190,4 +190,4 @@ def test_cli_writes_wavs_for_sample_reconstruct_and_interpolate(home, cvae, tmp_
 
 def test_prepare_options_belong_to_spoken_digits():
     result = cli("data", "prepare", "mnist", "--clips", "100")
-    assert result.returncode == 2 and "are for spoken-digits, not mnist" in result.stderr
+    assert result.returncode == 2 and "mnist does not take --clips; it has no options" in result.stderr

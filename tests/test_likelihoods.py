@@ -45,3 +45,23 @@ def test_bernoulli_image_validates_when_asked():
     assert torch.allclose(d.log_prob(torch.ones(2, 1, 2, 2)), torch.full((2,), 4 * torch.log(torch.tensor(0.5))))
     with pytest.raises(ValueError):
         d.log_prob(torch.full((2, 1, 2, 2), 0.5))
+
+
+@pytest.mark.parametrize("logit", [-6.0, -1.0, 0.0, 0.7, 4.0])
+def test_continuous_bernoulli_is_a_density_on_the_unit_interval(logit):
+    likelihood = LIKELIHOODS["continuous-bernoulli"]((1, 1, 1))
+    d = likelihood(torch.full((1, 1, 1, 1), logit))
+    grid = torch.linspace(0, 1, 20001)
+    density = d.log_prob(grid.view(-1, 1, 1, 1)).exp()
+    assert torch.trapezoid(density, grid).item() == pytest.approx(1.0, abs=1e-3)  # the Bernoulli's cross-entropy alone is not
+    mean = torch.trapezoid(grid * density, grid).item()
+    assert d.mean.item() == pytest.approx(mean, abs=1e-3)  # the decoded image is the density's mean
+
+
+def test_gaussian_scale_is_learned_or_fixed():
+    learned, fixed = LIKELIHOODS["gaussian"]((1, 2, 2)), LIKELIHOODS["gaussian"]((1, 2, 2), scale=0.2)
+    assert [name for name, _ in learned.named_parameters()] == ["log_scale"] and float(learned.scale.detach()) == pytest.approx(0.1)
+    assert list(fixed.parameters()) == [] and float(fixed.scale) == pytest.approx(0.2)
+    loc, x = torch.zeros(3, 1, 2, 2), torch.full((3, 1, 2, 2), 0.2)
+    torch.testing.assert_close(fixed(loc).log_prob(x), dist.Normal(loc, 0.2).to_event(3).log_prob(x))
+    assert fixed.state_dict()["log_scale"].exp().item() == pytest.approx(0.2)  # it travels with a checkpoint

@@ -13,8 +13,9 @@ class ImageSet:
     """Images and their labels, whole, on one device; batches are taken by index.
 
     x: (N, C, H, W) float in [0, 1]
-    y: (N,) int64 class labels in [0, num_classes)
-    classes: a display name for each label
+    y: (N,) int64 class labels in [0, num_classes); or, for a data set conditioned on attributes
+        (CelebA's ``--condition Smiling,Eyeglasses``), (N, num_classes) float 0/1 attribute vectors
+    classes: a display name for each label (or each attribute)
     features: for spectrograms of sound, the settings that turn an image back into a clip
         (``MelFeatures.to_dict()``, see pyro_vae/audio.py); None for pictures
     """
@@ -27,6 +28,11 @@ class ImageSet:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def attributes(self) -> bool:
+        """Whether y holds attribute vectors rather than class labels."""
+        return self.y.dim() == 2
 
     @property
     def image_shape(self) -> tuple[int, ...]:

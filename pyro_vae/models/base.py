@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pyro import poutine
 
-from ..likelihoods import LIKELIHOODS
+from ..likelihoods import build_likelihood
 from ..networks import build_decoder, build_encoder
 
 
@@ -37,7 +37,7 @@ class LatentVariableModel(nn.Module):
         self.z_dim = config.z_dim
         self.num_classes = num_classes
         self.image_shape = tuple(image_shape)
-        self.likelihood = LIKELIHOODS[config.likelihood](image_shape)
+        self.likelihood = build_likelihood(config, image_shape)
         cond_dim = num_classes if self.conditional else 0
         self.encoder = build_encoder(config.net, image_shape, config.z_dim, config.hidden_dim, cond_dim)
         self.decoder = build_decoder(config.net, image_shape, config.z_dim, config.hidden_dim, cond_dim)
