@@ -22,8 +22,8 @@ from typing import List, Optional, Tuple
 import typer
 
 from pyro_vae import checkpoint, data
-from pyro_vae.config import DEVICES, PRIORS, Config, choices
-from pyro_vae.errors import UserError
+from pyro_vae.config import Config, choices
+from pyro_vae.errors import Interrupted, UserError
 from pyro_vae.latent import PROJECTIONS
 
 app = typer.Typer(
@@ -45,20 +45,40 @@ def _enum(name: str) -> type[Enum]:
 
 ModelName, DatasetName, NetName, PriorName = _enum("model"), _enum("dataset"), _enum("net"), _enum("prior")
 BinarizeName, ElboName, DeviceName, LikelihoodName = _enum("binarize"), _enum("elbo"), _enum("device"), _enum("likelihood")
+OnNanName = _enum("on_nan")
 ProjectionName = Enum("Projection", {v: v for v in PROJECTIONS}, type=str)
 _DEFAULT = Config()
 
 
+DEBUG = {"on": False}  # set by --debug (or PYRO_VAE_DEBUG=1): show tracebacks instead of one-line errors
+
+
+@app.callback()
+def options(debug: bool = typer.Option(False, "--debug", envvar="PYRO_VAE_DEBUG", help="Show the full traceback of an error, not only its one-line message.")):
+    DEBUG["on"] = debug
+
+
 def reports_errors(command):
-    """Turn a UserError into one line on stderr and exit status 2, instead of a traceback."""
+    """Turn a UserError into one line on stderr and exit status 2, and Ctrl-C into exit status 130,
+    instead of a traceback (``--debug`` shows it)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except UserError as e:
+            if DEBUG["on"]:
+                raise
             typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
+        except Interrupted as e:  # Ctrl-C during training, after a checkpoint was saved
+            typer.secho(f"interrupted: {e}", fg=typer.colors.YELLOW, err=True)
+            raise typer.Exit(130) from None
+        except KeyboardInterrupt:
+            if DEBUG["on"]:
+                raise
+            typer.secho("interrupted (nothing of this command was saved)", fg=typer.colors.YELLOW, err=True)
+            raise typer.Exit(130) from None
 
     return wrapper
 
@@ -90,6 +110,7 @@ KlWarmupOption = typer.Option(_DEFAULT.kl_warmup, help="Raise the KL weight line
 BatchSizeOption = typer.Option(None, help="Images per SVI step.", show_default="the data set's: 256 for digits, 32 for faces and spoken digits")
 LrOption = typer.Option(_DEFAULT.lr, help="Adam learning rate.")
 SeedOption = typer.Option(_DEFAULT.seed, help="Seed: the same seed on the same device gives the same numbers.")
+OnNanOption = typer.Option(_DEFAULT.on_nan, help="When the loss turns NaN or infinite: stop (keeping the last good checkpoint) or skip that step.")
 DeviceOption = typer.Option(_DEFAULT.device, help="auto picks CUDA when a GPU is visible, else the CPU.")
 TrainSizeOption = typer.Option(None, help="Train on the first N images only (quick experiments).", show_default="all")
 TestSizeOption = typer.Option(None, help="Evaluate on the first N test images only.", show_default="all")
@@ -119,6 +140,7 @@ def train(
     lr: float = LrOption,
     seed: int = SeedOption,
     device: DeviceName = DeviceOption,
+    on_nan: OnNanName = OnNanOption,
     train_size: Optional[int] = TrainSizeOption,
     test_size: Optional[int] = TestSizeOption,
     run_dir: Optional[Path] = typer.Option(None, help="Where to write the run.", show_default="runs/<model>-<dataset>-<time>"),
@@ -138,7 +160,7 @@ def train(
             model=model.value, dataset=dataset.value, net=_value(net), z_dim=z_dim, hidden_dim=hidden_dim,
             prior=prior.value, likelihood=_value(likelihood), likelihood_scale=likelihood_scale, binarize=_value(binarize), flip=flip, condition=condition, elbo=elbo.value, particles=particles, alpha=alpha,
             beta=beta, kl_warmup=kl_warmup, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-            device=device.value, train_size=train_size, test_size=test_size,
+            device=device.value, on_nan=on_nan.value, train_size=train_size, test_size=test_size,
         ).validate()  # fmt: skip
         run_dir = run_dir or default_run_dir(config)
         if (run_dir / checkpoint.CHECKPOINT).exists():
@@ -585,6 +607,7 @@ def compare(
     lr: float = LrOption,
     seed: int = SeedOption,
     device: DeviceName = DeviceOption,
+    on_nan: OnNanName = OnNanOption,
     train_size: Optional[int] = TrainSizeOption,
     test_size: Optional[int] = TestSizeOption,
     pairs: int = typer.Option(4, help="Pairs of test images to interpolate between."),
@@ -602,7 +625,7 @@ def compare(
         dataset=dataset.value, net=_value(net), z_dim=z_dim, hidden_dim=hidden_dim, prior=prior.value,
         likelihood=_value(likelihood), likelihood_scale=likelihood_scale, binarize=_value(binarize), flip=flip, condition=condition, elbo=elbo.value, particles=particles, alpha=alpha, beta=beta,
         kl_warmup=kl_warmup, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-        device=device.value, train_size=train_size, test_size=test_size,
+        device=device.value, on_nan=on_nan.value, train_size=train_size, test_size=test_size,
     ).validate()  # fmt: skip
     if pairs < 1:
         raise UserError(f"--pairs must be at least 1, not {pairs}")
@@ -693,8 +716,21 @@ def data_prepare(
     typer.echo(f"{name.value}: {path} (from {source})")
 
 
-def main():
-    app()
+def main() -> int:
+    """The console script: ``app()``, except that a mistyped command or option is one line too."""
+    try:
+        return app(standalone_mode=False) or 0
+    except typer.TyperException as e:  # Click's usage errors (Typer's public base class of them)
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError":  # nothing was asked for: show what can be
+            typer.echo(ctx.get_help() if ctx else str(e), err=True)
+        else:
+            where = f" (see `{ctx.command_path} --help`)" if ctx else ""
+            typer.secho(f"error: {e.format_message()}{where}", fg=typer.colors.RED, err=True)
+        return e.exit_code
+    except typer.Abort:
+        typer.secho("interrupted", fg=typer.colors.YELLOW, err=True)
+        return 130
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import torch
@@ -32,6 +33,7 @@ METRICS = "metrics.csv"
 SAMPLES = "samples.png"
 RECONSTRUCTIONS = "reconstructions.png"
 FORMAT = 1
+REQUIRED = ("config", "epoch", "model", "optimizer", "history", "rng", "image_shape", "classes")
 
 
 def save(run_dir: Path, state: dict) -> None:
@@ -66,7 +68,31 @@ def load(run_dir: str | Path, map_location="cpu") -> dict:
         raise UserError(f"{path} cannot be read ({type(e).__name__}): it is truncated or not a pyro-vae checkpoint") from e
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path} is not a pyro-vae checkpoint of format {FORMAT}")
+    missing = [key for key in REQUIRED if key not in state]
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(missing)}: it is damaged; train the run again")
+    check_config_file(run_dir, state["config"])
     return state
+
+
+def check_config_file(run_dir: Path, saved: dict) -> None:
+    """config.json is a readable copy of the checkpoint's settings: refuse one edited away from them.
+
+    Settings cannot change after training (the networks were built from them); a silent
+    mismatch would leave the user believing the edit took effect.
+    """
+    path = Path(run_dir) / CONFIG
+    if not path.exists():
+        return
+    try:
+        written = Config.from_dict(json.loads(path.read_text())).to_dict()
+    except (ValueError, UserError) as e:
+        raise UserError(f"{path} is not valid ({str(e).splitlines()[0]}); delete it: train writes it again from the checkpoint") from e
+    saved = Config.from_dict(saved).to_dict()
+    changed = [f"{k}={written[k]!r} (trained with {saved[k]!r})" for k in saved if written.get(k) != saved[k] and k != "epochs"]
+    if changed:
+        raise UserError(f"{path} was edited: {', '.join(changed)}; a trained run's settings cannot change: undo the edit, "
+                        "or train a new run with those options (--resume takes --epochs)")  # fmt: skip
 
 
 def load_model(run_dir: str | Path, device: torch.device | str = "cpu"):

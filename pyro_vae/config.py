@@ -7,6 +7,8 @@ tools need nothing but the run directory.
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from dataclasses import dataclass, fields
 from typing import Optional
 
@@ -14,6 +16,8 @@ from .errors import UserError
 
 PRIORS = ("standard", "conditional")
 DEVICES = ("auto", "cpu", "cuda")
+ON_NAN = ("stop", "skip")
+MAX_LR = 1e6
 
 
 def choices() -> dict[str, tuple[str, ...]]:
@@ -27,6 +31,7 @@ def choices() -> dict[str, tuple[str, ...]]:
     return {
         "model": tuple(MODELS), "dataset": tuple(DATASETS), "net": NETS, "prior": PRIORS,
         "likelihood": tuple(LIKELIHOODS), "binarize": BINARIZE, "elbo": tuple(ELBOS), "device": DEVICES,
+        "on_nan": ON_NAN,
     }  # fmt: skip
 
 
@@ -54,6 +59,7 @@ class Config:
     lr: float = 2e-3
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    on_nan: str = "stop"  # a non-finite loss: stop the run (the last good checkpoint stays), or skip that step
     train_size: Optional[int] = None  # use only the first N training images (None: all)
     test_size: Optional[int] = None  # evaluate on the first N test images (None: all)
 
@@ -81,8 +87,13 @@ class Config:
                 raise UserError(f"--likelihood-scale fixes the noise of a gaussian or laplace likelihood, not of {self.likelihood}")
             if not self.likelihood_scale > 0:
                 raise UserError(f"--likelihood-scale must be positive (or left out to learn it), not {self.likelihood_scale}")
+        for name in ("lr", "beta", "alpha", "likelihood_scale"):
+            if getattr(self, name) is not None and not math.isfinite(getattr(self, name)):
+                raise UserError(f"--{name.replace('_', '-')} must be a finite number, not {getattr(self, name)}")
         if not self.lr > 0:
             raise UserError(f"--lr must be positive, not {self.lr}")
+        if self.lr > MAX_LR:  # far beyond any use, and Adam's float32 step overflows past about 3e37
+            raise UserError(f"--lr must be at most {MAX_LR:g} (Adam's usual values are 1e-4 to 1e-2), not {self.lr:g}")
         if not self.beta > 0:
             raise UserError(f"--beta must be positive, not {self.beta}")
         if self.kl_warmup < 0:
@@ -100,11 +111,29 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
+        """A Config from saved settings (a checkpoint's, or config.json), each checked for its type."""
+        if not isinstance(d, dict):
+            raise UserError(f"settings must be a mapping of names to values, not {type(d).__name__}")
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(d) - set(known))
         if unknown:
             raise UserError(f"unknown configuration keys {unknown}; the known ones are {sorted(known)}")
-        return cls(**d).validate()
+        hints = typing.get_type_hints(cls)
+        return cls(**{name: _typed(name, value, hints[name]) for name, value in d.items()}).validate()
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
+
+
+def _typed(name: str, value, hint):
+    """``value`` as the type ``hint`` (int, float, str, bool, or Optional of one), or a UserError."""
+    allowed = [t for t in typing.get_args(hint) if t is not type(None)] if typing.get_origin(hint) is typing.Union else [hint]
+    if value is None and len(allowed) < len(typing.get_args(hint) or [hint]):
+        return None
+    kind = allowed[0]
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+        return value
+    raise UserError(f"setting {name} must be {'' if len(allowed) == 1 and hint is kind else 'null or '}{kind.__name__}, "
+                    f"not {value!r}; fix it or train again")  # fmt: skip

@@ -1,5 +1,13 @@
-"""The one exception type that the CLI turns into a one-line message instead of a traceback."""
+"""The exceptions that the CLI turns into a one-line message instead of a traceback."""
 
 
 class UserError(Exception):
     """A problem the user can fix. The message names the problem and the fix, in one line."""
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the message names the epoch, the step and the likely cause."""
+
+
+class Interrupted(Exception):
+    """Training was stopped by Ctrl-C (SIGINT) after saving a checkpoint it can resume from."""

@@ -10,11 +10,21 @@ That is SVI as Pyro documents it for PyTorch optimizers; one torch Adam over eve
 faster than ``pyro.infer.SVI``'s per-parameter wrappers, and its state is a plain state dict.
 After every epoch the test ELBO is measured and the run directory is brought up to date:
 checkpoint, metrics.csv and a sample grid, each written atomically.
+
+Faults: a run killed at any moment keeps its last complete epoch. Ctrl-C stops at the end of the
+current step and saves a checkpoint of that point, from which ``resume`` goes on as if nothing had
+happened. A NaN or infinite loss stops the run with a message naming the epoch, the step and the
+likely cause (or, with ``on_nan="skip"``, skips that step); the last good checkpoint is kept.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import signal
+import threading
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -25,14 +35,18 @@ from pyro.infer import RenyiELBO
 
 from . import checkpoint, data
 from .config import Config
-from .errors import UserError
+from .errors import Interrupted, TrainingDiverged, UserError
 from .evaluate import evaluate_elbo
-from .files import save_json
+from .files import remove_leftovers, save_json
 from .models import build_model
 from .objectives import kl_weight, make_elbo
 from .plots import reconstruction_figure, sample_figure
 
 FIGURE_INTERVAL_S = 30  # the sample and reconstruction figures are redrawn at most this often, and at the end
+# Pyro warns at each NaN loss; the trainer reports it itself, once, with the epoch, step and cause
+warnings.filterwarnings("ignore", message="Encountered NaN", category=UserWarning)
+MAX_SKIPPED_IN_A_ROW = 50  # with on_nan="skip": this many non-finite steps in a row stop the run all the same
+
 
 def resolve_device(name: str) -> torch.device:
     """'auto' is CUDA when PyTorch sees a GPU, else the CPU."""
@@ -85,6 +99,8 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.epoch = 0
         self.history: list[dict] = []
+        self.partial: dict | None = None  # where an interrupted epoch stopped: {epoch, step, order, total}
+        self.stop_requested = False  # set by Ctrl-C: stop after the current step
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, epochs: int | None = None, **kwargs) -> "Trainer":
@@ -94,9 +110,13 @@ class Trainer:
         if epochs is not None:
             config = config.replace(epochs=epochs)
         trainer = cls(config, run_dir, **kwargs)
-        trainer.model.load_state_dict(state["model"])
-        trainer.optimizer.load_state_dict(state["optimizer"])
+        try:
+            trainer.model.load_state_dict(state["model"])
+            trainer.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError) as e:
+            raise UserError(f"the networks in {run_dir} do not match its config: {str(e).splitlines()[0]}") from e
         trainer.epoch, trainer.history = state["epoch"], list(state["history"])
+        trainer.partial = state.get("partial")
         trainer.generator.set_state(state["rng"]["data"])
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and trainer.device.type == "cuda":
@@ -117,44 +137,90 @@ class Trainer:
             "image_shape": list(self.train_data.image_shape),
             "classes": self.train_data.classes,
             "features": self.train_data.features,  # spectrograms: how to turn them back into sound
+            "partial": self.partial,  # None at the end of an epoch
         }
 
     def fit(self) -> list[dict]:
         """Train from the current epoch to ``config.epochs``; returns the metrics of every epoch."""
         cfg = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(self.run_dir)  # half-written files of a run that was killed while saving
         save_json(cfg.to_dict(), self.run_dir / checkpoint.CONFIG)
         if self.epoch >= cfg.epochs:
             self.log(f"{self.run_dir} is already at epoch {self.epoch} of {cfg.epochs}; pass --epochs N to train further")
             return self.history
         self.log(f"training {cfg.model} on {cfg.dataset} ({len(self.train_data)} images) on {self.device}: {self.run_dir}")
         figures_at = float("-inf")
-        for epoch in range(self.epoch + 1, cfg.epochs + 1):
-            start = time.perf_counter()
-            train_loss = self.train_epoch(epoch)
-            test = evaluate_elbo(self.model, self.test_data)
-            self.epoch = epoch
-            self.history.append({
-                "epoch": epoch,
-                "train_neg_elbo": round(train_loss, 4),
-                "test_neg_elbo": round(test["neg_elbo"], 4),
-                "test_recon": round(test["recon"], 4),
-                "test_kl": round(test["kl"], 4),
-                "test_bits_per_dim": round(test["bits_per_dim"], 5),
-                "seconds": round(time.perf_counter() - start, 2),
-            })  # fmt: skip
-            checkpoint.save(self.run_dir, self.state())
-            # drawing costs about a second: on small data sets, where epochs take less, not every epoch
-            if epoch == cfg.epochs or time.perf_counter() - figures_at >= FIGURE_INTERVAL_S:
-                self.save_figures()
-                figures_at = time.perf_counter()
-            self.log(
-                f"epoch {epoch}/{cfg.epochs}  -ELBO in nats per image (lower is better): "
-                f"{self.train_name} {train_loss:.2f}  test {test['neg_elbo']:.2f} = recon {test['recon']:.2f} + KL {test['kl']:.2f}"
-                f" ({test['bits_per_dim']:.3f} bits/dim)"
-            )
+        with self.stop_on_interrupt():
+            for epoch in range(self.epoch + 1, cfg.epochs + 1):
+                figures_at = self.fit_epoch(epoch, figures_at)
         self.log(f"done: {self.run_dir}")
         return self.history
+
+    def fit_epoch(self, epoch: int, figures_at: float) -> float:
+        """Train one epoch, test it and save it; returns when the figures were last drawn."""
+        cfg = self.config
+        start = time.perf_counter()
+        train_loss = self.train_epoch(epoch)
+        test = evaluate_elbo(self.model, self.test_data)
+        if not (math.isfinite(test["neg_elbo"]) and math.isfinite(train_loss)):
+            self.diverged(epoch, None, f"the -ELBO became {train_loss} (train), {test['neg_elbo']} (test)")
+        self.epoch = epoch
+        self.history.append({
+            "epoch": epoch,
+            "train_neg_elbo": round(train_loss, 4),
+            "test_neg_elbo": round(test["neg_elbo"], 4),
+            "test_recon": round(test["recon"], 4),
+            "test_kl": round(test["kl"], 4),
+            "test_bits_per_dim": round(test["bits_per_dim"], 5),
+            "seconds": round(time.perf_counter() - start, 2),
+        })  # fmt: skip
+        checkpoint.save(self.run_dir, self.state())
+        # drawing costs about a second: on small data sets, where epochs take less, not every epoch
+        if epoch == cfg.epochs or time.perf_counter() - figures_at >= FIGURE_INTERVAL_S:
+            self.save_figures()
+            figures_at = time.perf_counter()
+        self.log(
+            f"epoch {epoch}/{cfg.epochs}  -ELBO in nats per image (lower is better): "
+            f"{self.train_name} {train_loss:.2f}  test {test['neg_elbo']:.2f} = recon {test['recon']:.2f} + KL {test['kl']:.2f}"
+            f" ({test['bits_per_dim']:.3f} bits/dim)"
+        )
+        if self.stop_requested:
+            raise Interrupted(f"stopped after epoch {epoch}; continue with: python cli.py train --resume {self.run_dir}")
+        return figures_at
+
+    @contextlib.contextmanager
+    def stop_on_interrupt(self):
+        """While training, the first Ctrl-C asks for a stop after the current step; a second one stops at once."""
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield
+            return
+
+        def request_stop(signum, frame):
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+
+        previous = signal.signal(signal.SIGINT, request_stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def diverged(self, epoch: int, step: int | None, what: str):
+        """Stop with a message that names where the loss stopped being finite, why, and what was kept."""
+        cfg = self.config
+        if cfg.lr > 1e-2:
+            cause = f"the learning rate {cfg.lr:g} is far above the usual 1e-3: train again with a lower --lr"
+        elif cfg.likelihood in ("gaussian", "laplace") and cfg.likelihood_scale is None:
+            cause = "the learned noise scale may have shrunk towards 0: fix it (--likelihood-scale 0.1) or lower --lr"
+        elif cfg.elbo in ("renyi", "iwae"):
+            cause = f"the {cfg.elbo} bound's importance weights may overflow: use --elbo trace, or lower --lr"
+        else:
+            cause = "lower --lr, or pass --on-nan skip to skip such steps"
+        where = f"epoch {epoch}" + (f", step {step} of {self.train_data.num_batches(cfg.batch_size, drop_last=True)}" if step else "")
+        kept = f"the checkpoint of epoch {self.epoch} in {self.run_dir} is kept" if self.epoch else "no checkpoint was written"
+        raise TrainingDiverged(f"{what} at {where}: {cause}; {kept}")
 
     def save_figures(self) -> None:
         """The run's sample grid and reconstructions, from fixed noise and fixed test images."""
@@ -168,33 +234,70 @@ class Trainer:
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One SVI step on a batch; returns the batch's loss, the negative bound summed over images (detached)."""
-        return svi_step(self.elbo, self.program, self.optimizer, x, y, self.param_state)
+        return svi_step(self.elbo, self.program, self.optimizer, x, y, self.param_state, self.config.on_nan == "skip")
 
     def train_epoch(self, epoch: int) -> float:
-        """One pass over the training set; returns the mean -ELBO per image, in nats."""
+        """One pass over the training set; returns the mean -ELBO per image, in nats.
+
+        An epoch interrupted by Ctrl-C is saved with its order and the running loss, and goes on
+        from the next step when the run is resumed.
+        """
         cfg = self.config
         self.model.train()
-        batches = self.train_data.batches(cfg.batch_size, shuffle=True, generator=self.generator, drop_last=True)
         n_batches = self.train_data.num_batches(cfg.batch_size, drop_last=True)
-        total = torch.zeros((), device=self.device)
+        if self.partial is not None and self.partial["epoch"] == epoch:
+            order, first = self.partial["order"].to(self.device), self.partial["step"] + 1
+            total, skipped = self.partial["total"].to(self.device), self.partial.get("skipped", 0)
+        else:
+            order, first = torch.randperm(len(self.train_data), generator=self.generator, device=self.device), 1
+            total, skipped = torch.zeros((), device=self.device), 0
+        self.partial = None
+        skip = cfg.on_nan == "skip"
+        # the first step whose loss was not finite (0: none), kept on the device: checking it on
+        # every step would make the CPU wait for the GPU each time
+        bad_step = torch.zeros((), dtype=torch.long, device=self.device)
+        skipped_in_a_row = 0
         with progress_bar(self.show_progress, f"epoch {epoch}/{cfg.epochs}", n_batches) as bar:
-            for step, (x, y) in enumerate(batches, 1):
+            for step in range(first, n_batches + 1):
+                index = order[(step - 1) * cfg.batch_size : step * cfg.batch_size]
+                x, y = self.train_data.x[index], self.train_data.y[index]
                 if cfg.binarize == "dynamic":
                     x = torch.bernoulli(x, generator=self.generator)  # a fresh binary image every time
                 if cfg.flip:  # a face seen in a mirror is still a face
                     mirror = torch.rand(x.shape[0], device=x.device, generator=self.generator) < 0.5
                     x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
                 self.model.kl_weight = kl_weight(cfg, epoch, step / n_batches)
-                total += self.step(x, y)
-                if step % 20 == 0 or step == n_batches:  # reading the loss waits for the GPU: not every step
-                    bar(step, total.item() / (step * cfg.batch_size))
-        return total.item() / (n_batches * cfg.batch_size)
+                loss = self.step(x, y)
+                if skip:  # the step was not taken when its loss was not finite (svi_step checked)
+                    finite = bool(torch.isfinite(loss))
+                    skipped, skipped_in_a_row = skipped + (not finite), 0 if finite else skipped_in_a_row + 1
+                    if skipped_in_a_row == MAX_SKIPPED_IN_A_ROW:
+                        self.diverged(epoch, step, f"the loss was not finite for {skipped_in_a_row} steps in a row")
+                    total += loss if finite else 0
+                else:
+                    bad_step = torch.where((bad_step == 0) & ~torch.isfinite(loss), step, bad_step)
+                    total += loss
+                if step % 20 == 0 or step == n_batches or self.stop_requested:  # reading the loss waits for the GPU
+                    if bad_step.item():
+                        self.diverged(epoch, bad_step.item(), "the loss became NaN or infinite")
+                    bar(step, total.item() / (max(step - skipped, 1) * cfg.batch_size))
+                if self.stop_requested and step < n_batches:
+                    self.partial = {"epoch": epoch, "step": step, "order": order.cpu(), "total": total.cpu(), "skipped": skipped}
+                    checkpoint.save(self.run_dir, self.state())
+                    raise Interrupted(f"stopped at epoch {epoch}, step {step} of {n_batches}, and saved that point; "
+                                      f"continue with: python cli.py train --resume {self.run_dir}")  # fmt: skip
+        if skipped == n_batches:
+            self.diverged(epoch, None, "the loss was not finite at any step")
+        if skipped:
+            self.log(f"epoch {epoch}: skipped {skipped} of {n_batches} steps whose loss was not finite")
+        return total.item() / ((n_batches - skipped) * cfg.batch_size)
 
 
-def svi_step(elbo, program, optimizer, x, y, param_state: dict) -> torch.Tensor:
+def svi_step(elbo, program, optimizer, x, y, param_state: dict, skip_nonfinite: bool = False) -> torch.Tensor:
     """One step of SVI: estimate the bound of ``program`` = (model, guide) on a batch, then one optimizer step.
 
-    ``param_state`` is the run's own Pyro param store (see Trainer). Returns the loss, detached.
+    ``param_state`` is the run's own Pyro param store (see Trainer). With ``skip_nonfinite``, a
+    step whose loss is NaN or infinite changes nothing. Returns the loss, detached.
     """
     optimizer.zero_grad(set_to_none=True)
     # argument checks cost time on every step; the tests do them
@@ -204,6 +307,8 @@ def svi_step(elbo, program, optimizer, x, y, param_state: dict) -> torch.Tensor:
         else:
             loss = elbo.differentiable_loss(*program, x, y)
             loss.backward()
+    if skip_nonfinite and not torch.isfinite(loss):
+        return loss.detach()
     optimizer.step()
     return loss.detach()
 

@@ -25,7 +25,7 @@ def cvae_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("cli") / "cvae"
     result = cli("train", "--model", "cvae", "--run-dir", run, *SMALL)
     assert result.returncode == 0, result.stderr
-    assert f"-ELBO in nats per image (lower is better)" in result.stdout and str(run) in result.stdout
+    assert "-ELBO in nats per image (lower is better)" in result.stdout and str(run) in result.stdout
     return run
 
 

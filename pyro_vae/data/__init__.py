@@ -120,7 +120,8 @@ def load(name: str, device: torch.device | str = "cpu", binarize: str = "dynamic
         if arrays[f"x_{s}"].dtype == torch.uint8:
             x.div_(255.0)
         y = arrays[f"y_{s}"] if columns is None else arrays[f"attributes_{s}"][:, columns].float()
-        return ImageSet(x.unsqueeze(1) if x.dim() == 3 else x, y.to(device), classes, arrays.get("features"))
+        images = ImageSet(x.unsqueeze(1) if x.dim() == 3 else x, y.to(device), classes, arrays.get("features"))
+        return images.check(f"{name}'s {s} split ({cached_file(name)})")
 
     train, test = split("train"), split("test")
     g = torch.Generator(device=train.x.device).manual_seed(BINARIZE_SEED)

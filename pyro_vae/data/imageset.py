@@ -7,6 +7,12 @@ from typing import Iterator
 
 import torch
 
+from ..errors import UserError
+
+
+def _describe(t) -> str:
+    return f"a {t.dtype} tensor of shape {tuple(t.shape)}" if torch.is_tensor(t) else f"a {type(t).__name__}"
+
 
 @dataclass
 class ImageSet:
@@ -24,6 +30,37 @@ class ImageSet:
     y: torch.Tensor
     classes: list[str] = field(default_factory=list)
     features: dict | None = None
+
+    def check(self, name: str = "the data set") -> "ImageSet":
+        """Raise a UserError naming the first thing wrong with these tensors; returns self when all is well.
+
+        Run on every set a loader hands out, so that odd data (NaN pixels, labels that are not
+        integers) is refused where it enters, not found later as a NaN loss.
+        """
+        x, y = self.x, self.y
+        if not torch.is_tensor(x) or not x.is_floating_point() or x.dim() != 4:
+            raise UserError(f"{name}: images must be a float tensor (N, C, H, W), not {_describe(x)}; prepare it again")
+        if not torch.isfinite(x).all():
+            bad = int((~torch.isfinite(x)).flatten(1).any(1).sum())
+            raise UserError(f"{name}: {bad} images hold NaN or infinite values; remove them or prepare the data again")
+        if x.numel() and not (x.min() >= 0 and x.max() <= 1):
+            raise UserError(f"{name}: pixel values must lie in [0, 1], found {x.min().item():g}..{x.max().item():g}; "
+                            "divide 8-bit images by 255")  # fmt: skip
+        if not torch.is_tensor(y) or y.shape[:1] != x.shape[:1]:
+            raise UserError(f"{name}: {len(x)} images but labels {_describe(y)}; give one label per image")
+        if y.dim() == 1:
+            if y.is_floating_point() or y.dtype == torch.bool:
+                raise UserError(f"{name}: class labels must be integers 0..{max(len(self.classes) - 1, 0)}, not {y.dtype}; "
+                                "map each class to an integer")  # fmt: skip
+            if len(y) and not (y.min() >= 0 and y.max() < len(self.classes)):
+                raise UserError(f"{name}: labels {y.min().item()}..{y.max().item()} do not fit its {len(self.classes)} "
+                                "classes; number the classes 0..K-1")  # fmt: skip
+        elif y.dim() == 2:
+            if y.shape[1] != len(self.classes) or not ((y == 0) | (y == 1)).all():
+                raise UserError(f"{name}: attribute vectors must be 0/1, one column per attribute name ({len(self.classes)})")
+        else:
+            raise UserError(f"{name}: labels must be (N,) class numbers or (N, k) attribute vectors, not {_describe(y)}")
+        return self
 
     @property
     def num_classes(self) -> int:

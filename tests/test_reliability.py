@@ -1,0 +1,435 @@
+"""Reliability: bad input gets one clear line, interrupted training loses nothing, NaN is caught.
+
+Each test here is a row of docs/reliability.md. Faults are real: the training process is killed
+with SIGKILL or sent SIGINT, the operating system refuses a write (a file-size limit), the
+learning rate is absurd.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import cli as cli_module
+from pyro_vae import Trainer, checkpoint, data
+from pyro_vae.data.imageset import ImageSet
+from pyro_vae.errors import Interrupted, TrainingDiverged, UserError
+
+from conftest import small_config, train_small
+from test_cli import SMALL, cli
+
+# Long enough (200 steps of 100 images) that a signal sent after epoch 1 lands inside epoch 2.
+FAULT = ["--model", "vae", "--epochs", "3", "--train-size", "20000", "--test-size", "500", "--batch-size", "100",
+         "--z-dim", "4", "--hidden-dim", "64", "--no-progress", "--device", "cpu"]  # fmt: skip
+
+
+def one_error_line(result, message: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def metrics(run: Path) -> list[dict]:
+    with open(run / checkpoint.METRICS) as f:
+        return list(csv.DictReader(f))
+
+
+def comparable(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run that the interrupted ones must reproduce."""
+    run = tmp_path_factory.mktemp("reference") / "run"
+    result = cli("train", "--run-dir", run, *FAULT)
+    assert result.returncode == 0, result.stderr
+    return comparable(metrics(run))
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("small") / "run"
+    result = cli("train", "--model", "cvae", "--run-dir", run, *SMALL)
+    assert result.returncode == 0, result.stderr
+    return run
+
+
+def start_training(run: Path) -> subprocess.Popen:
+    command = [sys.executable, str(Path(cli_module.__file__)), "train", "--run-dir", str(run), *FAULT]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_epoch(run: Path, process: subprocess.Popen, epoch: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (run / checkpoint.METRICS).exists() and len(metrics(run)) >= epoch:
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    raise AssertionError(f"epoch {epoch} did not finish in {timeout} s")
+
+
+def test_kill_9_mid_epoch_keeps_the_last_epoch_and_resume_matches(tmp_path, reference):
+    run = tmp_path / "killed"
+    process = start_training(run)
+    wait_for_epoch(run, process, 1)
+    time.sleep(0.3)  # into epoch 2
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    state = checkpoint.load(run)
+    assert state["epoch"] in (1, 2) and state["partial"] is None  # a complete epoch, never a half-written one
+    assert len(metrics(run)) == state["epoch"]
+    result = cli("train", "--resume", run, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert comparable(metrics(run)) == reference
+    assert not list(run.glob(".*.tmp*"))  # whatever the kill left half-written is gone
+
+
+def test_ctrl_c_saves_the_current_step_and_resume_matches(tmp_path, reference):
+    run = tmp_path / "interrupted"
+    process = start_training(run)
+    wait_for_epoch(run, process, 1)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert f"continue with: python cli.py train --resume {run}" in stderr and "Traceback" not in stderr
+    state = checkpoint.load(run)
+    if state["partial"] is not None:  # stopped inside epoch 2 (else Ctrl-C came during testing or saving)
+        assert state["partial"]["epoch"] == state["epoch"] + 1 and 0 < state["partial"]["step"] < 200
+        assert f"stopped at epoch {state['epoch'] + 1}, step {state['partial']['step']} of 200" in stderr
+    result = cli("train", "--resume", run, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert comparable(metrics(run)) == reference
+
+
+def test_ctrl_c_resume_within_an_epoch_is_exact(tmp_path):
+    """Stopping after step 7 of 20 and resuming gives the uninterrupted run's numbers exactly."""
+    whole = train_small(tmp_path / "whole", epochs=2)
+    trainer = Trainer(small_config(epochs=2), tmp_path / "parts", progress=False, log=lambda line: None)
+    step, steps_in_epoch_2 = trainer.step, []
+
+    def step_then_ask_to_stop(x, y):  # what Ctrl-C does: ask for a stop, here after step 7 of epoch 2
+        loss = step(x, y)
+        if trainer.history:
+            steps_in_epoch_2.append(1)
+            trainer.stop_requested = len(steps_in_epoch_2) == 7
+        return loss
+
+    trainer.step = step_then_ask_to_stop
+    with pytest.raises(Interrupted, match="stopped at epoch 2, step 7 of 20"):
+        trainer.fit()
+    resumed = Trainer.resume(tmp_path / "parts", progress=False, log=lambda line: None)
+    assert resumed.partial["step"] == 7 and resumed.epoch == 1
+    resumed.fit()
+    assert comparable(resumed.history) == comparable(whole.history)
+
+
+def test_a_full_disk_is_a_clear_error_and_keeps_the_checkpoint(small_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    size = (run / checkpoint.CHECKPOINT).stat().st_size
+
+    def file_size_limit():  # the OS refuses to write past half a checkpoint: what a full disk does to a write
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, size // 2))
+
+    command = [sys.executable, str(Path(cli_module.__file__)), "train", "--resume", str(run), "--epochs", "2", "--no-progress"]
+    result = subprocess.run(command, capture_output=True, text=True, preexec_fn=file_size_limit)
+    one_error_line(result, f"cannot write {run / checkpoint.CHECKPOINT}: File too large; free some disk space")
+    state = checkpoint.load(run)
+    assert state["epoch"] == 1 and len(state["history"]) == 1  # the epoch-1 checkpoint, whole
+    assert not list(run.glob(".*.tmp*"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders; the file-size test covers the same path")
+def test_a_read_only_run_directory_is_a_clear_error(small_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    before = (run / checkpoint.CHECKPOINT).read_bytes()
+    run.chmod(0o555)
+    try:
+        result = cli("train", "--resume", run, "--epochs", "2", "--no-progress")
+    finally:
+        run.chmod(0o755)
+    one_error_line(result, "Permission denied")
+    assert (run / checkpoint.CHECKPOINT).read_bytes() == before
+
+
+def test_an_absurd_learning_rate_stops_with_epoch_step_and_cause(tmp_path):
+    # the default networks (400 hidden units, z_dim 50) overflow at once; tiny ones only grow huge
+    result = cli("train", "--lr", "1e6", "--run-dir", tmp_path / "run", *SMALL[:6], "--no-progress", "--device", "cpu")
+    one_error_line(result, "the loss became NaN or infinite at epoch 1, step ")
+    assert "the learning rate 1e+06 is far above the usual 1e-3" in result.stderr and "no checkpoint was written" in result.stderr
+    assert not (tmp_path / "run" / checkpoint.CHECKPOINT).exists()
+
+
+def test_nan_in_a_later_epoch_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = train_small(tmp_path / "run", epochs=1, z_dim=50, hidden_dim=400)
+    good = checkpoint.load(tmp_path / "run")["model"]
+    trainer.config = trainer.config.replace(epochs=3)
+    trainer.optimizer.param_groups[0]["lr"] = 1e6  # forced: the weights blow up in epoch 2
+    with pytest.raises(TrainingDiverged, match=r"at epoch 2, step \d+ of 20: .* the checkpoint of epoch 1 .* is kept"):
+        trainer.fit()
+    kept = checkpoint.load(tmp_path / "run")
+    assert kept["epoch"] == 1
+    assert all(torch.equal(kept["model"][k], good[k]) for k in good)
+    assert all(torch.isfinite(v).all() for v in kept["model"].values())
+
+
+def test_skip_mode_leaves_the_weights_alone_on_a_nan_batch(mnist, tmp_path):
+    trainer = Trainer(small_config(on_nan="skip"), tmp_path, progress=False, log=lambda line: None)
+    x, y = mnist[0].x[:100].bernoulli(), mnist[0].y[:100]
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    loss = trainer.step(torch.full_like(x, float("nan")), y)
+    assert math.isnan(loss.item())
+    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+    assert torch.isfinite(trainer.step(x, y))  # and the next good batch trains
+    assert not all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+
+
+def test_skip_mode_still_stops_when_the_weights_are_ruined(tmp_path):
+    """Skipping protects from a bad batch, not from a learning rate whose first step wrecks the weights."""
+    with pytest.raises(TrainingDiverged, match=r"nan \(test\) at epoch 1: the learning rate 1e\+06 is far above"):
+        train_small(tmp_path / "run", lr=1e6, on_nan="skip", epochs=3, z_dim=50, hidden_dim=400)
+
+
+# --- broken run directories -------------------------------------------------------------------
+
+
+def _truncate(run):
+    path = run / checkpoint.CHECKPOINT
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _corrupt(run):
+    path = run / checkpoint.CHECKPOINT
+    raw = bytearray(path.read_bytes())
+    raw[100:4000] = bytes(3900)
+    path.write_bytes(bytes(raw))
+
+
+def _foreign(run):  # a PyTorch file, but someone else's
+    torch.save({"weight": torch.zeros(3)}, run / checkpoint.CHECKPOINT)
+
+
+def _other_shape(run):  # the networks of one model under the settings of another
+    state = torch.load(run / checkpoint.CHECKPOINT, weights_only=True)
+    state["config"]["z_dim"] = 7
+    torch.save(state, run / checkpoint.CHECKPOINT)
+    (run / checkpoint.CONFIG).unlink()
+
+
+def _missing_key(run):
+    state = torch.load(run / checkpoint.CHECKPOINT, weights_only=True)
+    del state["classes"]
+    torch.save(state, run / checkpoint.CHECKPOINT)
+
+
+def _config_not_json(run):
+    (run / checkpoint.CONFIG).write_text("{ z_dim: 4,")
+
+
+def _config_nonsense(run):
+    config = json.loads((run / checkpoint.CONFIG).read_text())
+    (run / checkpoint.CONFIG).write_text(json.dumps(config | {"z_dim": "four", "lr": -1}))
+
+
+def _config_edited(run):
+    config = json.loads((run / checkpoint.CONFIG).read_text())
+    (run / checkpoint.CONFIG).write_text(json.dumps(config | {"z_dim": 16}))
+
+
+def _no_checkpoint(run):
+    (run / checkpoint.CHECKPOINT).unlink()
+
+
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (_truncate, "cannot be read (RuntimeError): it is truncated or not a pyro-vae checkpoint"),
+        (_corrupt, "cannot be read"),
+        (_foreign, "is not a pyro-vae checkpoint of format 1"),
+        (_other_shape, "do not match its config"),
+        (_missing_key, "lacks classes: it is damaged"),
+        (_config_not_json, "config.json is not valid"),
+        (_config_nonsense, "config.json is not valid (setting z_dim must be int, not 'four'"),
+        (_config_edited, "config.json was edited: z_dim=16 (trained with 4)"),
+        (_no_checkpoint, "has no checkpoint.pt; train into it first"),
+    ],
+)
+def test_a_damaged_run_directory_is_one_clear_line(small_run, tmp_path, damage, message):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    damage(run)
+    for command in (["sample", run, "--out", tmp_path / "s.png"], ["train", "--resume", run, "--no-progress"]):
+        one_error_line(cli(*command), message)
+
+
+class RunsCode:
+    """A pickle that, loaded without weights_only, runs a shell command."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_crafted_checkpoint_cannot_run_code(small_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    marker = tmp_path / "code-ran"
+    state = torch.load(run / checkpoint.CHECKPOINT, weights_only=True)
+    torch.save(state | {"history": RunsCode(marker)}, run / checkpoint.CHECKPOINT)
+    for command in (["sample", run], ["train", "--resume", run], ["evaluate", run]):
+        one_error_line(cli(*command), "cannot be read (UnpicklingError)")
+    assert not marker.exists()
+    torch.load(run / checkpoint.CHECKPOINT, weights_only=False)  # the file is truly dangerous: unsafe loading runs it
+    assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "--model", "gan"], "Invalid value for '--model': Value error, 'gan' is not one of 'vae', 'cvae', 'ae'"),
+        (["train", "--dataset", "cifar"], "Invalid value for '--dataset'"),
+        (["train", "--elbo", "exact"], "Invalid value for '--elbo'"),
+        (["train", "--likelihood", "poisson"], "Invalid value for '--likelihood'"),
+        (["train", "--device", "tpu"], "Invalid value for '--device'"),
+        (["train", "--batch-size", "-5"], "--batch-size must be at least 1, not -5"),
+        (["train", "--z-dim", "two"], "Invalid value for '--z-dim'"),
+        (["trian"], "No such command 'trian'. Did you mean 'train'?"),
+        (["sample"], "Missing argument 'run'. (see `cli.py sample --help`)"),
+    ],
+)
+def test_typos_are_one_line_that_names_the_choices(args, message):
+    one_error_line(cli(*args), message)
+
+
+def test_debug_shows_the_traceback():
+    result = cli("--debug", "sample", "no/such/run")
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "UserError: run directory no/such/run does not exist" in result.stderr
+
+
+# --- odd data ----------------------------------------------------------------------------------
+
+
+def images(n=6, classes=3):
+    return ImageSet(torch.rand(n, 1, 8, 8), torch.arange(n) % classes, [f"c{i}" for i in range(classes)])
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda s: s.x.view(-1).__setitem__(5, float("nan")), "1 images hold NaN or infinite values"),
+        (lambda s: s.x.view(-1).__setitem__(-1, float("inf")), "1 images hold NaN or infinite values"),
+        (lambda s: s.x.mul_(255), "pixel values must lie in [0, 1]"),
+        (lambda s: setattr(s, "y", s.y.float() + 0.5), "class labels must be integers"),
+        (lambda s: setattr(s, "y", s.y + 3), "labels 3..5 do not fit its 3 classes"),
+        (lambda s: setattr(s, "y", s.y[:4]), "6 images but labels"),
+        (lambda s: setattr(s, "x", s.x[:, 0]), "images must be a float tensor (N, C, H, W)"),
+        (lambda s: setattr(s, "y", torch.rand(6, 3)), "attribute vectors must be 0/1"),
+    ],
+)
+def test_odd_tensors_are_refused_where_they_enter(change, message):
+    good = images()
+    assert good.check() is good
+    change(good)
+    with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")):
+        good.check("my set")
+
+
+def test_a_cached_data_set_with_nan_is_refused(tmp_path, monkeypatch):
+    """A cache file holding NaN (written by hand, or damaged) stops training with a clear message."""
+    real = torch.load(data.cached_file("faces") if data.cached_file("faces").exists() else data.prepare("faces")[0], weights_only=True)
+    real = {k: v for k, v in real.items()}
+    x = real["x_train"].float() / 255
+    x[3, 0, 10, 10] = float("nan")
+    real["x_train"] = x
+    monkeypatch.setenv("PYRO_VAE_DATA", str(tmp_path))
+    torch.save(real, tmp_path / "faces.pt")
+    with pytest.raises(UserError, match=r"faces's train split .* 1 images hold NaN or infinite values"):
+        data.load("faces", "cpu", "none")
+
+
+# --- random options: success or one clean error line, never a traceback ------------------------
+
+runner = CliRunner()
+
+
+def mostly(good, odd):
+    """Mostly sensible values, so that whole training runs happen too, with odd ones mixed in."""
+    return st.one_of(good, good, good, odd)
+
+
+def assert_clean(result) -> None:
+    event(f"exit status {result.exit_code}")  # shown by pytest --hypothesis-show-statistics
+    if result.exit_code == 0:
+        return
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    assert "error" in result.output.lower(), result.output
+
+
+@settings(max_examples=int(os.environ.get("EXAMPLES", 30)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    model=st.sampled_from(["vae", "cvae", "ae"]),
+    z_dim=mostly(st.integers(1, 64), st.integers(-2, 0)),
+    batch_size=mostly(st.integers(16, 300), st.integers(-1, 1000)),
+    train_size=mostly(st.integers(300, 600), st.integers(-1, 300)),
+    epochs=mostly(st.just(1), st.integers(-1, 0)),
+    lr=mostly(st.floats(1e-5, 1e-1), st.floats()),
+    beta=mostly(st.floats(0.1, 4), st.floats()),
+    elbo=st.sampled_from(["trace", "meanfield", "iwae", "renyi", "jit"]),
+    likelihood=st.sampled_from(["bernoulli", "gaussian", "laplace", "continuous-bernoulli"]),
+    scale=mostly(st.none(), st.floats()),
+    particles=mostly(st.integers(1, 3), st.integers(-1, 0)),
+    kl_warmup=mostly(st.just(0), st.integers(-1, 2)),
+)
+def test_random_training_options_never_crash(tmp_path_factory, model, z_dim, batch_size, train_size, epochs, lr, beta,
+                                             elbo, likelihood, scale, particles, kl_warmup):  # fmt: skip
+    """Click refuses what does not parse; everything that parses either trains or gets one clean line."""
+    run = tmp_path_factory.mktemp("random") / "run"
+    args = ["train", "--model", model, "--z-dim", z_dim, "--batch-size", batch_size, "--train-size", train_size,
+            "--epochs", epochs, "--lr", lr, "--beta", beta, "--elbo", elbo, "--likelihood", likelihood,
+            "--particles", particles, "--kl-warmup", kl_warmup, "--test-size", "100", "--hidden-dim", "32",
+            "--no-progress", "--run-dir", run, *(["--likelihood-scale", scale] if scale is not None else [])]  # fmt: skip
+    assert_clean(runner.invoke(cli_module.app, [str(a) for a in args]))
+
+
+@settings(max_examples=int(os.environ.get("EXAMPLES", 40)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    command=st.sampled_from(["sample", "interpolate", "traverse", "manifold", "reconstruct"]),
+    label=mostly(st.integers(0, 9), st.integers(-3, 12)), n=mostly(st.integers(1, 12), st.integers(-3, 0)),
+    index=mostly(st.integers(0, 199), st.integers(-5, 250)), dim=mostly(st.integers(0, 3), st.integers(-2, 6)),
+)
+def test_random_options_on_a_trained_run_never_crash(small_run, tmp_path_factory, command, label, n, index, dim):
+    out = tmp_path_factory.mktemp("out") / "figure.png"
+    options = {
+        "sample": ["--label", label, "--n", n],
+        "interpolate": ["--from", index, "--to", label, "--steps", n],
+        "traverse": ["--index", index, "--dim", dim],
+        "manifold": ["--label", label, "--n", n, "--dims", dim, 1],
+        "reconstruct": ["--n", n],
+    }[command]
+    assert_clean(runner.invoke(cli_module.app, [str(a) for a in [command, small_run, *options, "--out", out]]))
