@@ -18,7 +18,7 @@ from .latent import quantile_grid  # noqa: E402
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.08)  # nothing cut at the edges
     plt.close(fig)
     return path
 
@@ -37,7 +37,8 @@ def image_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title: str,
     grid = make_grid(images, nrow=ncol, padding=pad, pad_value=1.0)
     nrow = -(-images.shape[0] // ncol)
     h, w = images.shape[-2:]
-    label_room = 1.2 if row_labels else 0.3
+    # inches for the labels on the left: about 0.06 per character at font size 8
+    label_room = 0.3 + 0.06 * max(map(len, row_labels)) if row_labels else 0.3
     scale = 0.55 / 28 * (0.6 if spectrogram else 1)  # inches per pixel: a spectrogram is larger than a digit
     fig, ax = plt.subplots(figsize=(label_room + ncol * w * scale, 0.6 + nrow * h * scale), dpi=110)
     if spectrogram:
