@@ -249,7 +249,7 @@ class Trainer:
             order, first = self.partial["order"].to(self.device), self.partial["step"] + 1
             total, skipped = self.partial["total"].to(self.device), self.partial.get("skipped", 0)
         else:
-            order, first = torch.randperm(len(self.train_data), generator=self.generator, device=self.device), 1
+            order, first = self.train_data.permutation(self.generator), 1
             total, skipped = torch.zeros((), device=self.device), 0
         self.partial = None
         skip = cfg.on_nan == "skip"
@@ -258,9 +258,8 @@ class Trainer:
         bad_step = torch.zeros((), dtype=torch.long, device=self.device)
         skipped_in_a_row = 0
         with progress_bar(self.show_progress, f"epoch {epoch}/{cfg.epochs}", n_batches) as bar:
-            for step in range(first, n_batches + 1):
-                index = order[(step - 1) * cfg.batch_size : step * cfg.batch_size]
-                x, y = self.train_data.x[index], self.train_data.y[index]
+            batches = self.train_data.batches(cfg.batch_size, order=order, start=first - 1, drop_last=True)
+            for step, (x, y) in enumerate(batches, first):
                 if cfg.binarize == "dynamic":
                     x = torch.bernoulli(x, generator=self.generator)  # a fresh binary image every time
                 if cfg.flip:  # a face seen in a mirror is still a face

@@ -8,12 +8,12 @@ binarized pixels).
 
 from __future__ import annotations
 
-import torch
-
-from ..errors import UserError
 from dataclasses import dataclass, field
 from typing import Callable
 
+import torch
+
+from ..errors import UserError
 from . import celeba, faces, image_folder, mnist, spoken_digits
 from .cache import cached_file, data_home, load_cached, store
 from .imageset import ImageSet

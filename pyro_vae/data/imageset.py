@@ -98,17 +98,25 @@ class ImageSet:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         drop_last: bool = False,
+        order: torch.Tensor | None = None,
+        start: int = 0,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield ``(x, y)`` batches, in a random order drawn from ``generator`` when ``shuffle``."""
+        """Yield ``(x, y)`` batches, in a random order drawn from ``generator`` when ``shuffle``.
+
+        order: a permutation of the images to use instead (an interrupted epoch's, when it goes on);
+        start: the first batch to yield (the ones before it were taken already).
+        """
         n = len(self)
-        if shuffle:
-            order = torch.randperm(n, generator=generator, device=self.x.device)
-        else:
-            order = torch.arange(n, device=self.x.device)
+        if order is None:
+            order = self.permutation(generator) if shuffle else torch.arange(n, device=self.x.device)
         stop = n - n % batch_size if drop_last else n
-        for start in range(0, stop, batch_size):
-            index = order[start : start + batch_size]
+        for first in range(start * batch_size, stop, batch_size):
+            index = order[first : first + batch_size]
             yield self.x[index], self.y[index]
+
+    def permutation(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A random order of the images, (N,) int64 on their device."""
+        return torch.randperm(len(self), generator=generator, device=self.x.device)
 
     def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
         return len(self) // batch_size if drop_last else -(-len(self) // batch_size)
