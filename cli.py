@@ -108,7 +108,7 @@ AlphaOption = typer.Option(_DEFAULT.alpha, help="--elbo renyi only: the order al
 BetaOption = typer.Option(_DEFAULT.beta, help="Weight of the KL term (1: the ELBO; above 1: a beta-VAE).")
 KlWarmupOption = typer.Option(_DEFAULT.kl_warmup, help="Raise the KL weight linearly from 0 to --beta over this many epochs (0: off).")
 BatchSizeOption = typer.Option(None, help="Images per SVI step.", show_default="the data set's: 256 for digits, 32 for faces and spoken digits")
-LrOption = typer.Option(_DEFAULT.lr, help="Adam learning rate.")
+LrOption = typer.Option(None, help="Adam learning rate.", show_default="2e-3; 5e-4 for ae with a learned Gaussian or Laplace scale")
 SeedOption = typer.Option(_DEFAULT.seed, help="Seed: the same seed on the same device gives the same numbers.")
 OnNanOption = typer.Option(_DEFAULT.on_nan, help="When the loss turns NaN or infinite: stop (keeping the last good checkpoint) or skip that step.")
 DeviceOption = typer.Option(_DEFAULT.device, help="auto picks CUDA when a GPU is visible, else the CPU.")
@@ -137,7 +137,7 @@ def train(
     kl_warmup: int = KlWarmupOption,
     epochs: Optional[int] = typer.Option(None, help="Epochs in all.", show_default="the data set's: 20 for digits, 30 for spoken digits, 200 for faces; with --resume, the run's own"),
     batch_size: Optional[int] = BatchSizeOption,
-    lr: float = LrOption,
+    lr: Optional[float] = LrOption,
     seed: int = SeedOption,
     device: DeviceName = DeviceOption,
     on_nan: OnNanName = OnNanOption,
@@ -150,23 +150,29 @@ def train(
     """Train a model with stochastic variational inference (Pyro SVI) and save it in a run directory.
 
     After every epoch the run directory gets checkpoint.pt, metrics.csv, samples.png and reconstructions.png; an interrupted run continues with --resume.
+
+    Several processes (GPUs, or CPU workers): torchrun --nproc-per-node N cli.py train ...; --batch-size is then the global batch.
     """
+    from pyro_vae import distributed
     from pyro_vae.train import Trainer, default_run_dir
 
-    if resume is not None:
-        trainer = Trainer.resume(resume, epochs=epochs, progress=progress)
-    else:
-        config = Config(
-            model=model.value, dataset=dataset.value, net=_value(net), z_dim=z_dim, hidden_dim=hidden_dim,
-            prior=prior.value, likelihood=_value(likelihood), likelihood_scale=likelihood_scale, binarize=_value(binarize), flip=flip, condition=condition, elbo=elbo.value, particles=particles, alpha=alpha,
-            beta=beta, kl_warmup=kl_warmup, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-            device=device.value, on_nan=on_nan.value, train_size=train_size, test_size=test_size,
-        ).validate()  # fmt: skip
-        run_dir = run_dir or default_run_dir(config)
-        if (run_dir / checkpoint.CHECKPOINT).exists():
-            raise UserError(f"{run_dir} already holds a trained run; continue it with --resume {run_dir}, or pick another --run-dir")
-        trainer = Trainer(config, run_dir, progress=progress)
-    trainer.fit()
+    try:  # under torchrun, leave the process group however the run ends
+        if resume is not None:
+            trainer = Trainer.resume(resume, epochs=epochs, progress=progress)
+        else:
+            config = Config(
+                model=model.value, dataset=dataset.value, net=_value(net), z_dim=z_dim, hidden_dim=hidden_dim,
+                prior=prior.value, likelihood=_value(likelihood), likelihood_scale=likelihood_scale, binarize=_value(binarize), flip=flip, condition=condition, elbo=elbo.value, particles=particles, alpha=alpha,
+                beta=beta, kl_warmup=kl_warmup, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                device=device.value, on_nan=on_nan.value, train_size=train_size, test_size=test_size,
+            ).validate()  # fmt: skip
+            run_dir = run_dir or default_run_dir(config)
+            if (run_dir / checkpoint.CHECKPOINT).exists():
+                raise UserError(f"{run_dir} already holds a trained run; continue it with --resume {run_dir}, or pick another --run-dir")
+            trainer = Trainer(config, run_dir, progress=progress)
+        trainer.fit()
+    finally:
+        distributed.stop()
 
 
 def _labels(model, classes: list[str], labels: Optional[List[int]]) -> Optional[List[int]]:
@@ -604,7 +610,7 @@ def compare(
     kl_warmup: int = KlWarmupOption,
     epochs: Optional[int] = typer.Option(None, help="Epochs for each model.", show_default="the data set's: 20 for digits, 30 for spoken digits"),
     batch_size: Optional[int] = BatchSizeOption,
-    lr: float = LrOption,
+    lr: Optional[float] = LrOption,
     seed: int = SeedOption,
     device: DeviceName = DeviceOption,
     on_nan: OnNanName = OnNanOption,
@@ -629,7 +635,8 @@ def compare(
     ).validate()  # fmt: skip
     if pairs < 1:
         raise UserError(f"--pairs must be at least 1, not {pairs}")
-    run_compare(config, out or Path("runs") / f"compare-{dataset.value}", pairs=pairs, progress=progress, log=typer.echo)
+    run_compare(config, out or Path("runs") / f"compare-{dataset.value}", pairs=pairs, shared_lr=lr is not None,
+                progress=progress, log=typer.echo)
 
 
 @app.command()

@@ -40,13 +40,18 @@ def train_or_reuse(config: Config, run_dir: Path, *, log: Callable[[str], None],
     return trainer, sum(row["seconds"] for row in trainer.history)  # all its epochs, also those of an earlier call
 
 
-def compare(config: Config, out: str | Path, *, pairs: int = 4, steps: int = 10,
+def compare(config: Config, out: str | Path, *, pairs: int = 4, steps: int = 10, shared_lr: bool = False,
             log: Callable[[str], None] = print, progress: bool = True) -> Path:  # fmt: skip
-    """Train (or reuse) ae, vae and cvae under ``out/`` with ``config``'s settings; write ``out/report.md``."""
+    """Train (or reuse) ae, vae and cvae under ``out/`` with ``config``'s settings; write ``out/report.md``.
+
+    Each model trains at its own default learning rate (config.default_lr), unless ``shared_lr``:
+    then all at ``config.lr``.
+    """
     out = Path(out)
     trainers, seconds = {}, {}
     for name in MODELS:
-        trainers[name], seconds[name] = train_or_reuse(config.replace(model=name), out / name, log=log, progress=progress)
+        own = config.replace(model=name, lr=config.lr if shared_lr else None)  # None: that model's default
+        trainers[name], seconds[name] = train_or_reuse(own, out / name, log=log, progress=progress)
 
     test = trainers["vae"].test_data
     classes = test.classes
@@ -60,7 +65,7 @@ def compare(config: Config, out: str | Path, *, pairs: int = 4, steps: int = 10,
             pixel_error = sum(
                 (model.reconstruct(x, y) - x).pow(2).flatten(1).sum(1).sum().item() for x, y in test.batches(1000)
             ) / len(test)  # fmt: skip
-        rows.append((name, metrics, pixel_error, knn_accuracy(codes, test.y, codes, test.y), seconds[name], trainer.epoch))
+        rows.append((name, metrics, pixel_error, knn_accuracy(codes, test.y, codes, test.y), seconds[name], trainer.epoch, trainer.config.lr))
         points, axes = project(codes, "pca")
         panels.append({"points": points, "labels": test.y, "classes": classes, "axes": axes,
                        "title": f"{name}: {describe_codes(model)}"})  # fmt: skip
@@ -83,18 +88,19 @@ def compare(config: Config, out: str | Path, *, pairs: int = 4, steps: int = 10,
 
 def _report(config: Config, rows, matched: dict) -> str:
     table = "\n".join(
-        f"| `{name}` | {m['neg_elbo']:.2f} | {m['recon']:.2f} | {m['kl']:.2f} | {pixel:.2f} | {100 * knn:.1f}% | {epochs} | {secs:.0f} s |"
-        for name, m, pixel, knn, secs, epochs in rows
+        f"| `{name}` | {m['neg_elbo']:.2f} | {m['recon']:.2f} | {m['kl']:.2f} | {pixel:.2f} | {100 * knn:.1f}% | {epochs} | {lr:g} | {secs:.0f} s |"
+        for name, m, pixel, knn, secs, epochs, lr in rows
     )  # fmt: skip
     return f"""# AE vs VAE vs CVAE on {config.dataset}
 
-Same data, networks and optimizer for all three: `--net {config.net} --z-dim {config.z_dim} --hidden-dim {config.hidden_dim}
+Same data, networks and settings for all three: `--net {config.net} --z-dim {config.z_dim} --hidden-dim {config.hidden_dim}
 --likelihood {config.likelihood} --binarize {config.binarize} {'--flip' if config.flip else '--no-flip'}
---batch-size {config.batch_size} --lr {config.lr} --elbo {config.elbo} --seed {config.seed}`,
-trained on {config.train_size or 'all'} images and measured on {config.test_size or 'all'} test images.
+--batch-size {config.batch_size} --elbo {config.elbo} --seed {config.seed}`, each with Adam at the
+learning rate in the table, trained on {config.train_size or 'all'} images and measured on
+{config.test_size or 'all'} test images.
 
-| model | test -ELBO | reconstruction -E[log p(x\\|z)] | KL | squared pixel error | 5-NN accuracy of codes | epochs | training time |
-|---|---|---|---|---|---|---|---|
+| model | test -ELBO | reconstruction -E[log p(x\\|z)] | KL | squared pixel error | 5-NN accuracy of codes | epochs | learning rate | training time |
+|---|---|---|---|---|---|---|---|---|
 {table}
 
 Nats per image; lower is better for all but the accuracy. The autoencoder has no prior, so its

@@ -1,5 +1,6 @@
 """The CLI end to end, run the way a user runs it: `python cli.py ...` in a subprocess."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -172,10 +173,21 @@ def test_compare_writes_a_report_and_reuses_its_runs(tmp_path):
     assert again.returncode == 0 and again.stdout.count("already at epoch 1 of 1") == 3, again.stdout
     clash = cli("compare", "--out", out, *SMALL, "--z-dim", 3)  # the last --z-dim wins
     assert clash.returncode == 2 and "holds a run with other settings" in clash.stderr
+    assert [float(row.split("|")[8]) for row in rows] == [2e-3, 2e-3, 2e-3]  # learning rate column
+
+
+def test_compare_trains_each_model_at_its_own_learning_rate_unless_one_is_given(tmp_path):
+    grey = [*SMALL, "--likelihood", "gaussian", "--binarize", "none"]  # a learned noise scale: the ae's lr is lower
+    for extra, expected in [([], [5e-4, 2e-3, 2e-3]), (["--lr", "1e-3"], [1e-3, 1e-3, 1e-3])]:
+        out = tmp_path / f"cmp{len(extra)}"
+        result = cli("compare", "--out", out, "--pairs", 1, *grey, *extra)
+        assert result.returncode == 0, result.stderr
+        rows = [line for line in (out / "report.md").read_text().splitlines() if line.startswith("| `")]
+        assert [float(row.split("|")[8]) for row in rows] == expected
+        assert [json.loads((out / m / "config.json").read_text())["lr"] for m in ("ae", "vae", "cvae")] == expected
 
 
 def test_evaluate_prints_a_table_and_saves_json(cvae_run):
-    import json
 
     result = cli("evaluate", cvae_run, "--k", 20, "--n", 100, "--samples-per-class", 10, "--device", "cpu")
     assert result.returncode == 0, result.stderr

@@ -96,3 +96,15 @@ def test_bad_settings_are_refused_before_training(tmp_path):
         Trainer(small_config(z_dim=0), tmp_path, progress=False)
     with pytest.raises(UserError, match="unknown elbo 'bogus'"):
         Trainer(small_config(elbo="bogus"), tmp_path, progress=False)
+
+
+def test_default_learning_rate_is_lower_only_for_an_autoencoder_that_learns_its_noise_scale():
+    from pyro_vae import Config
+
+    assert Config(model="ae", dataset="faces").lr == 5e-4  # Gaussian with a learned scale
+    assert Config(model="ae", dataset="faces", likelihood_scale=0.1).lr == 2e-3  # a fixed scale
+    assert [Config(model=m, dataset="faces").lr for m in ("vae", "cvae")] == [2e-3, 2e-3]
+    assert Config(model="ae", dataset="mnist").lr == 2e-3  # Bernoulli: no scale
+    assert Config(model="ae", dataset="faces", lr=1e-2).lr == 1e-2  # given: kept
+    saved = Config(model="vae", dataset="faces").to_dict()
+    assert Config.from_dict(saved).lr == 2e-3 and saved["lr"] == 2e-3  # the value a run used is what it saves
