@@ -45,7 +45,7 @@ def _enum(name: str) -> type[Enum]:
 
 ModelName, DatasetName, NetName, PriorName = _enum("model"), _enum("dataset"), _enum("net"), _enum("prior")
 BinarizeName, ElboName, DeviceName, LikelihoodName = _enum("binarize"), _enum("elbo"), _enum("device"), _enum("likelihood")
-OnNanName = _enum("on_nan")
+OnNanName, AmpName = _enum("on_nan"), _enum("amp")
 ProjectionName = Enum("Projection", {v: v for v in PROJECTIONS}, type=str)
 _DEFAULT = Config()
 
@@ -114,6 +114,8 @@ OnNanOption = typer.Option(_DEFAULT.on_nan, help="When the loss turns NaN or inf
 DeviceOption = typer.Option(_DEFAULT.device, help="auto picks CUDA when a GPU is visible, else the CPU.")
 TrainSizeOption = typer.Option(None, help="Train on the first N images only (quick experiments).", show_default="all")
 TestSizeOption = typer.Option(None, help="Evaluate on the first N test images only.", show_default="all")
+CompileOption = typer.Option(_DEFAULT.compile, "--compile/--no-compile", help="torch.compile the networks (the Pyro program stays eager); the first steps wait for the compiler. Pays off on a GPU; see README.")
+AmpOption = typer.Option(_DEFAULT.amp, help="bf16: run the networks in bfloat16 under autocast, the ELBO in float32 (for GPUs with bfloat16: A100, H100; on a CPU it is usually slower).")
 
 
 @app.command()
@@ -143,6 +145,8 @@ def train(
     on_nan: OnNanName = OnNanOption,
     train_size: Optional[int] = TrainSizeOption,
     test_size: Optional[int] = TestSizeOption,
+    compile: bool = CompileOption,
+    amp: AmpName = AmpOption,
     run_dir: Optional[Path] = typer.Option(None, help="Where to write the run.", show_default="runs/<model>-<dataset>-<time>"),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from its last checkpoint, with its saved settings (only --epochs may change)."),
     progress: bool = typer.Option(True, help="Show a progress bar for each epoch."),
@@ -165,6 +169,7 @@ def train(
                 prior=prior.value, likelihood=_value(likelihood), likelihood_scale=likelihood_scale, binarize=_value(binarize), flip=flip, condition=condition, elbo=elbo.value, particles=particles, alpha=alpha,
                 beta=beta, kl_warmup=kl_warmup, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                 device=device.value, on_nan=on_nan.value, train_size=train_size, test_size=test_size,
+                compile=compile, amp=amp.value,
             ).validate()  # fmt: skip
             run_dir = run_dir or default_run_dir(config)
             if (run_dir / checkpoint.CHECKPOINT).exists():

@@ -17,6 +17,7 @@ from .errors import UserError
 PRIORS = ("standard", "conditional")
 DEVICES = ("auto", "cpu", "cuda")
 ON_NAN = ("stop", "skip")
+AMP = ("none", "bf16")
 MAX_LR = 1e6
 
 
@@ -31,7 +32,7 @@ def choices() -> dict[str, tuple[str, ...]]:
     return {
         "model": tuple(MODELS), "dataset": tuple(DATASETS), "net": NETS, "prior": PRIORS,
         "likelihood": tuple(LIKELIHOODS), "binarize": BINARIZE, "elbo": tuple(ELBOS), "device": DEVICES,
-        "on_nan": ON_NAN,
+        "on_nan": ON_NAN, "amp": AMP,
     }  # fmt: skip
 
 
@@ -62,6 +63,8 @@ class Config:
     on_nan: str = "stop"  # a non-finite loss: stop the run (the last good checkpoint stays), or skip that step
     train_size: Optional[int] = None  # use only the first N training images (None: all)
     test_size: Optional[int] = None  # evaluate on the first N test images (None: all)
+    compile: bool = False  # torch.compile the networks (the probabilistic program stays eager)
+    amp: str = "none"  # none | bf16: the networks in bfloat16 under autocast, the ELBO in float32
 
     def __post_init__(self):
         from .data import DATASETS, PIXELS
@@ -104,6 +107,9 @@ class Config:
             raise UserError("--alpha 1 makes the Renyi bound the ELBO; use --elbo trace, or another alpha")
         if self.elbo == "jit" and self.kl_warmup:
             raise UserError("--elbo jit compiles the KL weight in, so it cannot warm up; use --elbo trace with --kl-warmup")
+        if self.elbo == "jit" and (self.compile or self.amp != "none"):
+            raise UserError("--elbo jit traces the whole step in float32 with torch.jit; "
+                            "with --compile or --amp bf16 use --elbo trace (or meanfield)")  # fmt: skip
         if self.prior == "conditional" and self.model != "cvae":
             raise UserError(f"--prior conditional needs a condition: use it with --model cvae, not {self.model}")
         return self

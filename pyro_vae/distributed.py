@@ -49,16 +49,16 @@ def device_name(requested: str) -> str:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
 
 
-def start(requested_device: str) -> None:
-    """Join the process group torchrun set up: NCCL between GPUs, gloo between CPU processes."""
+def start(device: torch.device) -> None:
+    """Join the process group torchrun set up: NCCL between GPUs, gloo between CPU processes.
+
+    device: this process's device, already resolved (train.resolve_device of :func:`device_name`).
+    """
     if not launched() or dist.is_initialized():
         return
-    on_gpu = requested_device != "cpu" and torch.cuda.is_available()
-    if on_gpu:
-        torch.cuda.set_device(torch.device(device_name(requested_device)))
-    elif requested_device == "cuda":
-        raise UserError("--device cuda was asked for, but PyTorch sees no CUDA GPU; use --device cpu (or auto)")
-    dist.init_process_group("nccl" if on_gpu else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
 def barrier() -> None:

@@ -3,6 +3,8 @@
 Nothing here is random or Pyro-specific. An encoder maps an image (and an optional condition
 vector c) to the location and scale of a diagonal Gaussian over z; a decoder maps z (and c)
 to the parameters of the likelihood, shaped like the image (logits for a Bernoulli).
+Outputs are float32 even when the layers run in bfloat16 under autocast (``--amp bf16``), so
+the log-densities of the ELBO are computed and summed in float32.
 
 Shapes: x: (batch, C, H, W); c: (batch, cond_dim) or None; z: (batch, z_dim). A decoder also
 takes z with extra leading dimensions, (particles, batch, z_dim), as vectorized ELBOs draw it,
@@ -37,7 +39,7 @@ class GaussianHead(nn.Module):
         self.scale = nn.Linear(in_dim, z_dim)
 
     def forward(self, h):
-        return self.loc(h), torch.exp(self.scale(h)) + MIN_SCALE
+        return self.loc(h).float(), torch.exp(self.scale(h).float()) + MIN_SCALE
 
 
 class MLPEncoder(nn.Module):
@@ -68,7 +70,7 @@ class MLPDecoder(nn.Module):
 
     def forward(self, z, c=None):
         h = F.relu(self.hidden(_with_condition(z, c)))
-        return self.out(h).view(*z.shape[:-1], *self.image_shape)
+        return self.out(h).float().view(*z.shape[:-1], *self.image_shape)
 
 
 def _conv_plan(image_shape) -> tuple[list[int], int, int]:
@@ -122,7 +124,7 @@ class ConvDecoder(nn.Module):
     def forward(self, z, c=None):
         h = self.hidden(_with_condition(z, c)).view(-1, *self.bottom)
         x = self.upsample(h)
-        return x.view(*z.shape[:-1], *x.shape[1:])
+        return x.float().view(*z.shape[:-1], *x.shape[1:])
 
 
 class PriorNet(nn.Module):

@@ -67,6 +67,19 @@ def make_optimizer(parameters, lr: float, device: torch.device) -> torch.optim.A
     return torch.optim.Adam(parameters, lr=lr, fused=device.type in ("cpu", "cuda"))
 
 
+def compile_networks(model: torch.nn.Module) -> None:
+    """torch.compile each network of ``model`` (encoder, decoder, prior net) in place.
+
+    The probabilistic program stays eager Python, so Pyro's tracing works as before; the networks
+    run as compiled kernels. Compiling in place keeps the parameters' names, so a checkpoint of a
+    compiled run is the same as any other. The first steps, and the first evaluation, wait for
+    the compiler (tens of seconds on a CPU).
+    """
+    for name, module in model.named_children():
+        if name != "likelihood":  # it builds a Distribution object: nothing worth compiling
+            module.compile()
+
+
 def default_run_dir(config: Config) -> Path:
     return Path("runs") / f"{config.model}-{config.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
 
@@ -75,17 +88,18 @@ class Trainer:
     """A model, its optimizer and the state of one run; :meth:`fit` trains it to ``config.epochs``.
 
     Start a run with ``Trainer(config, run_dir)`` and continue one with ``Trainer.resume(run_dir)``.
-    ``log`` receives one line per event; ``progress`` shows a bar per epoch.
+    ``log`` receives one line per event; ``progress`` shows a bar per epoch. Under torchrun the
+    first Trainer joins the process group; leave it with ``distributed.stop()`` when done (cli.py does).
     """
 
     def __init__(self, config: Config, run_dir: str | Path, *, log: Callable[[str], None] = print, progress: bool = True):
         self.config = config.validate()
         self.run_dir = Path(run_dir)
-        distributed.start(config.device)  # under torchrun: join the other processes (nothing otherwise)
+        self.device = resolve_device(distributed.device_name(config.device))
+        distributed.start(self.device)  # under torchrun: join the other processes (nothing otherwise)
         distributed.check_batch_size(config.batch_size)
         self.main = distributed.is_main()  # the process that logs and writes; the only one without torchrun
         self.log, self.show_progress = (log, progress) if self.main else (lambda line: None, False)
-        self.device = resolve_device(distributed.device_name(config.device))
         pyro.set_rng_seed(config.seed)
 
         if not self.main:  # process 0 prepares the data (on first use), then the others read its cache
@@ -101,6 +115,8 @@ class Trainer:
             raise UserError(f"{config.dataset} has one class, so a cvae has nothing to condition on; "
                             "use --model vae, or (celeba) name attributes with --condition Smiling,Eyeglasses")  # fmt: skip
         self.model = build_model(config, self.train_data.image_shape, self.train_data.num_classes).to(self.device)
+        if config.compile:
+            compile_networks(self.model)
         self.optimizer = make_optimizer(self.model.parameters(), config.lr, self.device)
         self.elbo = make_elbo(config)
         # what the training loss is: the ELBO itself, or another objective (a tighter bound, a weighted KL)
@@ -268,7 +284,8 @@ class Trainer:
 
         In several processes, x and y are this process's slice of the global batch, and the loss is its share.
         """
-        return svi_step(self.elbo, self.program, self.optimizer, x, y, self.param_state, self.config.on_nan == "skip", self.parallel)
+        return svi_step(self.elbo, self.program, self.optimizer, x, y, self.param_state, self.config.on_nan == "skip",
+                        self.parallel, bf16=self.config.amp == "bf16")  # fmt: skip
 
     def train_epoch(self, epoch: int) -> float:
         """One pass over the training set; returns the mean -ELBO per image, in nats.
@@ -341,27 +358,32 @@ class Trainer:
         return total.item() / ((n_batches - skipped) * cfg.batch_size)
 
 
-def svi_step(elbo, program, optimizer, x, y, param_state: dict, skip_nonfinite: bool = False, parallel=None) -> torch.Tensor:
+def svi_step(elbo, program, optimizer, x, y, param_state: dict, skip_nonfinite: bool = False, parallel=None,
+             bf16: bool = False) -> torch.Tensor:  # fmt: skip
     """One step of SVI: estimate the bound of ``program`` = (model, guide) on a batch, then one optimizer step.
 
     ``param_state`` is the run's own Pyro param store (see Trainer). With ``skip_nonfinite``, a
     step whose loss is NaN or infinite changes nothing. ``parallel``: the same loss wrapped in
     DistributedDataParallel (distributed.data_parallel), when several processes train together.
-    Returns the loss, detached.
+    ``bf16``: the forward pass under bfloat16 autocast (the networks return float32, so the bound
+    is summed in float32). Returns the loss, detached.
     """
     optimizer.zero_grad(set_to_none=True)
     # argument checks cost time on every step; the tests do them
     with pyro.validation_enabled(False), pyro.get_param_store().scope(param_state):
-        if parallel is not None:
-            loss = parallel(x, y)
-            # DDP averages gradients over processes; the loss is a sum over images, so scale back
-            # up to the gradient of the global batch's sum, the same step as one process would take
-            (loss * distributed.world_size()).backward()
-        elif isinstance(elbo, RenyiELBO):  # Pyro offers it only as loss_and_grads, which runs backward itself
-            loss = torch.tensor(elbo.loss_and_grads(*program, x, y))
-        else:
-            loss = elbo.differentiable_loss(*program, x, y)
-            loss.backward()
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=bf16):
+            if isinstance(elbo, RenyiELBO) and parallel is None:
+                # Pyro offers it only as loss_and_grads, which runs backward itself
+                loss, to_differentiate = torch.tensor(elbo.loss_and_grads(*program, x, y)), None
+            elif parallel is not None:
+                loss = parallel(x, y)
+                # DDP averages gradients over processes; the loss is a sum over images, so scale back
+                # up to the gradient of the global batch's sum, the same step as one process would take
+                to_differentiate = loss * distributed.world_size()
+            else:
+                loss = to_differentiate = elbo.differentiable_loss(*program, x, y)
+        if to_differentiate is not None:  # outside autocast, as PyTorch advises
+            to_differentiate.backward()
     # several processes skip a step together: a non-finite loss anywhere reached every gradient
     if skip_nonfinite and not torch.isfinite(distributed.all_sum(loss.detach())):
         return loss.detach()

@@ -37,6 +37,34 @@ def test_jit_elbo_compiles_once(tmp_path):
     assert len(compiled) == 1
 
 
+def test_compiled_networks_train_like_eager_ones_and_save_the_same_checkpoint(tmp_path):
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled = train_small(tmp_path / "compiled", model="cvae", epochs=2, compile=True)
+    eager = train_small(tmp_path / "eager", model="cvae", epochs=2)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2  # the encoder and the decoder at least
+    for a, b in zip(compiled.history, eager.history):  # measured: equal to 4 decimals on the CPU
+        assert a["test_neg_elbo"] == pytest.approx(b["test_neg_elbo"], rel=1e-3)
+    model, config, _ = load_model(tmp_path / "compiled")  # an eager model reads it: the same parameter names
+    assert config.compile
+    assert model.state_dict().keys() == eager.model.state_dict().keys()
+
+
+def test_bf16_autocast_runs_the_networks_in_bfloat16_and_the_bound_in_float32(tmp_path):
+    trainer = Trainer(small_config(model="vae", epochs=2, amp="bf16"), tmp_path, progress=False, log=lambda line: None)
+    seen = []
+    hook = trainer.model.decoder.out.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    x, y = next(trainer.train_data.batches(100))
+    loss = trainer.step(torch.bernoulli(x), y)
+    hook.remove()
+    assert seen == [torch.bfloat16] and loss.dtype == torch.float32
+    assert trainer.model.decoder.out.weight.dtype == torch.float32  # the weights Adam updates stay float32
+    history = trainer.fit()
+    full = train_small(tmp_path / "fp32", model="vae", epochs=2).history
+    # measured: 213.90 against 213.84 nats after 2 epochs
+    assert history[-1]["test_neg_elbo"] == pytest.approx(full[-1]["test_neg_elbo"], rel=0.01)
+
+
 def test_same_seed_same_numbers_and_other_seed_other_numbers(tmp_path):
     a = train_small(tmp_path / "a", seed=5).history[0]
     b = train_small(tmp_path / "b", seed=5).history[0]
@@ -96,6 +124,10 @@ def test_bad_settings_are_refused_before_training(tmp_path):
         Trainer(small_config(z_dim=0), tmp_path, progress=False)
     with pytest.raises(UserError, match="unknown elbo 'bogus'"):
         Trainer(small_config(elbo="bogus"), tmp_path, progress=False)
+    with pytest.raises(UserError, match="unknown amp 'fp8'; choose one of: none, bf16"):
+        Trainer(small_config(amp="fp8"), tmp_path, progress=False)
+    with pytest.raises(UserError, match="--elbo jit traces the whole step in float32"):
+        Trainer(small_config(elbo="jit", compile=True), tmp_path, progress=False)
 
 
 def test_default_learning_rate_is_lower_only_for_an_autoencoder_that_learns_its_noise_scale():
