@@ -1,25 +1,32 @@
-"""Figures, drawn with matplotlib off screen and written atomically as PNG files."""
+"""Figures, drawn with matplotlib off screen and written atomically as PNG files.
+
+Figures are made with matplotlib's object API (``Figure``), not pyplot: no window ever opens, and
+the caller's own matplotlib setup (a notebook's inline backend) is left as it is.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib
+import torch
+from matplotlib.figure import Figure
+from torchvision.utils import make_grid
 
-matplotlib.use("Agg")  # never open a window
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
+from .files import atomic_path
+from .latent import quantile_grid
 
-from .files import atomic_path  # noqa: E402
-from .latent import quantile_grid  # noqa: E402
+
+def _figure(figsize, nrows: int = 1, ncols: int = 1, **kwargs):
+    """A figure and its axes, like ``pyplot.subplots`` but owned by the caller alone."""
+    fig = Figure(figsize=figsize, dpi=110)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.08)  # nothing cut at the edges
-    plt.close(fig)
     return path
 
 
@@ -40,7 +47,7 @@ def image_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title: str,
     # inches for the labels on the left: about 0.06 per character at font size 8
     label_room = 0.3 + 0.06 * max(map(len, row_labels)) if row_labels else 0.3
     scale = 0.55 / 28 * (0.6 if spectrogram else 1)  # inches per pixel: a spectrogram is larger than a digit
-    fig, ax = plt.subplots(figsize=(label_room + ncol * w * scale, 0.6 + nrow * h * scale), dpi=110)
+    fig, ax = _figure((label_room + ncol * w * scale, 0.6 + nrow * h * scale))
     if spectrogram:
         ax.imshow(grid[0].numpy(), cmap="magma", vmin=0, vmax=1)
         title += "\n(log-mel spectrograms: time to the right, pitch upwards)"
@@ -127,7 +134,9 @@ def sample_figure(model, classes: list[str], path, *, ncol: int = 10, labels=Non
     if len(labels) == 1:
         title = f"samples given {names[0]}"
     else:
-        title = f"samples per {'condition' if attributes else 'class'} (a column shares one z)"
+        # one noise draw per column: the same z under a standard prior, its image under p(z|y) otherwise
+        shared = "one z" if getattr(model, "prior_net", None) is None else "one noise draw"
+        title = f"samples per {'condition' if attributes else 'class'} (a column shares {shared})"
         title += f"; the first {len(labels)} of {model.num_classes} classes" if first else ""
     return image_grid(images, path, ncol=ncol, title=title, row_labels=names, spectrogram=spectrogram)
 
@@ -144,7 +153,7 @@ def reconstruction_figure(model, x: torch.Tensor, y: torch.Tensor, path, *, ncol
 
 def _scatter(ax, points: torch.Tensor, labels: torch.Tensor, classes: list[str], axis_names, title: str, legend_title: str):
     points, labels = points.detach().float().cpu(), labels.cpu()
-    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
     for i, name in enumerate(classes):
         mask = labels == i
         if mask.any():
@@ -162,7 +171,7 @@ def latent_figure(panels: list[dict], path, *, title: str) -> Path:
     Each panel is a dict: points (N, 2), labels (N,), classes, axes (two axis names), title,
     and optionally legend (the legend's title, default "class").
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.6), dpi=110, squeeze=False)
+    fig, axes = _figure((5.6 * len(panels), 4.6), 1, len(panels), squeeze=False)
     for ax, p in zip(axes[0], panels):
         _scatter(ax, p["points"], p["labels"], p["classes"], p["axes"], p["title"], p.get("legend", "class"))
     fig.suptitle(title, fontsize=11)
@@ -183,7 +192,7 @@ def manifold_figure(model, path, *, n: int = 20, labels=None, classes=None, dims
     panels = labels if labels is not None else [None]
     ncols = min(len(panels), 5)
     nrows = -(-len(panels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(0.6 + 4.2 * ncols, 0.5 + 4.4 * nrows), dpi=110, squeeze=False)
+    fig, axes = _figure((0.6 + 4.2 * ncols, 0.5 + 4.4 * nrows), nrows, ncols, squeeze=False)
     for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     for ax, label in zip(axes.flat, panels):
@@ -215,7 +224,7 @@ def strips_figure(strips: list[torch.Tensor], row_labels: list[str], path, *, ti
 def curves_figure(history: list[dict], path, *, title: str = "training curves") -> Path:
     """-ELBO (train and test) and the test reconstruction and KL terms against epochs."""
     epochs = [r["epoch"] for r in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    fig, (left, right) = _figure((10, 4), 1, 2)
     left.plot(epochs, [r["train_neg_elbo"] for r in history], "o-", label="train")
     left.plot(epochs, [r["test_neg_elbo"] for r in history], "s-", label="test")
     left.set_title("-ELBO (lower is better)", fontsize=10)

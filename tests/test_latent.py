@@ -104,3 +104,20 @@ def test_row_labels_are_never_cut_at_the_edge(tmp_path, labels):
     assert grey[:, :3].min() == 1.0 and grey[:, -3:].min() == 1.0  # white margins: nothing runs off either side
     text_columns = (grey[:, : grey.shape[1] // 4].min(0).values < 0.5).sum()
     assert text_columns > 40  # and the labels are drawn (about 6 pixels per character)
+
+
+def test_figures_leave_the_callers_matplotlib_alone(tmp_path):
+    """Figures are drawn on their own Figure objects: importing plots switches no backend, and drawing
+    leaves no figure open in pyplot (so a notebook keeps its inline figures)."""
+    import subprocess
+    import sys
+
+    import matplotlib.pyplot as plt
+
+    from pyro_vae.plots import image_grid
+
+    code = "import matplotlib; matplotlib.use('svg'); import pyro_vae.plots; print(matplotlib.get_backend())"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "svg"
+    before = plt.get_fignums()
+    path = image_grid(torch.rand(4, 1, 8, 8), tmp_path / "g.png", ncol=2, title="grid")
+    assert plt.get_fignums() == before and path.stat().st_size > 1000

@@ -9,7 +9,8 @@ Everything a VAE only estimates is known here in closed form:
     p(x)   = Normal(mu, W W^T + sigma^2 I)
     p(z|x) = Normal(M^-1 W^T (x - mu), sigma^2 M^-1),   M = W^T W + sigma^2 I
 
-so the ELBO, the importance-weighted bound and their gaps can be checked against the truth.
+so the ELBO, the importance-weighted bound and their gaps can be checked against the truth:
+``log_likelihood``, ``posterior`` and ``elbo`` (the guide's ELBO without sampling) compute them.
 The guide's family contains the exact posterior (which is linear in x with a covariance that is
 the same for every x), so a well-trained guide closes the gap entirely. Not an image model:
 it is for tests, teaching (notebooks/01) and checking new estimators.
@@ -60,7 +61,11 @@ class PPCA(nn.Module):
     def guide(self, x, y=None):
         pyro.module("ppca", self)
         with pyro.plate("data", x.shape[0]):
-            pyro.sample("z", dist.MultivariateNormal(x @ self.A.T + self.b, scale_tril=self.L))  # z ~ q(z|x)
+            pyro.sample("z", self.variational(x))  # z ~ q(z|x)
+
+    def variational(self, x: torch.Tensor) -> dist.MultivariateNormal:
+        """The guide's q(z|x) = Normal(A x + b, L L^T) of each row: batch (batch,), event (z_dim,)."""
+        return dist.MultivariateNormal(x @ self.A.T + self.b, scale_tril=self.L)
 
     # the closed forms
 
@@ -73,6 +78,29 @@ class PPCA(nn.Module):
     def log_likelihood(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log p(x) of each row: (batch,), in nats."""
         return self.marginal().log_prob(x)
+
+    def posterior(self, x: torch.Tensor) -> dist.MultivariateNormal:
+        """The exact p(z|x) = Normal(M^-1 W^T (x - mu), sigma^2 M^-1) of each row: batch (batch,), event (z_dim,)."""
+        M = self.W.T @ self.W + self.sigma**2 * torch.eye(self.z_dim, device=self.W.device)
+        M_inv = torch.linalg.inv(M)
+        return dist.MultivariateNormal((x - self.mu) @ (M_inv @ self.W.T).T, covariance_matrix=self.sigma**2 * M_inv)
+
+    def elbo(self, x: torch.Tensor) -> torch.Tensor:
+        """The guide's ELBO of each row in closed form, no sampling: (batch,) nats, differentiable.
+
+        With q(z|x) = Normal(m, S), S = L L^T:
+
+            E_q[log p(x|z)] = -D/2 log(2 pi sigma^2) - (|x - W m - mu|^2 + tr(W S W^T)) / (2 sigma^2)
+            KL(q || p(z))   = (tr S + |m|^2 - z_dim - log det S) / 2
+
+        It equals log p(x) - KL(q(z|x) || p(z|x)), so it reaches log p(x) at the exact posterior.
+        """
+        m, L, sigma2 = x @ self.A.T + self.b, self.L, self.sigma**2
+        residual = (x - m @ self.W.T - self.mu).pow(2).sum(-1)
+        trace = (self.W @ L).pow(2).sum()  # tr(W S W^T)
+        expected_log_lik = -0.5 * self.data_dim * torch.log(2 * torch.pi * sigma2) - (residual + trace) / (2 * sigma2)
+        kl = 0.5 * (L.pow(2).sum() + m.pow(2).sum(-1) - self.z_dim - 2 * L.diagonal().log().sum())
+        return expected_log_lik - kl
 
     @torch.no_grad()
     def set_exact_posterior(self) -> "PPCA":
