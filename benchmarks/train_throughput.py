@@ -1,7 +1,7 @@
-"""Training throughput: pyro_vae's SVI step against hand-written PyTorch loops on the same networks.
+"""Training throughput and peak memory: pyro_vae's SVI step against hand-written PyTorch loops on the same networks.
 
-    python benchmarks/train_throughput.py                       # vae and cvae, MLP, batch 256, CPU or GPU
-    python benchmarks/train_throughput.py --batch-size 128 --batch-size 1024 --net conv
+    python benchmarks/train_throughput.py                          # vae, cvae x mlp, conv x batch 128, 256, 1024
+    python benchmarks/train_throughput.py --net mlp --batch-size 256 --compile
 
 Every contender trains copies of the same initial networks on the same real MNIST batches
 (dynamically binarized), with the trainer's own optimizer (fused Adam). Runs are interleaved and
@@ -11,17 +11,24 @@ loop, measured in the same run:
 - pyro_vae trace: ``Trainer.step``, the default: Pyro's Trace_ELBO on the model/guide pair, then Adam;
 - pyro_vae jit: the same step with ``--elbo jit``: Pyro's JitTrace_ELBO, the same estimator compiled
   once with torch.jit, which removes Pyro's per-step Python work (about 1 ms a step on 2 CPU cores);
+- pyro_vae compiled (with ``--compile``): the trace step with the networks torch.compile'd;
 - PyTorch, closed-form KL: the classic hand-written VAE loss (as in pytorch/examples/vae);
 - PyTorch, one-sample KL: the same Monte Carlo estimator that Trace_ELBO computes, by hand.
+
+Peak memory: on a GPU, the most memory PyTorch's allocator held during the timed steps of each
+contender; on the CPU, how far the resident set of a fresh process rises while it trains the
+contender (one process per contender, so the numbers do not mix; Linux only).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import platform
+import multiprocessing
+import os
 import statistics
 import tempfile
+import threading
 import time
 
 import torch
@@ -29,6 +36,8 @@ import torch.nn.functional as F
 
 from pyro_vae import Config, Trainer
 from pyro_vae.train import make_optimizer
+
+BASELINE = "PyTorch, closed-form KL"
 
 
 def handwritten_step(net, optimizer, closed_form_kl: bool):
@@ -52,56 +61,140 @@ def handwritten_step(net, optimizer, closed_form_kl: bool):
     return step
 
 
-def measure(model: str, net: str, batch_size: int, device: str, steps: int, repeats: int) -> dict:
-    config = Config(model=model, net=net, batch_size=batch_size, device=device, epochs=1,
-                    train_size=max(batch_size * steps, 1024), test_size=1000)  # fmt: skip
+def setting(model: str, net: str, batch_size: int, device: str, steps: int) -> Config:
+    return Config(model=model, net=net, batch_size=batch_size, device=device, epochs=1,
+                  train_size=max(batch_size * (steps + 3), 1024), test_size=1000)  # fmt: skip
+
+
+def build(config: Config, names: list[str]) -> tuple[dict, Trainer]:
+    """The named contenders' step functions, all starting from the same initial networks."""
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(config, tmp, progress=False, log=lambda line: None)
-        # built last: a Trainer clears Pyro's param store, from which the JIT reads the weights
-        jit = Trainer(config.replace(elbo="jit"), tmp, progress=False, log=lambda line: None)
-    jit.model.load_state_dict(trainer.model.state_dict())
-    contenders = {"pyro_vae trace": trainer.step, "pyro_vae jit": jit.step}
-    for name, closed_form in [("PyTorch, closed-form KL", True), ("PyTorch, one-sample KL", False)]:
-        net_copy = copy.deepcopy(trainer.model)
-        contenders[name] = handwritten_step(net_copy, make_optimizer(net_copy.parameters(), config.lr, trainer.device), closed_form)
+        steps = {}
+        if "pyro_vae compiled" in names:
+            compiled = Trainer(config.replace(compile=True), tmp, progress=False, log=lambda line: None)
+            compiled.model.load_state_dict(trainer.model.state_dict())
+            steps["pyro_vae compiled"] = compiled.step
+        if "pyro_vae jit" in names:
+            # built last: a Trainer clears Pyro's param store, from which the JIT reads the weights
+            jit = Trainer(config.replace(elbo="jit"), tmp, progress=False, log=lambda line: None)
+            jit.model.load_state_dict(trainer.model.state_dict())
+            steps["pyro_vae jit"] = jit.step
+    if "pyro_vae trace" in names:
+        steps["pyro_vae trace"] = trainer.step
+    for name, closed_form in [(BASELINE, True), ("PyTorch, one-sample KL", False)]:
+        if name in names:
+            net_copy = copy.deepcopy(trainer.model)
+            steps[name] = handwritten_step(net_copy, make_optimizer(net_copy.parameters(), config.lr, trainer.device), closed_form)
+    return {name: steps[name] for name in names}, trainer
+
+
+def batches_of(trainer: Trainer, steps: int) -> list:
     g = torch.Generator(device=trainer.device).manual_seed(0)
-    batches = [(torch.bernoulli(x, generator=g), y) for x, y in trainer.train_data.batches(batch_size, drop_last=True)]
-    batches = batches[:steps]
-    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
+    batches = [(torch.bernoulli(x, generator=g), y) for x, y in trainer.train_data.batches(trainer.config.batch_size, drop_last=True)]
+    return batches[: steps + 3]
+
+
+def measure(config: Config, names: list[str], steps: int, repeats: int) -> dict:
+    """Median samples/s of each contender and, on a GPU, its peak allocated memory in MiB."""
+    contenders, trainer = build(config, names)
+    batches = batches_of(trainer, steps)
+    warm, timed = batches[:3], batches[3:]
+    cuda = trainer.device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     rates = {name: [] for name in contenders}
+    peak = {}
     for _ in range(repeats):
         for name, step in contenders.items():
-            for x, y in batches[:3]:  # warm up caches and allocators
+            for x, y in warm:  # warm up caches, allocators and compilers
                 step(x, y)
             sync()
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
             start = time.perf_counter()
-            for x, y in batches:
+            for x, y in timed:
                 step(x, y)
             sync()
-            rates[name].append(len(batches) * batch_size / (time.perf_counter() - start))
-    return {name: statistics.median(r) for name, r in rates.items()} | {"device": trainer.device}
+            rates[name].append(len(timed) * config.batch_size / (time.perf_counter() - start))
+            if cuda:
+                peak[name] = max(peak.get(name, 0.0), torch.cuda.max_memory_allocated() / 2**20)
+    return {"rate": {name: statistics.median(r) for name, r in rates.items()}, "peak_mib": peak, "device": trainer.device}
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_rss_growth(config: Config, name: str, steps: int) -> float:
+    """In a fresh process: MiB by which the resident set rose above its level before ``name`` trained.
+
+    A thread reads the resident set every half millisecond while the steps run (the process's own
+    high-water mark is useless here: loading the data set sets it before training starts).
+    """
+    contenders, trainer = build(config, [name])
+    batches = batches_of(trainer, steps)
+    before, peak, done = _resident_mib(), [0.0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], _resident_mib())
+            time.sleep(0.0005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    for x, y in batches:
+        contenders[name](x, y)
+    done.set()
+    watcher.join()
+    return max(peak[0], _resident_mib()) - before
+
+
+def cpu_peak_memory(config: Config, names: list[str], steps: int) -> dict:
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Pool(1, maxtasksperchild=1) as pool:
+        return {name: pool.apply(_peak_rss_growth, (config, name, steps)) for name in names}
+
+
+def table(models, nets, batch_sizes, device: str, steps: int, repeats: int, compile: bool = False, memory: bool = True) -> list[str]:
+    """Markdown rows, one per (model, net, batch size), printed as they are measured."""
+    names = ["pyro_vae trace", "pyro_vae jit"] + (["pyro_vae compiled"] if compile else []) + [BASELINE, "PyTorch, one-sample KL"]
+    head = ["model", "net", "batch", *[f"{n} (samples/s)" for n in names], *[f"ratio {n.split()[-1]}" for n in names[:-2]]]
+    head += ["peak MiB trace / PyTorch"] if memory else []
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    print("\n".join(rows), flush=True)
+    for model in models:
+        for net in nets:
+            for batch_size in batch_sizes:
+                config = setting(model, net, batch_size, device, steps)
+                r = measure(config, names, steps, repeats)
+                rate = r["rate"]
+                cells = [model, net, str(batch_size), *[f"{rate[n]:,.0f}" for n in names], *[f"{rate[n] / rate[BASELINE]:.3f}" for n in names[:-2]]]
+                if memory:
+                    peak = r["peak_mib"] or cpu_peak_memory(config, ["pyro_vae trace", BASELINE], steps)
+                    cells.append(f"{peak['pyro_vae trace']:,.0f} / {peak[BASELINE]:,.0f}")
+                rows.append("| " + " | ".join(cells) + " |")
+                print(rows[-1], flush=True)
+    return rows
 
 
 def main():
+    from hardware import describe
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", choices=["vae", "cvae"], help="repeatable [default: vae, cvae]")
-    parser.add_argument("--net", default="mlp", choices=["mlp", "conv"])
-    parser.add_argument("--batch-size", type=int, action="append", help="repeatable [default: 256]")
+    parser.add_argument("--net", action="append", choices=["mlp", "conv"], help="repeatable [default: mlp, conv]")
+    parser.add_argument("--batch-size", type=int, action="append", help="repeatable [default: 128, 256, 1024]")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--steps", type=int, default=40, help="timed steps per repeat")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--compile", action="store_true", help="also time the trace step with torch.compile'd networks")
+    parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory column")
     args = parser.parse_args()
-    hardware = torch.cuda.get_device_name() if args.device != "cpu" and torch.cuda.is_available() else platform.processor() or platform.machine()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {hardware}")
+    print(describe(args.device))
     print("Training samples/s (median of repeats); ratio = pyro_vae / PyTorch with the closed-form KL\n")
-    print("| model | net | batch | device | pyro_vae trace | pyro_vae jit | PyTorch closed-form KL | PyTorch one-sample KL | ratio trace | ratio jit |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for model in args.model or ["vae", "cvae"]:
-        for batch_size in args.batch_size or [256]:
-            r = measure(model, args.net, batch_size, args.device, args.steps, args.repeats)
-            trace, jit, base, same = (r[k] for k in ["pyro_vae trace", "pyro_vae jit", "PyTorch, closed-form KL", "PyTorch, one-sample KL"])
-            print(f"| {model} | {args.net} | {batch_size} | {r['device']} | {trace:,.0f} | {jit:,.0f} | {base:,.0f} | {same:,.0f} "
-                  f"| {trace / base:.3f} | {jit / base:.3f} |", flush=True)  # fmt: skip
+    table(args.model or ["vae", "cvae"], args.net or ["mlp", "conv"], args.batch_size or [128, 256, 1024],
+          args.device, args.steps, args.repeats, args.compile, args.memory)  # fmt: skip
 
 
 if __name__ == "__main__":
