@@ -114,7 +114,7 @@ OnNanOption = typer.Option(_DEFAULT.on_nan, help="When the loss turns NaN or inf
 DeviceOption = typer.Option(_DEFAULT.device, help="auto picks CUDA when a GPU is visible, else the CPU.")
 TrainSizeOption = typer.Option(None, help="Train on the first N images only (quick experiments).", show_default="all")
 TestSizeOption = typer.Option(None, help="Evaluate on the first N test images only.", show_default="all")
-CompileOption = typer.Option(_DEFAULT.compile, "--compile/--no-compile", help="torch.compile the networks (the Pyro program stays eager); the first steps wait for the compiler. Pays off on a GPU; see README.")
+CompileOption = typer.Option(_DEFAULT.compile, "--compile/--no-compile", help="torch.compile the networks (the Pyro program stays eager); the first steps wait for the compiler. Meant for GPUs: on 2 CPU cores it was 6-9% slower than eager (docs/benchmarks.md).")
 AmpOption = typer.Option(_DEFAULT.amp, help="bf16: run the networks in bfloat16 under autocast, the ELBO in float32 (for GPUs with bfloat16: A100, H100; on a CPU it is usually slower).")
 
 

@@ -327,7 +327,7 @@ class Trainer:
                 self.model.kl_weight = kl_weight(cfg, epoch, step / n_batches)
                 loss = self.step(x, y)
                 if skip:  # the step was not taken when its loss was not finite (svi_step checked)
-                    finite = bool(torch.isfinite(distributed.all_sum(loss)))  # as svi_step decided
+                    finite = bool(torch.isfinite(loss))  # a skipped step's loss is NaN in every process
                     skipped, skipped_in_a_row = skipped + (not finite), 0 if finite else skipped_in_a_row + 1
                     if skipped_in_a_row == MAX_SKIPPED_IN_A_ROW:
                         self.diverged(epoch, step, f"the loss was not finite for {skipped_in_a_row} steps in a row")
@@ -363,7 +363,8 @@ def svi_step(elbo, program, optimizer, x, y, param_state: dict, skip_nonfinite: 
     """One step of SVI: estimate the bound of ``program`` = (model, guide) on a batch, then one optimizer step.
 
     ``param_state`` is the run's own Pyro param store (see Trainer). With ``skip_nonfinite``, a
-    step whose loss is NaN or infinite changes nothing. ``parallel``: the same loss wrapped in
+    step whose loss is NaN or infinite (in any process) changes nothing, and its loss comes back
+    as NaN (in every process). ``parallel``: the same loss wrapped in
     DistributedDataParallel (distributed.data_parallel), when several processes train together.
     ``bf16``: the forward pass under bfloat16 autocast (the networks return float32, so the bound
     is summed in float32). Returns the loss, detached.
@@ -386,7 +387,7 @@ def svi_step(elbo, program, optimizer, x, y, param_state: dict, skip_nonfinite: 
             to_differentiate.backward()
     # several processes skip a step together: a non-finite loss anywhere reached every gradient
     if skip_nonfinite and not torch.isfinite(distributed.all_sum(loss.detach())):
-        return loss.detach()
+        return torch.full_like(loss.detach(), float("nan"))  # skipped: so every process reports it
     optimizer.step()
     return loss.detach()
 
