@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 
-import torch
 
-from pyro_vae import Config, Trainer
+from common import describe, quiet_trainer, synchronizer
+from pyro_vae import Config
 from pyro_vae.data import ImageSet
 
 
@@ -27,10 +26,9 @@ def repeated(data: ImageSet, times: int) -> ImageSet:
 
 def table(model: str, net: str, batch_size: int, device: str, factors=(1, 2, 4), repeats: int = 3) -> list[str]:
     config = Config(model=model, net=net, batch_size=batch_size, device=device, epochs=1)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(config, tmp, progress=False, log=lambda line: None)
+    trainer = quiet_trainer(config)
     sets = {factor: repeated(trainer.train_data, factor) for factor in factors}
-    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
+    sync = synchronizer(trainer.device)
     trainer.train_epoch(1)  # warm-up
     seconds = {factor: [] for factor in factors}
     for _ in range(repeats):  # interleaved, so a slow moment of the machine does not fall on one size alone
@@ -51,8 +49,6 @@ def table(model: str, net: str, batch_size: int, device: str, factors=(1, 2, 4),
 
 
 def main():
-    from hardware import describe
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="vae", choices=["vae", "cvae"])
     parser.add_argument("--net", default="mlp", choices=["mlp", "conv"])

@@ -19,7 +19,7 @@ from pathlib import Path
 import epoch_scaling
 import eval_throughput
 import train_throughput
-from hardware import describe
+from common import describe
 
 
 def main():

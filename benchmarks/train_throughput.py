@@ -27,13 +27,13 @@ import copy
 import multiprocessing
 import os
 import statistics
-import tempfile
 import threading
 import time
 
 import torch
 import torch.nn.functional as F
 
+from common import add_grid_options, describe, quiet_trainer, synchronizer
 from pyro_vae import Config, Trainer
 from pyro_vae.train import make_optimizer
 
@@ -68,18 +68,17 @@ def setting(model: str, net: str, batch_size: int, device: str, steps: int) -> C
 
 def build(config: Config, names: list[str]) -> tuple[dict, Trainer]:
     """The named contenders' step functions, all starting from the same initial networks."""
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(config, tmp, progress=False, log=lambda line: None)
-        steps = {}
-        if "pyro_vae compiled" in names:
-            compiled = Trainer(config.replace(compile=True), tmp, progress=False, log=lambda line: None)
-            compiled.model.load_state_dict(trainer.model.state_dict())
-            steps["pyro_vae compiled"] = compiled.step
-        if "pyro_vae jit" in names:
-            # built last: a Trainer clears Pyro's param store, from which the JIT reads the weights
-            jit = Trainer(config.replace(elbo="jit"), tmp, progress=False, log=lambda line: None)
-            jit.model.load_state_dict(trainer.model.state_dict())
-            steps["pyro_vae jit"] = jit.step
+    trainer = quiet_trainer(config)
+    steps = {}
+    if "pyro_vae compiled" in names:
+        compiled = quiet_trainer(config.replace(compile=True))
+        compiled.model.load_state_dict(trainer.model.state_dict())
+        steps["pyro_vae compiled"] = compiled.step
+    if "pyro_vae jit" in names:
+        # built last: a Trainer clears Pyro's param store, from which the JIT reads the weights
+        jit = quiet_trainer(config.replace(elbo="jit"))
+        jit.model.load_state_dict(trainer.model.state_dict())
+        steps["pyro_vae jit"] = jit.step
     if "pyro_vae trace" in names:
         steps["pyro_vae trace"] = trainer.step
     for name, closed_form in [(BASELINE, True), ("PyTorch, one-sample KL", False)]:
@@ -101,7 +100,7 @@ def measure(config: Config, names: list[str], steps: int, repeats: int) -> dict:
     batches = batches_of(trainer, steps)
     warm, timed = batches[:3], batches[3:]
     cuda = trainer.device.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync = synchronizer(trainer.device)
     rates = {name: [] for name in contenders}
     peak = {}
     for _ in range(repeats):
@@ -179,15 +178,10 @@ def table(models, nets, batch_sizes, device: str, steps: int, repeats: int, comp
 
 
 def main():
-    from hardware import describe
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", action="append", choices=["vae", "cvae"], help="repeatable [default: vae, cvae]")
-    parser.add_argument("--net", action="append", choices=["mlp", "conv"], help="repeatable [default: mlp, conv]")
+    add_grid_options(parser, ["vae", "cvae"], repeats=5)
     parser.add_argument("--batch-size", type=int, action="append", help="repeatable [default: 128, 256, 1024]")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
-    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="also time the trace step with torch.compile'd networks")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory column")
     args = parser.parse_args()
