@@ -82,15 +82,25 @@ def log_weights(model, x: torch.Tensor, y: torch.Tensor, guide=None) -> torch.Te
     return -(recon + kl)
 
 
+def draw_log_weights(model, x: torch.Tensor, y: torch.Tensor | None, draws: int, guide=None) -> torch.Tensor:
+    """log p(x, z) - log q(z|x) at ``draws`` independent z ~ q(z|x) per image: (draws, batch).
+
+    Model and guide run once under a plate of draws (dim -2), so the encoder sees each image once
+    and the decoder gets codes (draws, batch, z_dim). guide: as in :func:`elbo_terms`, called on
+    the images themselves; its sites broadcast over the draws.
+    """
+    with pyro.plate("draws", draws, dim=-2):
+        return log_weights(model, x, y, guide)
+
+
 @torch.no_grad()
 def importance_log_likelihood(
     model, data: ImageSet, k: int = 1000, max_rows: int = 8192, progress=None
 ) -> torch.Tensor:
     """The importance-weighted estimate of log p(x) of every image, with ``k`` draws each: (N,) nats.
 
-    The draws are vectorized: model and guide run under a plate of draws (dim -2), so the encoder
-    sees each image once and the decoder gets codes (draws, images, z_dim), at most ``max_rows``
-    of them at a time, which bounds memory for any k on the CPU and on a GPU (twice as fast as
+    The draws are vectorized (:func:`draw_log_weights`): the decoder gets at most ``max_rows``
+    codes at a time, which bounds memory for any k on the CPU and on a GPU (twice as fast as
     replicating every image k times, benchmarks/eval_throughput.py). ``progress(done, total)`` is
     called per batch of images.
     """
@@ -101,10 +111,7 @@ def importance_log_likelihood(
     estimates, done = [], 0
     with pyro.validation_enabled(False):
         for x, y in data.batches(images):
-            chunks = []
-            for start in range(0, k, draws):
-                with pyro.plate("draws", min(draws, k - start), dim=-2):
-                    chunks.append(log_weights(model, x, y))  # (draws, images)
+            chunks = [draw_log_weights(model, x, y, min(draws, k - start)) for start in range(0, k, draws)]
             estimates.append(torch.logsumexp(torch.cat(chunks), dim=0) - math.log(k))
             done += len(x)
             if progress is not None:
@@ -113,24 +120,17 @@ def importance_log_likelihood(
     return torch.cat(estimates)
 
 
-def _replicate(t: torch.Tensor | None, times: int) -> torch.Tensor | None:
-    """(N, ...) -> (times * N, ...): ``times`` copies of the rows, one copy after another."""
-    return None if t is None else t.repeat(times, *[1] * (t.dim() - 1))
-
-
 @torch.no_grad()
 def mean_elbo(model, x: torch.Tensor, y: torch.Tensor | None, guide=None, samples: int = 100, max_rows: int = 8192) -> torch.Tensor:
     """The ELBO of each image averaged over ``samples`` draws of z: (N,) nats.
 
-    guide: as in :func:`elbo_terms`, called on the images replicated, (copies * N, ...), copy after copy.
-    Draws are made ``max_rows`` rows at a time.
+    guide: as in :func:`elbo_terms`. Draws are made ``max_rows`` codes at a time.
     """
     total, done = torch.zeros(x.shape[0], device=x.device), 0
     while done < samples:
-        copies = min(samples - done, max(1, max_rows // x.shape[0]))
-        recon, kl = elbo_terms(model, _replicate(x, copies), _replicate(y, copies), guide)
-        total += -(recon + kl).view(copies, x.shape[0]).sum(0)
-        done += copies
+        draws = min(samples - done, max(1, max_rows // x.shape[0]))
+        total += draw_log_weights(model, x, y, draws, guide).sum(0)
+        done += draws
     return total / samples
 
 
@@ -148,8 +148,8 @@ def amortization_gap(model, x: torch.Tensor, y: torch.Tensor | None = None, *, s
     Returns, in nats: "encoder" and "optimized", each image's ELBO under the two guides, (N,),
     averaged over ``samples`` draws; "gap", their difference (N,); "trace", the fitted guide's
     mean ELBO estimate at each step, (steps,); and "guide", the fitted guide itself, a Pyro guide
-    ``guide(x_rows, y_rows)`` for these N images replicated copy after copy, (copies * N, ...)
-    (for :func:`log_weights`, to importance-sample log p(x) with it as the proposal).
+    ``guide(x, y)`` for these N images (for :func:`draw_log_weights`, to importance-sample log p(x)
+    with it as the proposal).
     """
     if not model.generative:
         raise ValueError("the autoencoder has no prior, so no ELBO to compare; use a vae or cvae")
@@ -166,19 +166,18 @@ def amortization_gap(model, x: torch.Tensor, y: torch.Tensor | None = None, *, s
         log_scale = {name: fn.stddev.detach().log().requires_grad_() for name, fn in sites.items()}
         event_dims = {name: len(fn.event_shape) for name, fn in sites.items()}
 
-        def fitted_guide(x_rows, y_rows=None):
-            copies = x_rows.shape[0] // x.shape[0]
-            with pyro.plate("data", x_rows.shape[0]):
+        def fitted_guide(images, labels=None):
+            if images.shape[0] != x.shape[0]:
+                raise ValueError(f"this guide was fitted to {x.shape[0]} images, not {images.shape[0]}: call it on those images")
+            with pyro.plate("data", x.shape[0]):
                 for name in sites:
-                    q = dist.Normal(_replicate(loc[name], copies), _replicate(log_scale[name], copies).exp())
-                    pyro.sample(name, q.to_event(event_dims[name]))
+                    pyro.sample(name, dist.Normal(loc[name], log_scale[name].exp()).to_event(event_dims[name]))
 
         parameters = [*loc.values(), *log_scale.values()]
         optimizer = torch.optim.Adam(parameters, lr=lr)
         history = []
         for _ in range(steps):
-            recon, kl = elbo_terms(model, _replicate(x, particles), _replicate(y, particles), fitted_guide)
-            elbo = -(recon + kl).sum() / particles  # the sum over images of each image's ELBO estimate
+            elbo = draw_log_weights(model, x, y, particles, fitted_guide).sum() / particles  # the sum over images of each image's ELBO estimate
             for p, g in zip(parameters, torch.autograd.grad(-elbo, parameters)):  # the model's weights get no gradient
                 p.grad = g
             optimizer.step()
