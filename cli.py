@@ -107,6 +107,7 @@ ParticlesOption = typer.Option(_DEFAULT.particles, help="Draws of z per image in
 AlphaOption = typer.Option(_DEFAULT.alpha, help="--elbo renyi only: the order alpha of the Renyi bound (0 is the IWAE bound; 1 would be the ELBO).")
 BetaOption = typer.Option(_DEFAULT.beta, help="Weight of the KL term (1: the ELBO; above 1: a beta-VAE).")
 KlWarmupOption = typer.Option(_DEFAULT.kl_warmup, help="Raise the KL weight linearly from 0 to --beta over this many epochs (0: off).")
+LrWarmupOption = typer.Option(_DEFAULT.lr_warmup, help="Raise the learning rate linearly to --lr over this many epochs (0: off); steadies the faces CVAE's start (try 5).")
 BatchSizeOption = typer.Option(None, help="Images per SVI step.", show_default="the data set's: 256 for digits, 32 for faces and spoken digits")
 LrOption = typer.Option(None, help="Adam learning rate.", show_default="2e-3; 5e-4 for ae with a learned Gaussian or Laplace scale")
 SeedOption = typer.Option(_DEFAULT.seed, help="Seed: the same seed on the same device gives the same numbers.")
@@ -137,6 +138,7 @@ def train(
     alpha: float = AlphaOption,
     beta: float = BetaOption,
     kl_warmup: int = KlWarmupOption,
+    lr_warmup: int = LrWarmupOption,
     epochs: Optional[int] = typer.Option(None, help="Epochs in all.", show_default="the data set's: 20 for digits, 30 for spoken digits, 200 for faces; with --resume, the run's own"),
     batch_size: Optional[int] = BatchSizeOption,
     lr: Optional[float] = LrOption,
@@ -167,7 +169,7 @@ def train(
             config = Config(
                 model=model.value, dataset=dataset.value, net=_value(net), z_dim=z_dim, hidden_dim=hidden_dim,
                 prior=prior.value, likelihood=_value(likelihood), likelihood_scale=likelihood_scale, binarize=_value(binarize), flip=flip, condition=condition, elbo=elbo.value, particles=particles, alpha=alpha,
-                beta=beta, kl_warmup=kl_warmup, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                beta=beta, kl_warmup=kl_warmup, epochs=epochs, batch_size=batch_size, lr=lr, lr_warmup=lr_warmup, seed=seed,
                 device=device.value, on_nan=on_nan.value, train_size=train_size, test_size=test_size,
                 compile=compile, amp=amp.value,
             ).validate()  # fmt: skip
@@ -613,6 +615,7 @@ def compare(
     alpha: float = AlphaOption,
     beta: float = BetaOption,
     kl_warmup: int = KlWarmupOption,
+    lr_warmup: int = LrWarmupOption,
     epochs: Optional[int] = typer.Option(None, help="Epochs for each model.", show_default="the data set's: 20 for digits, 30 for spoken digits"),
     batch_size: Optional[int] = BatchSizeOption,
     lr: Optional[float] = LrOption,
@@ -635,7 +638,7 @@ def compare(
     config = Config(
         dataset=dataset.value, net=_value(net), z_dim=z_dim, hidden_dim=hidden_dim, prior=prior.value,
         likelihood=_value(likelihood), likelihood_scale=likelihood_scale, binarize=_value(binarize), flip=flip, condition=condition, elbo=elbo.value, particles=particles, alpha=alpha, beta=beta,
-        kl_warmup=kl_warmup, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        kl_warmup=kl_warmup, epochs=epochs, batch_size=batch_size, lr=lr, lr_warmup=lr_warmup, seed=seed,
         device=device.value, on_nan=on_nan.value, train_size=train_size, test_size=test_size,
     ).validate()  # fmt: skip
     if pairs < 1:

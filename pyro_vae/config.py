@@ -58,6 +58,7 @@ class Config:
     epochs: Optional[int] = None  # None: the data set's (20 for digits)
     batch_size: Optional[int] = None  # None: the data set's (256 for digits)
     lr: Optional[float] = None  # None: default_lr(): 2e-3, or 5e-4 for an autoencoder with a learned noise scale
+    lr_warmup: int = 0  # epochs over which the learning rate rises linearly from lr / steps to lr
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     on_nan: str = "stop"  # a non-finite loss: stop the run (the last good checkpoint stays), or skip that step
@@ -101,8 +102,9 @@ class Config:
             raise UserError(f"--lr must be at most {MAX_LR:g} (Adam's usual values are 1e-4 to 1e-2), not {self.lr:g}")
         if not self.beta > 0:
             raise UserError(f"--beta must be positive, not {self.beta}")
-        if self.kl_warmup < 0:
-            raise UserError(f"--kl-warmup must be 0 (off) or a number of epochs, not {self.kl_warmup}")
+        for name in ("kl_warmup", "lr_warmup"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name.replace('_', '-')} must be 0 (off) or a number of epochs, not {getattr(self, name)}")
         if self.elbo == "renyi" and self.alpha == 1:
             raise UserError("--alpha 1 makes the Renyi bound the ELBO; use --elbo trace, or another alpha")
         if self.elbo == "jit" and self.kl_warmup:

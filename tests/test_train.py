@@ -140,3 +140,21 @@ def test_default_learning_rate_is_lower_only_for_an_autoencoder_that_learns_its_
     assert Config(model="ae", dataset="faces", lr=1e-2).lr == 1e-2  # given: kept
     saved = Config(model="vae", dataset="faces").to_dict()
     assert Config.from_dict(saved).lr == 2e-3 and saved["lr"] == 2e-3  # the value a run used is what it saves
+
+
+def test_learning_rate_warms_up_step_by_step_and_then_stays(tmp_path):
+    from pyro_vae.train import lr_scale
+
+    config = small_config(lr_warmup=4)
+    assert lr_scale(config, 1, 0.5) == pytest.approx(0.125) and lr_scale(config, 4, 1.0) == 1.0 == lr_scale(config, 9, 0.1)
+    assert lr_scale(small_config(), 1, 0.01) == 1.0  # off by default
+    with pytest.raises(UserError, match="--lr-warmup must be 0 .off. or a number of epochs, not -1"):
+        small_config(lr_warmup=-1).validate()
+    seen = []
+    trainer = Trainer(small_config(lr_warmup=2, epochs=3, lr=1e-3), tmp_path, progress=False, log=lambda line: None)
+    step = trainer.optimizer.step
+    trainer.optimizer.step = lambda: (seen.append(trainer.optimizer.param_groups[0]["lr"]), step())[1]
+    trainer.fit()
+    # 20 steps an epoch: lr/40, 2 lr/40, ..., lr at the last step of epoch 2, then lr
+    assert len(seen) == 60 and seen[0] == pytest.approx(1e-3 / 40) and seen[19] == pytest.approx(5e-4)
+    assert seen[39:] == pytest.approx([1e-3] * 21) and all(a < b for a, b in zip(seen[:39], seen[1:40]))
