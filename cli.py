@@ -557,7 +557,7 @@ def evaluate(
         classifier, accuracy = load_classifier(config.dataset, model.z_loc.device, log=typer.echo)
     with Progress(transient=True) as bar:
         task = bar.add_task(f"log p(x), k={k}", total=len(images))
-        result = run_evaluate(model, images, k=k, classifier=classifier, n_per_class=samples_per_class,
+        result = run_evaluate(model, images, k=k, classifier=classifier, n_per_class=samples_per_class, mirror=bool(config.flip),
                               progress=lambda done, total: bar.update(task, completed=done))  # fmt: skip
     result = {"run": str(run), "model": config.model, "dataset": config.dataset, "split": split} | result
     if accuracy is not None:
@@ -579,7 +579,8 @@ def evaluate(
         table.add_row("-log p(x)", "none: the autoencoder has no prior")
     if "nearest_class" in result:
         near = result["nearest_class"]
-        table.add_row("classes whose samples are nearest their own test images", f"{near['overall']:.1%}")
+        invariant = " (or their mirror images: trained with --flip)" if near["mirror"] else ""
+        table.add_row(f"classes whose samples are nearest their own test images{invariant}", f"{near['overall']:.1%}")
         table.add_row("  RMS pixel distance to own / other classes' images", f"{near['own']:.4f} / {near['other']:.4f}")
     if "conditional_accuracy" in result:
         per_class = result["conditional_accuracy"]["per_class"]

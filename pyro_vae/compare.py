@@ -79,11 +79,16 @@ def compare(config: Config, out: str | Path, *, pairs: int = 4, steps: int = 10,
                   title="straight-line interpolation between test images (end points: reconstructions)")  # fmt: skip
     sample_figure(trainers["vae"].model, classes, out / "vae-samples.png", ncol=10, seed=config.seed)
     sample_figure(trainers["cvae"].model, classes, out / "cvae-samples.png", ncol=10, seed=config.seed)
-    matched = nearest_class(trainers["cvae"].model, test)
+    matched = nearest_class(trainers["cvae"].model, test, mirror=bool(config.flip))
     report = out / REPORT
     save_text(_report(config, rows, matched), report)
     log(f"wrote {report}")
     return report
+
+
+_MIRRORED = """ The models were trained with left-right flips, so they
+draw each class in both orientations: a sample is compared with a test image and with its mirror
+image, and the nearer counts."""
 
 
 def _report(config: Config, rows, matched: dict) -> str:
@@ -132,5 +137,5 @@ training images, and what it decodes between them need not look like anything.
 For {100 * matched['overall']:.1f}% of the classes, the CVAE's samples of a class are nearer (in RMS
 pixel difference, averaged over {matched['samples_per_class']} samples and the class's test images)
 to that class's test images than to any other class's: {matched['own']:.4f} to their own class's
-images, {matched['other']:.4f} to the others' on average.
+images, {matched['other']:.4f} to the others' on average.{_MIRRORED if matched['mirror'] else ''}
 """

@@ -178,12 +178,15 @@ def test_compare_writes_a_report_and_reuses_its_runs(tmp_path):
 
 def test_compare_trains_each_model_at_its_own_learning_rate_unless_one_is_given(tmp_path):
     grey = [*SMALL, "--likelihood", "gaussian", "--binarize", "none"]  # a learned noise scale: the ae's lr is lower
-    for extra, expected in [([], [5e-4, 2e-3, 2e-3]), (["--lr", "1e-3"], [1e-3, 1e-3, 1e-3])]:
+    for extra, expected in [(["--flip"], [5e-4, 2e-3, 2e-3]), (["--lr", "1e-3"], [1e-3, 1e-3, 1e-3])]:
         out = tmp_path / f"cmp{len(extra)}"
         result = cli("compare", "--out", out, "--pairs", 1, *grey, *extra)
         assert result.returncode == 0, result.stderr
-        rows = [line for line in (out / "report.md").read_text().splitlines() if line.startswith("| `")]
+        report = (out / "report.md").read_text()
+        rows = [line for line in report.splitlines() if line.startswith("| `")]
         assert [float(row.split("|")[8]) for row in rows] == expected
+        # models trained with flips are judged with the mirror-invariant distance, and the report says so
+        assert ("with its mirror\nimage, and the nearer counts" in report) == ("--flip" in extra)
         assert [json.loads((out / m / "config.json").read_text())["lr"] for m in ("ae", "vae", "cvae")] == expected
 
 
