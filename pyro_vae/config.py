@@ -58,7 +58,7 @@ class Config:
     epochs: Optional[int] = None  # None: the data set's (20 for digits)
     batch_size: Optional[int] = None  # None: the data set's (256 for digits)
     lr: Optional[float] = None  # None: default_lr(): 2e-3, or 5e-4 for an autoencoder with a learned noise scale
-    lr_warmup: int = 0  # epochs over which the learning rate rises linearly from lr / steps to lr
+    lr_warmup: int = 0  # epochs over which the learning rate rises linearly, step by step, to lr
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     on_nan: str = "stop"  # a non-finite loss: stop the run (the last good checkpoint stays), or skip that step

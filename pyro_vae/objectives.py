@@ -40,8 +40,12 @@ def make_elbo(config) -> ELBO:
     return ELBOS[config.elbo](config)
 
 
+def warmup(epochs: int, epoch: int, fraction: float) -> float:
+    """A linear ramp over the first ``epochs`` epochs, after ``fraction`` (0 < fraction <= 1) of
+    ``epoch`` (1-based): above 0, then 1 from the end of the ramp on (and always 1 when ``epochs`` is 0)."""
+    return 1.0 if epochs <= 0 else min(1.0, (epoch - 1 + fraction) / epochs)
+
+
 def kl_weight(config, epoch: int, fraction: float) -> float:
-    """The KL term's weight after ``fraction`` (0 < fraction <= 1) of ``epoch`` (1-based); always positive."""
-    if config.kl_warmup <= 0:
-        return config.beta
-    return config.beta * min(1.0, (epoch - 1 + fraction) / config.kl_warmup)
+    """The KL term's weight after ``fraction`` of ``epoch``: --beta, ramped up over --kl-warmup epochs; always positive."""
+    return config.beta * warmup(config.kl_warmup, epoch, fraction)

@@ -39,7 +39,7 @@ from .errors import Interrupted, TrainingDiverged, UserError
 from .evaluate import evaluate_elbo
 from .files import remove_leftovers, save_json
 from .models import build_model
-from .objectives import kl_weight, make_elbo
+from .objectives import kl_weight, make_elbo, warmup
 from .plots import reconstruction_figure, sample_figure
 
 FIGURE_INTERVAL_S = 30  # the sample and reconstruction figures are redrawn at most this often, and at the end
@@ -74,7 +74,7 @@ def lr_scale(config, epoch: int, fraction: float) -> float:
     On the faces, Adam's first full-size steps can throw a conditional-prior CVAE out of its
     start (test -ELBO +1.2 million after epoch 2 for seed 3); see docs/results.md.
     """
-    return 1.0 if config.lr_warmup <= 0 else min(1.0, (epoch - 1 + fraction) / config.lr_warmup)
+    return warmup(config.lr_warmup, epoch, fraction)
 
 
 def compile_networks(model: torch.nn.Module) -> None:
