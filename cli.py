@@ -23,6 +23,7 @@ import typer
 
 from pyro_vae import checkpoint, data
 from pyro_vae.config import Config, choices
+from pyro_vae.contract import device_of
 from pyro_vae.errors import Interrupted, UserError
 from pyro_vae.latent import PROJECTIONS
 
@@ -43,8 +44,8 @@ def _enum(name: str) -> type[Enum]:
     return Enum(name.title(), {v: v for v in _CHOICES[name]}, type=str)
 
 
-ModelName, DatasetName, NetName, PriorName = _enum("model"), _enum("dataset"), _enum("net"), _enum("prior")
-BinarizeName, ElboName, DeviceName, LikelihoodName = _enum("binarize"), _enum("elbo"), _enum("device"), _enum("likelihood")
+DatasetName, NetName, PriorName = _enum("dataset"), _enum("net"), _enum("prior")
+BinarizeName, ElboName, DeviceName = _enum("binarize"), _enum("elbo"), _enum("device")
 OnNanName, AmpName = _enum("on_nan"), _enum("amp")
 ProjectionName = Enum("Projection", {v: v for v in PROJECTIONS}, type=str)
 _DEFAULT = Config()
@@ -122,13 +123,13 @@ AmpOption = typer.Option(_DEFAULT.amp, help="bf16: run the networks in bfloat16 
 @app.command()
 @reports_errors
 def train(
-    model: ModelName = typer.Option(_DEFAULT.model, help="vae: p(z)p(x|z); cvae: conditioned on the label; ae: the deterministic baseline."),
+    model: str = typer.Option(_DEFAULT.model, help="vae: p(z)p(x|z); cvae: conditioned on the label; ae: the deterministic baseline."),
     dataset: DatasetName = DatasetOption,
     net: Optional[NetName] = NetOption,
     z_dim: int = ZDimOption,
     hidden_dim: int = HiddenDimOption,
     prior: PriorName = PriorOption,
-    likelihood: Optional[LikelihoodName] = LikelihoodOption,
+    likelihood: Optional[str] = LikelihoodOption,
     likelihood_scale: Optional[float] = LikelihoodScaleOption,
     binarize: Optional[BinarizeName] = BinarizeOption,
     flip: Optional[bool] = FlipOption,
@@ -167,8 +168,8 @@ def train(
             trainer = Trainer.resume(resume, epochs=epochs, progress=progress)
         else:
             config = Config(
-                model=model.value, dataset=dataset.value, net=_value(net), z_dim=z_dim, hidden_dim=hidden_dim,
-                prior=prior.value, likelihood=_value(likelihood), likelihood_scale=likelihood_scale, binarize=_value(binarize), flip=flip, condition=condition, elbo=elbo.value, particles=particles, alpha=alpha,
+                model=model, dataset=dataset.value, net=_value(net), z_dim=z_dim, hidden_dim=hidden_dim,
+                prior=prior.value, likelihood=likelihood, likelihood_scale=likelihood_scale, binarize=_value(binarize), flip=flip, condition=condition, elbo=elbo.value, particles=particles, alpha=alpha,
                 beta=beta, kl_warmup=kl_warmup, epochs=epochs, batch_size=batch_size, lr=lr, lr_warmup=lr_warmup, seed=seed,
                 device=device.value, on_nan=on_nan.value, train_size=train_size, test_size=test_size,
                 compile=compile, amp=amp.value,
@@ -544,7 +545,7 @@ def evaluate(
     model, config, state, test = _load_run(run, device.value)
     images = test
     if split == "train":
-        train, _ = data.load(config.dataset, model.z_loc.device, config.binarize, config.condition)
+        train, _ = data.load(config.dataset, device_of(model), config.binarize, config.condition)
         if config.binarize == "dynamic":  # one fixed draw, like the test set's, so the number is reproducible
             train = train.binarized(torch.Generator(train.x.device).manual_seed(data.BINARIZE_SEED))
         images = train
@@ -554,7 +555,7 @@ def evaluate(
         images = images.head(n)
     classifier = accuracy = None
     if model.conditional and model.generative:
-        classifier, accuracy = load_classifier(config.dataset, model.z_loc.device, log=typer.echo)
+        classifier, accuracy = load_classifier(config.dataset, device_of(model), log=typer.echo)
     with Progress(transient=True) as bar:
         task = bar.add_task(f"log p(x), k={k}", total=len(images))
         result = run_evaluate(model, images, k=k, classifier=classifier, n_per_class=samples_per_class, mirror=bool(config.flip),
@@ -606,7 +607,7 @@ def compare(
     z_dim: int = ZDimOption,
     hidden_dim: int = HiddenDimOption,
     prior: PriorName = PriorOption,
-    likelihood: Optional[LikelihoodName] = LikelihoodOption,
+    likelihood: Optional[str] = LikelihoodOption,
     likelihood_scale: Optional[float] = LikelihoodScaleOption,
     binarize: Optional[BinarizeName] = BinarizeOption,
     flip: Optional[bool] = FlipOption,
@@ -638,7 +639,7 @@ def compare(
 
     config = Config(
         dataset=dataset.value, net=_value(net), z_dim=z_dim, hidden_dim=hidden_dim, prior=prior.value,
-        likelihood=_value(likelihood), likelihood_scale=likelihood_scale, binarize=_value(binarize), flip=flip, condition=condition, elbo=elbo.value, particles=particles, alpha=alpha, beta=beta,
+        likelihood=likelihood, likelihood_scale=likelihood_scale, binarize=_value(binarize), flip=flip, condition=condition, elbo=elbo.value, particles=particles, alpha=alpha, beta=beta,
         kl_warmup=kl_warmup, epochs=epochs, batch_size=batch_size, lr=lr, lr_warmup=lr_warmup, seed=seed,
         device=device.value, on_nan=on_nan.value, train_size=train_size, test_size=test_size,
     ).validate()  # fmt: skip

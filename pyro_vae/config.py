@@ -7,12 +7,14 @@ tools need nothing but the run directory.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import typing
 from dataclasses import dataclass, fields
 from typing import Optional
 
 from .errors import UserError
+from .parts import resolve
 
 PRIORS = ("standard", "conditional")
 DEVICES = ("auto", "cpu", "cuda")
@@ -22,30 +24,28 @@ MAX_LR = 1e6
 
 
 def choices() -> dict[str, tuple[str, ...]]:
-    """The allowed value of each named option, read from the registries that define them."""
+    """The allowed value of each option that takes one of a fixed set, read from the registries that
+    define them. Options that name a part (model, likelihood) also take the user's classes: parts.py."""
     from .data import BINARIZE, DATASETS
-    from .likelihoods import LIKELIHOODS
-    from .models import MODELS
     from .networks import NETS
     from .objectives import ELBOS
 
     return {
-        "model": tuple(MODELS), "dataset": tuple(DATASETS), "net": NETS, "prior": PRIORS,
-        "likelihood": tuple(LIKELIHOODS), "binarize": BINARIZE, "elbo": tuple(ELBOS), "device": DEVICES,
-        "on_nan": ON_NAN, "amp": AMP,
+        "dataset": tuple(DATASETS), "net": NETS, "prior": PRIORS, "binarize": BINARIZE, "elbo": tuple(ELBOS),
+        "device": DEVICES, "on_nan": ON_NAN, "amp": AMP,
     }  # fmt: skip
 
 
 @dataclass
 class Config:
-    model: str = "cvae"  # vae | cvae | ae
+    model: str = "cvae"  # vae | cvae | ae, an installed plug-in's name, or path/to/file.py:Class or package.module:Class
     dataset: str = "mnist"  # mnist | fashion-mnist | spoken-digits
     # None: the data set's own choice (pixels: mlp, bernoulli, dynamic; spectrograms: conv, gaussian, none)
     net: Optional[str] = None  # mlp | conv
     z_dim: int = 50
     hidden_dim: int = 400
     prior: str = "standard"  # cvae only: standard N(0, I) or a learned conditional p(z|y)
-    likelihood: Optional[str] = None  # bernoulli | continuous-bernoulli | gaussian | laplace
+    likelihood: Optional[str] = None  # bernoulli | continuous-bernoulli | gaussian | laplace, or a class as for model
     likelihood_scale: Optional[float] = None  # gaussian / laplace: a fixed noise scale (None: learned)
     binarize: Optional[str] = None  # dynamic | static | none
     flip: Optional[bool] = None  # flip a random half of each training batch left-right (faces: on)
@@ -82,6 +82,7 @@ class Config:
         for name, allowed in choices().items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
+        model, likelihood = resolve("model", self.model), resolve("likelihood", self.likelihood)  # imports the user's code
         for name in ("z_dim", "hidden_dim", "epochs", "batch_size", "particles"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
@@ -89,7 +90,7 @@ class Config:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1 (or left out for all), not {getattr(self, name)}")
         if self.likelihood_scale is not None:
-            if self.likelihood not in ("gaussian", "laplace"):
+            if "scale" not in inspect.signature(likelihood).parameters:
                 raise UserError(f"--likelihood-scale fixes the noise of a gaussian or laplace likelihood, not of {self.likelihood}")
             if not self.likelihood_scale > 0:
                 raise UserError(f"--likelihood-scale must be positive (or left out to learn it), not {self.likelihood_scale}")
@@ -112,7 +113,7 @@ class Config:
         if self.elbo == "jit" and (self.compile or self.amp != "none"):
             raise UserError("--elbo jit traces the whole step in float32 with torch.jit; "
                             "with --compile or --amp bf16 use --elbo trace (or meanfield)")  # fmt: skip
-        if self.prior == "conditional" and self.model != "cvae":
+        if self.prior == "conditional" and not model.conditional:
             raise UserError(f"--prior conditional needs a condition: use it with --model cvae, not {self.model}")
         return self
 
@@ -136,8 +137,8 @@ class Config:
 
 
 def default_lr(model: str, likelihood: str, likelihood_scale: float | None) -> float:
-    """Adam's learning rate when none is given: 2e-3, except for an autoencoder whose Gaussian or
-    Laplace noise scale is learned, 5e-4.
+    """Adam's learning rate when none is given: 2e-3, except for an autoencoder (a model with no
+    prior: ``generative = False``) whose Gaussian or Laplace noise scale is learned, 5e-4.
 
     Measured on faces (docs/results.md): at 2e-3 that autoencoder settles on an average face
     (squared pixel error 49), at 5e-4 it reconstructs as well as the VAE does at 2e-3 (26.0 against
@@ -145,7 +146,8 @@ def default_lr(model: str, likelihood: str, likelihood_scale: float | None) -> f
     -4273, conditional-prior CVAE -2857 against -4023). A likely reason: with no KL term to keep its
     codes noisy, the autoencoder shrinks its noise scale quickly, and its gradients grow with it.
     """
-    return 5e-4 if model == "ae" and likelihood in ("gaussian", "laplace") and likelihood_scale is None else 2e-3
+    autoencoder = not resolve("model", model).generative
+    return 5e-4 if autoencoder and likelihood in ("gaussian", "laplace") and likelihood_scale is None else 2e-3
 
 
 def _typed(name: str, value, hint):

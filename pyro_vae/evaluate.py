@@ -21,6 +21,7 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
+from .contract import device_of
 from .data import ImageSet
 
 
@@ -217,7 +218,7 @@ def conditional_accuracy(model, classifier, n_per_class: int = 100, seed: int = 
     written as WAV files, read back and featurized again like any recording, and classified once
     more: ``from_wav`` measures what a listener would get, Griffin-Lim's losses included.
     """
-    device = model.z_loc.device
+    device = device_of(model)
     labels = torch.arange(model.num_classes, device=device).repeat_interleave(n_per_class)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
@@ -256,7 +257,7 @@ def nearest_class(model, data: ImageSet, n_per_class: int = 20, seed: int = 0, m
     mean d(c, c) and the mean d(c, q) over q != c, as RMS differences of pixel values in [0, 1],
     "samples_per_class", and "mirror"}.
     """
-    device = model.z_loc.device
+    device = device_of(model)
     labels = torch.arange(model.num_classes, device=device).repeat_interleave(n_per_class)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)

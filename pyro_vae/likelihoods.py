@@ -6,8 +6,9 @@ dimensions as one event, so ``log_prob`` is one number per image, in nats.
 A likelihood is a small ``nn.Module``: built from the image shape, called on the decoder's
 output, it returns the distribution. Modules so that a likelihood can learn parameters of its
 own (the Gaussian's noise scale); the models register it with ``pyro.module("likelihood", ...)``.
-A new likelihood is one such class plus one line in ``LIKELIHOODS``; a forward of
-``dist.Normal(params, 0.1).to_event(3)`` would be a complete one.
+A new likelihood is one such class plus one line in ``LIKELIHOODS`` (or, outside the package, a
+class named as ``--likelihood path/to/file.py:Class``); a forward of
+``dist.Normal(params, 0.1).to_event(3)`` would be a complete one, with ``discrete = False``.
 """
 
 from __future__ import annotations
@@ -152,6 +153,9 @@ LIKELIHOODS = {"bernoulli": Bernoulli, "continuous-bernoulli": ContinuousBernoul
 
 
 def build_likelihood(config, image_shape) -> nn.Module:
-    """The likelihood a run's config names, with its fixed scale when ``--likelihood-scale`` gives one."""
+    """The likelihood a run's config names (a built-in name or a reference to the user's class), with
+    its fixed scale when ``--likelihood-scale`` gives one."""
+    from .parts import resolve
+
     options = {} if config.likelihood_scale is None else {"scale": config.likelihood_scale}
-    return LIKELIHOODS[config.likelihood](image_shape, **options)
+    return resolve("likelihood", config.likelihood)(image_shape, **options)

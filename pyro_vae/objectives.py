@@ -11,10 +11,11 @@
 
 Particles are vectorized: the K draws run as one batch, (K, batch, z_dim).
 
-``--beta`` weighs the KL term (a beta-VAE): the models wrap their latent site in
-``poutine.scale(scale=model.kl_weight)`` in both the model and the guide, so the weight multiplies
-log p(z) - log q(z|x) and nothing else. ``--kl-warmup E`` raises the weight linearly from near 0 to
-beta over the first E epochs, a standard remedy for latent units that switch off early.
+``--beta`` weighs the KL term (a beta-VAE). The models hold only the math; the trainer runs both
+programs under the effect handler :class:`KLWeight`, which scales the log-density of every latent
+site, log p(z) in the model and log q(z|x) in the guide, so the weight multiplies
+log p(z) - log q(z|x) and nothing else, in any model. ``--kl-warmup E`` raises the weight linearly
+from near 0 to beta over the first E epochs, a standard remedy for latent units that switch off early.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from __future__ import annotations
 from typing import Callable
 
 from pyro.infer import ELBO, JitTrace_ELBO, RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
+from pyro.poutine.messenger import Messenger
+from pyro.poutine.util import site_is_subsample
 
 # --elbo choices: name -> a function of the Config making the Pyro ELBO
 ELBOS: dict[str, Callable[..., ELBO]] = {
@@ -49,3 +52,25 @@ def warmup(epochs: int, epoch: int, fraction: float) -> float:
 def kl_weight(config, epoch: int, fraction: float) -> float:
     """The KL term's weight after ``fraction`` of ``epoch``: --beta, ramped up over --kl-warmup epochs; always positive."""
     return config.beta * warmup(config.kl_warmup, epoch, fraction)
+
+
+class KLWeight(Messenger):
+    """An effect handler that weighs the log-densities of the latent sites by ``weight``.
+
+    Like ``poutine.scale``, but observed sites keep their weight: run around both the model and the
+    guide, it turns Trace_ELBO's loss -E_q[log p(x|z) + log p(z) - log q(z|x)] into
+    -E_q[log p(x|z)] + weight * KL(q(z|x) || p(z)) (the closed-form KL of TraceMeanField_ELBO too).
+    ``weight`` may change between steps; at 1 the handler changes nothing.
+
+        kl = KLWeight()
+        model, guide = kl(vae.model), kl(vae.guide)   # wrap once
+        kl.weight = 4.0                               # a beta-VAE from the next call on
+    """
+
+    def __init__(self, weight: float = 1.0):
+        super().__init__()
+        self.weight = weight
+
+    def _process_message(self, msg):
+        if msg["type"] == "sample" and not msg["is_observed"] and not site_is_subsample(msg) and self.weight != 1:
+            msg["scale"] = self.weight * msg["scale"]

@@ -13,6 +13,7 @@ import torch
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
+from .contract import device_of
 from .files import atomic_path
 from .latent import quantile_grid
 
@@ -91,7 +92,7 @@ def default_conditions(model, attributes: bool = False) -> list:
     every attribute off, then each attribute alone switched on."""
     if not attributes:
         return list(range(min(model.num_classes, MAX_ROWS)))
-    eye = torch.eye(model.num_classes, device=model.z_loc.device)
+    eye = torch.eye(model.num_classes, device=device_of(model))
     return [torch.zeros_like(eye[0])] + list(eye[: MAX_ROWS - 1])
 
 
@@ -104,7 +105,7 @@ def draw_samples(model, n: int, labels=None, seed: int = 0) -> tuple[torch.Tenso
     one (each reseeds before drawing z), so the i-th image of each shares one style. A condition
     is a class label (int) or an attribute vector (num_classes,); None: :func:`default_conditions`.
     """
-    device = model.z_loc.device
+    device = device_of(model)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         if not model.conditional:
             torch.manual_seed(seed)
@@ -187,7 +188,7 @@ def manifold_figure(model, path, *, n: int = 20, labels=None, classes=None, dims
     its prior mean and spaced in its prior standard deviations (other dimensions at the mean).
     labels: for a conditional model, one grid per label, five to a row.
     """
-    device = model.z_loc.device
+    device = device_of(model)
     standard, values = quantile_grid(n, model.z_dim, dims)
     panels = labels if labels is not None else [None]
     ncols = min(len(panels), 5)

@@ -39,7 +39,8 @@ from .errors import Interrupted, TrainingDiverged, UserError
 from .evaluate import evaluate_elbo
 from .files import remove_leftovers, save_json
 from .models import build_model
-from .objectives import kl_weight, make_elbo, warmup
+from .objectives import KLWeight, kl_weight, make_elbo, warmup
+from .parts import resolve
 from .plots import reconstruction_figure, sample_figure
 
 FIGURE_INTERVAL_S = 30  # the sample and reconstruction figures are redrawn at most this often, and at the end
@@ -121,8 +122,8 @@ class Trainer:
         if config.batch_size > len(self.train_data):
             raise UserError(f"--batch-size {config.batch_size} is larger than the {len(self.train_data)} training images; lower it")
 
-        if config.model == "cvae" and self.train_data.num_classes < 2:
-            raise UserError(f"{config.dataset} has one class, so a cvae has nothing to condition on; "
+        if resolve("model", config.model).conditional and self.train_data.num_classes < 2:
+            raise UserError(f"{config.dataset} has one class, so a conditional model ({config.model}) has nothing to condition on; "
                             "use --model vae, or (celeba) name attributes with --condition Smiling,Eyeglasses")  # fmt: skip
         self.model = build_model(config, self.train_data.image_shape, self.train_data.num_classes).to(self.device)
         if config.compile:
@@ -132,9 +133,11 @@ class Trainer:
         # what the training loss is: the ELBO itself, or another objective (a tighter bound, a weighted KL)
         plain = config.elbo in ("trace", "meanfield", "jit") and config.beta == 1 and not config.kl_warmup
         self.train_name = "train" if plain else f"train objective ({config.elbo}, beta {config.beta:g})"
-        # The program, taken once: Pyro's JIT caches its compiled loss by the ids of model and guide,
+        # The program, wrapped once: Pyro's JIT caches its compiled loss by the ids of model and guide,
         # and ``self.model.model`` makes a new bound-method object on every access (a new id each step).
-        self.program = (self.model.model, self.model.guide)
+        # The KL weight (--beta, --kl-warmup) is applied from outside, to any model's latent sites.
+        self.kl = KLWeight()
+        self.program = (self.kl(self.model.model), self.kl(self.model.guide))
         # This run's own Pyro param store, entered on every step: the JIT reads the weights from the
         # store by name, and another model in the same process ("encoder", "decoder") must not leak in.
         self.param_state: dict = {"params": {}, "constraints": {}}
@@ -334,7 +337,7 @@ class Trainer:
                     x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
                 # the global batch was drawn and binarized alike in every process: take this one's slice
                 x, y = distributed.shard(x, y)
-                self.model.kl_weight = kl_weight(cfg, epoch, step / n_batches)
+                self.kl.weight = kl_weight(cfg, epoch, step / n_batches)
                 if cfg.lr_warmup:
                     for group in self.optimizer.param_groups:
                         group["lr"] = cfg.lr * lr_scale(cfg, epoch, step / n_batches)

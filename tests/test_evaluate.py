@@ -20,7 +20,7 @@ from pyro_vae.evaluate import (
     active_units, amortization_gap, conditional_accuracy, draw_log_weights, elbo_terms, evaluate, importance_log_likelihood, log_weights, mean_elbo,
 )
 from pyro_vae.models.ppca import PPCA
-from pyro_vae.objectives import ELBOS, kl_weight
+from pyro_vae.objectives import ELBOS, KLWeight, kl_weight
 
 from conftest import small_config, train_small
 
@@ -218,10 +218,14 @@ def test_kl_weight_scales_only_the_latent_site(mnist):
     x, y = mnist[1].x[:32], mnist[1].y[:32]
     pyro.set_rng_seed(1)
     recon, kl = elbo_terms(model, x, y)
-    model.kl_weight = 2.5
+    weight = KLWeight(2.5)
     pyro.set_rng_seed(1)  # the same z: only the weight differs
-    loss = pyro.infer.Trace_ELBO().differentiable_loss(model.model, model.guide, x, y)
+    loss = pyro.infer.Trace_ELBO().differentiable_loss(weight(model.model), weight(model.guide), x, y)
     assert torch.allclose(loss, (recon + 2.5 * kl).sum(), rtol=1e-5)
+    weight.weight = 1.0  # at 1 the handler changes nothing
+    pyro.set_rng_seed(1)
+    loss = pyro.infer.Trace_ELBO().differentiable_loss(weight(model.model), weight(model.guide), x, y)
+    assert torch.allclose(loss, (recon + kl).sum(), rtol=1e-6)
 
 
 def test_kl_warmup_schedule():

@@ -1,4 +1,5 @@
-"""The models: each a Pyro model/guide pair in its own file. A new model is one file and one line here."""
+"""The models: each a Pyro model/guide pair in its own file. A new model is one file and one line here,
+or a class in the user's own file named by reference (``--model path/to/file.py:Class``, see parts.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ MODELS = {
 
 
 def build_model(config, image_shape, num_classes: int) -> LatentVariableModel:
-    """The model named by ``config.model``, with freshly initialized networks."""
-    return MODELS[config.model](config, image_shape, num_classes)
+    """The model named by ``config.model`` (a built-in name or a reference to the user's class), with
+    freshly initialized networks, checked against the model contract (contract.py)."""
+    from ..contract import check_model
+    from ..parts import resolve
+
+    return check_model(resolve("model", config.model)(config, tuple(image_shape), num_classes), config.model)
 
 
 __all__ = ["MODELS", "build_model", "LatentVariableModel", "VAE", "CVAE", "AE"]

@@ -6,8 +6,8 @@ A model subclasses :class:`LatentVariableModel` and writes three methods that re
 - ``model(x, y)``: the generative program p(z) p(x|z), with x observed;
 - ``guide(x, y)``: the amortized variational distribution q(z|x).
 
-Both wrap their latent site in ``self.kl_scale()``: the weight of the KL term (1 for the ELBO;
-``--beta`` and ``--kl-warmup`` change it during training, see objectives.py).
+They hold only the math: training knobs are applied from outside, by the trainer. What the tools
+use of a model is written down in contract.py.
 
 The base class builds the encoder and decoder networks and derives from them the
 deterministic helpers the CLI needs: :meth:`encode`, :meth:`decode`, :meth:`sample`, :meth:`reconstruct`.
@@ -15,12 +15,9 @@ deterministic helpers the CLI needs: :meth:`encode`, :meth:`decode`, :meth:`samp
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from pyro import poutine
 
 from ..likelihoods import build_likelihood
 from ..networks import build_decoder, build_encoder
@@ -44,11 +41,6 @@ class LatentVariableModel(nn.Module):
         # the standard normal N(0, I), kept as buffers so that it moves with the model's device
         self.register_buffer("z_loc", torch.zeros(config.z_dim))
         self.register_buffer("z_scale", torch.ones(config.z_dim))
-        self.kl_weight = 1.0
-
-    def kl_scale(self):
-        """Scale the latent site's log-densities by the KL weight (no handler at all when it is 1)."""
-        return contextlib.nullcontext() if self.kl_weight == 1 else poutine.scale(scale=self.kl_weight)
 
     def condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
         """The condition vector the networks see: (batch, num_classes), or None for unconditional models.

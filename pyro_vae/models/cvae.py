@@ -37,13 +37,11 @@ class CVAE(LatentVariableModel):
         if self.prior_net is not None:
             pyro.module("prior_net", self.prior_net)
         with pyro.plate("data", x.shape[0]):
-            with self.kl_scale():
-                z = pyro.sample("z", self.prior(x.shape[0], y))  # z ~ p(z|y)
+            z = pyro.sample("z", self.prior(x.shape[0], y))  # z ~ p(z|y)
             pyro.sample("x", self.likelihood(self.decoder(z, self.condition(y))), obs=x)  # x ~ p(x|z,y)
 
     def guide(self, x, y):
         pyro.module("encoder", self.encoder)
         with pyro.plate("data", x.shape[0]):
             loc, scale = self.encoder(x, self.condition(y))
-            with self.kl_scale():
-                pyro.sample("z", dist.Normal(loc, scale).to_event(1))  # z ~ q(z|x,y)
+            pyro.sample("z", dist.Normal(loc, scale).to_event(1))  # z ~ q(z|x,y)

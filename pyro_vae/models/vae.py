@@ -24,13 +24,11 @@ class VAE(LatentVariableModel):
         pyro.module("decoder", self.decoder)
         pyro.module("likelihood", self.likelihood)  # the noise scale of a Gaussian; nothing for a Bernoulli
         with pyro.plate("data", x.shape[0]):
-            with self.kl_scale():
-                z = pyro.sample("z", self.prior(x.shape[0]))  # z ~ p(z)
+            z = pyro.sample("z", self.prior(x.shape[0]))  # z ~ p(z)
             pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)  # x ~ p(x|z)
 
     def guide(self, x, y=None):
         pyro.module("encoder", self.encoder)
         with pyro.plate("data", x.shape[0]):
             loc, scale = self.encoder(x)
-            with self.kl_scale():
-                pyro.sample("z", dist.Normal(loc, scale).to_event(1))  # z ~ q(z|x)
+            pyro.sample("z", dist.Normal(loc, scale).to_event(1))  # z ~ q(z|x)

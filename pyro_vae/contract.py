@@ -1,0 +1,152 @@
+"""The model contract: everything the trainer, the evaluation, the plots and the CLI use of a model.
+
+A model is an ``nn.Module`` whose ``model`` and ``guide`` are a Pyro program pair over an image
+batch, plus a few deterministic helpers that the tools call to look inside it. Subclassing
+:class:`pyro_vae.models.LatentVariableModel` gives all of it but ``prior``, ``model`` and
+``guide``; a class written from scratch must offer the whole of :class:`Model`.
+
+Who uses what:
+
+=====================================  ==========================================================
+``Class(config, image_shape, n)``      build_model: every run builds its model this way
+``model(x, y)``, ``guide(x, y)``       training (any Pyro ELBO), the test ELBO, importance sampling
+``parameters()``, ``state_dict()``     the optimizer, checkpoints, resume (``nn.Module`` gives them)
+``encode(x, y)``                       active units, plot-latent, interpolate, traverse, compare
+``decode(z, y)``                       interpolate, traverse, manifold
+``sample(n, y)``                       the sample figures, conditional accuracy, nearest class
+``reconstruct(x, y)``                  the reconstruction figures, compare's pixel error
+``prior(n, y)``                        manifold (its ``mean`` and ``stddev``)
+``z_dim``, ``num_classes``             latent-space commands; conditional sample grids
+``image_shape``                        figures and WAV files
+``conditional``, ``generative``        which commands apply (labels; sampling and log p(x))
+``likelihood.discrete``                bits per dimension: a probability of pixel values, or a density
+=====================================  ==========================================================
+
+Shapes: x (batch, C, H, W); y (batch,) int64 labels, or (batch, num_classes) condition vectors,
+or None for an unconditional model; z (batch, z_dim).
+
+The KL weight (``--beta``, ``--kl-warmup``) is no part of the contract: the trainer applies it
+from outside, around ``model`` and ``guide`` (objectives.KLWeight), so a model holds only the math.
+
+Two of the package's own Pyro pairs keep only part of the contract, and are not run by the
+trainer: PPCA (models/ppca.py, vectors rather than images: ``model``, ``guide``, ``encode``,
+``z_dim``) and the quadrant-completion CVAE (models/completion.py, trained by completion.py).
+The estimators of evaluate.py need only ``model`` and ``guide``, so both work with those.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from typing import Protocol, runtime_checkable
+
+import torch
+import torch.nn as nn
+
+from .errors import UserError
+
+
+@runtime_checkable
+class Likelihood(Protocol):
+    """p(x|z): an ``nn.Module`` built as ``Class(image_shape, **options)`` and called on the
+    decoder's output (batch, C, H, W), returning a distribution whose ``log_prob(x)`` is one number
+    per image (batch,) and whose ``mean`` is the decoded image."""
+
+    #: True for a probability of each pixel value (Bernoulli pixels, discretized grey levels);
+    #: False for a density over values in [0, 1], which bits per dimension charges a level's width
+    discrete: bool
+
+    def __call__(self, decoded: torch.Tensor): ...
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A latent-variable model as every tool of pyro-vae uses it (see the module's table)."""
+
+    z_dim: int
+    num_classes: int
+    image_shape: tuple
+    conditional: bool  # the networks see the label y
+    generative: bool  # there is a prior to draw new images from (the autoencoder has none)
+    likelihood: Likelihood
+
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        """The generative program p(z) p(x|z): latent sites sampled, the image observed at one site."""
+
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        """The variational program q(z|x): the same latent sites as ``model``, none observed."""
+
+    def prior(self, n: int, y: torch.Tensor | None = None):
+        """p(z) (or p(z|y)) of ``n`` codes: a distribution of batch (n,) and event (z_dim,)."""
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The guide's mean code: (batch, C, H, W) -> (batch, z_dim)."""
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The likelihood's mean image: (batch, z_dim) -> (batch, C, H, W)."""
+
+    def sample(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean images of ``n`` codes from the prior: (n, C, H, W)."""
+
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoded mean code of each image: (batch, C, H, W) -> same shape."""
+
+
+METHODS = ("model", "guide", "prior", "encode", "decode", "sample", "reconstruct")
+ATTRIBUTES = {"z_dim": int, "num_classes": int, "image_shape": tuple, "conditional": bool, "generative": bool}
+
+
+def check_model_class(cls, name: str) -> type:
+    """Refuse, in one line, a class named as a model that cannot be one; returns the class.
+
+    name: how the user named it (``--model``), for the message.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise UserError(f"model {name!r} is not a model: it is {_what(cls)}, where an nn.Module subclass is needed "
+                        "(subclass pyro_vae.models.LatentVariableModel)")  # fmt: skip
+    missing = [method for method in METHODS if not callable(getattr(cls, method, None))]
+    if missing:
+        raise UserError(f"model {name!r} ({cls.__name__}) lacks the method{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(missing)}; see pyro_vae/contract.py for what a model offers")  # fmt: skip
+    try:
+        inspect.signature(cls).bind(None, None, None)
+    except TypeError as e:
+        raise UserError(f"model {name!r} ({cls.__name__}) must be built as {cls.__name__}(config, image_shape, num_classes): {e}") from None
+    except ValueError:  # no signature to read (a class built in C): let the call decide
+        pass
+    return cls
+
+
+def check_model(model, name: str):
+    """Refuse, in one line, a built model whose attributes break the contract; returns the model."""
+    wrong = [f"{attribute} ({kind.__name__})" for attribute, kind in ATTRIBUTES.items()
+             if not isinstance(getattr(model, attribute, None), kind) or (kind is int and isinstance(getattr(model, attribute), bool))]  # fmt: skip
+    if wrong:
+        raise UserError(f"model {name!r} ({type(model).__name__}) lacks the attribute{'s' if len(wrong) > 1 else ''} "
+                        f"{', '.join(wrong)}; see pyro_vae/contract.py for what a model offers")  # fmt: skip
+    likelihood = getattr(model, "likelihood", None)
+    if not isinstance(getattr(likelihood, "discrete", None), bool):
+        raise UserError(f"model {name!r} ({type(model).__name__}) needs a likelihood module with a `discrete` "
+                        "attribute (True for pixel-value probabilities, False for densities)")  # fmt: skip
+    if next(itertools.chain(model.parameters(), model.buffers()), None) is None:
+        raise UserError(f"model {name!r} ({type(model).__name__}) has no parameters to train")
+    return model
+
+
+def check_likelihood_class(cls, name: str) -> type:
+    """Refuse, in one line, a class named as a likelihood that cannot be one; returns the class."""
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise UserError(f"likelihood {name!r} is not a likelihood: it is {_what(cls)}, where an nn.Module subclass is needed")
+    if not isinstance(getattr(cls, "discrete", None), bool):
+        raise UserError(f"likelihood {name!r} ({cls.__name__}) lacks the class attribute `discrete` (True for "
+                        "probabilities of pixel values, False for densities); see pyro_vae/contract.py")  # fmt: skip
+    return cls
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """The device of a model's weights (its first parameter or buffer)."""
+    return next(itertools.chain(model.parameters(), model.buffers())).device
+
+
+def _what(obj) -> str:
+    return f"the {type(obj).__name__} {obj!r}"[:80] if not isinstance(obj, type) else f"the class {obj.__name__}"
