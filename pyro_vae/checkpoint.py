@@ -71,6 +71,10 @@ def load(run_dir: str | Path, map_location="cpu") -> dict:
     missing = [key for key in REQUIRED if key not in state]
     if missing:
         raise UserError(f"{path} lacks {', '.join(missing)}: it is damaged; train the run again")
+    try:  # the settings name the run's parts: a user's model is imported again from its file or module here
+        Config.from_dict(state["config"])
+    except UserError as e:
+        raise UserError(f"{run_dir}: {e}") from None
     check_config_file(run_dir, state["config"])
     return state
 
