@@ -65,6 +65,11 @@ def is_reference(name: str) -> bool:
     return ":" in name
 
 
+def short_name(name: str) -> str:
+    """A name fit for a folder or a table: the class name of a reference, the name itself otherwise."""
+    return name.rpartition(":")[2] if is_reference(name) else name
+
+
 def resolve(kind: str, name: str):
     """The class that ``name`` names as a part of ``kind`` ("model" or "likelihood"), checked against
     the contract; a UserError of one line when it cannot be found, imported or used."""
