@@ -1,19 +1,23 @@
 """Training: stochastic variational inference with a Pyro ELBO.
 
-Each step draws a batch, estimates the ELBO of the model/guide pair with Pyro (Trace_ELBO by
-default) and takes one Adam step on all network weights:
+The data path, one step of :meth:`Trainer.train_epoch` (B = --batch-size, P = the number of processes):
 
-    loss = elbo.differentiable_loss(model.model, model.guide, x, y)     # -ELBO of the batch
-    loss.backward(); optimizer.step()
+    data set on the device   x (N, C, H, W) in [0, 1]; y (N,) class labels or (N, A) attribute vectors
+    -> batch                 x (B, C, H, W), y (B,) or (B, A): the next B of this epoch's shuffled order
+    -> binarize, flip        augment(): --binarize dynamic draws every pixel anew, --flip mirrors half the images
+    -> this process's slice  distributed.shard: x (B/P, C, H, W); the whole batch in one process
+    -> model and guide       both under objectives.KLWeight, which weighs log p(z) and log q(z|x) by the KL weight
+    -> ELBO                  loss = -ELBO of the slice, summed over its images (Trace_ELBO by default)
+    -> optimizer step        loss.backward(); one Adam step on all weights (svi_step)
+    -> checkpoint            after each epoch: test ELBO, checkpoint, metrics.csv, figures (fit_epoch)
 
-That is SVI as Pyro documents it for PyTorch optimizers; one torch Adam over every weight is
-faster than ``pyro.infer.SVI``'s per-parameter wrappers, and its state is a plain state dict.
-After every epoch the test ELBO is measured and the run directory is brought up to date:
-checkpoint, metrics.csv and a sample grid, each written atomically.
+From model to optimizer step that is SVI as Pyro documents it for PyTorch optimizers: one torch
+Adam over every weight is faster than ``pyro.infer.SVI``'s per-parameter wrappers, and its state is
+a plain state dict. Every file is written atomically.
 
 Faults: a run killed at any moment keeps its last complete epoch. Ctrl-C stops at the end of the
-current step and saves a checkpoint of that point, from which ``resume`` goes on as if nothing had
-happened. A NaN or infinite loss stops the run with a message naming the epoch, the step and the
+current step (several processes: of the next 20th step, all together) and saves a checkpoint of
+that point, from which ``resume`` goes on as if nothing had happened. A NaN or infinite loss stops the run with a message naming the epoch, the step and the
 likely cause (or, with ``on_nan="skip"``, skips that step); the last good checkpoint is kept.
 """
 
@@ -27,7 +31,7 @@ import time
 import warnings
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 import pyro
 import torch
@@ -40,13 +44,15 @@ from .evaluate import evaluate_elbo
 from .files import remove_leftovers, save_json
 from .models import build_model
 from .objectives import KLWeight, kl_weight, make_elbo, warmup
-from .parts import resolve
+from .parts import is_reference, resolve
 from .plots import reconstruction_figure, sample_figure
 
 FIGURE_INTERVAL_S = 30  # the sample and reconstruction figures are redrawn at most this often, and at the end
 # Pyro warns at each NaN loss; the trainer reports it itself, once, with the epoch, step and cause
 warnings.filterwarnings("ignore", message="Encountered NaN", category=UserWarning)
 MAX_SKIPPED_IN_A_ROW = 50  # with on_nan="skip": this many non-finite steps in a row stop the run all the same
+# the trainer reads the loss from the device (and several processes agree on NaN and Ctrl-C) every this many steps
+CHECK_IN_EVERY = 20
 
 
 def resolve_device(name: str) -> torch.device:
@@ -92,7 +98,9 @@ def compile_networks(model: torch.nn.Module) -> None:
 
 
 def default_run_dir(config: Config) -> Path:
-    return Path("runs") / f"{config.model}-{config.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+    """runs/<model>-<dataset>-<time>; a model named by reference (file.py:Class, package.module:Class) by its class."""
+    model = config.model.rpartition(":")[2] if is_reference(config.model) else config.model
+    return Path("runs") / f"{model}-{config.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 class Trainer:
@@ -267,7 +275,7 @@ class Trainer:
         finally:
             signal.signal(signal.SIGINT, previous)
 
-    def diverged(self, epoch: int, step: int | None, what: str):
+    def diverged(self, epoch: int, step: int | None, what: str) -> NoReturn:
         """Stop with a message that names where the loss stopped being finite, why, and what was kept."""
         cfg = self.config
         if cfg.lr > 1e-2:
@@ -280,7 +288,7 @@ class Trainer:
             cause = "lower --lr, or pass --on-nan skip to skip such steps"
         where = f"epoch {epoch}" + (f", step {step} of {self.train_data.num_batches(cfg.batch_size, drop_last=True)}" if step else "")
         kept = f"the checkpoint of epoch {self.epoch} in {self.run_dir} is kept" if self.epoch else "no checkpoint was written"
-        raise TrainingDiverged(f"{what} at {where}: {cause}; {kept}")
+        raise TrainingDiverged(f"{what} at {where}: {cause}; {kept}") from None  # not "during handling of NotFinite"
 
     def save_figures(self) -> None:
         """The run's sample grid and reconstructions, from fixed noise and fixed test images."""
@@ -292,23 +300,44 @@ class Trainer:
         x, y = self.test_data.x[:n], self.test_data.y[:n]
         reconstruction_figure(self.model, x, y, self.run_dir / checkpoint.RECONSTRUCTIONS, ncol=min(n, 10), spectrogram=spectrogram)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """One SVI step on a batch; returns the batch's loss, the negative bound summed over images (detached).
-
-        In several processes, x and y are this process's slice of the global batch, and the loss is its share.
-        """
-        return svi_step(self.elbo, self.program, self.optimizer, x, y, self.param_state, self.config.on_nan == "skip",
-                        self.parallel, bf16=self.config.amp == "bf16")  # fmt: skip
-
     def train_epoch(self, epoch: int) -> float:
-        """One pass over the training set; returns the mean -ELBO per image, in nats.
+        """One pass over the training set; returns the mean -ELBO per image, in nats, over all processes.
 
-        An epoch interrupted by Ctrl-C is saved with its order and the running loss, and goes on
-        from the next step when the run is resumed.
+        Each step follows the data path of the module docstring. An epoch interrupted by Ctrl-C is
+        saved with its order and running loss, and goes on from the next step when the run is resumed.
         """
         cfg = self.config
         self.model.train()
         n_batches = self.train_data.num_batches(cfg.batch_size, drop_last=True)
+        order, first, losses = self.start_epoch(epoch)
+        if self.parallel is not None:  # each process draws its own z: seeded by run, epoch and process
+            torch.manual_seed(cfg.seed * 1_000_003 + epoch * 1009 + distributed.rank())
+        try:
+            with progress_bar(self.show_progress, f"epoch {epoch}/{cfg.epochs}", n_batches) as bar:
+                batches = self.train_data.batches(cfg.batch_size, order=order, start=first - 1, drop_last=True)
+                for step, (x, y) in enumerate(batches, first):  # x: (B, C, H, W), y: (B,) or (B, A)
+                    x = augment(x, cfg, self.generator)  # drawn alike in every process
+                    x, y = distributed.shard(x, y)  # this process's slice: x (B/P, C, H, W)
+                    self.set_schedules(epoch, step / n_batches)  # the KL weight and the learning rate
+                    losses.add(step, self.step(x, y))  # model and guide under the KL weight, -ELBO, Adam step
+                    if self.check_in_due(step, n_batches):
+                        self.check_in(step, losses, bar)
+                    if self.stop_due(step, n_batches):
+                        self.stop_mid_epoch(epoch, step, n_batches, order, losses)
+            mean = losses.epoch_mean(n_batches, cfg.batch_size)
+        except NotFinite as e:
+            self.diverged(epoch, e.step, e.what)
+        if losses.skipped:
+            self.log(f"epoch {epoch}: skipped {losses.skipped} of {n_batches} steps whose loss was not finite")
+        return mean
+
+    def start_epoch(self, epoch: int) -> tuple[torch.Tensor, int, "EpochLoss"]:
+        """Where ``epoch`` begins: (order, first step, running loss).
+
+        order: (N,) int64 on the device, the order of the training images in this epoch; first: the
+        first step to take (1-based). A new epoch draws its order from the data generator; one that
+        Ctrl-C interrupted (``self.partial``, see :meth:`stop_mid_epoch`) goes on after the saved step.
+        """
         if self.partial is not None and self.partial["epoch"] == epoch:
             order, first = self.partial["order"].to(self.device), self.partial["step"] + 1
             total, skipped = self.partial["total"].to(self.device), self.partial.get("skipped", 0)
@@ -318,61 +347,142 @@ class Trainer:
             order, first = self.train_data.permutation(self.generator), 1
             total, skipped = torch.zeros((), device=self.device), 0
         self.partial = None
-        skip = cfg.on_nan == "skip"
-        parallel = self.parallel is not None
-        local_batch = cfg.batch_size // distributed.world_size()
-        if parallel:  # each process draws its own z: seeded by run, epoch and process
-            torch.manual_seed(cfg.seed * 1_000_003 + epoch * 1009 + distributed.rank())
-        # the first step whose loss was not finite (0: none), kept on the device: checking it on
-        # every step would make the CPU wait for the GPU each time
-        bad_step = torch.zeros((), dtype=torch.long, device=self.device)
-        skipped_in_a_row = 0
-        with progress_bar(self.show_progress, f"epoch {epoch}/{cfg.epochs}", n_batches) as bar:
-            batches = self.train_data.batches(cfg.batch_size, order=order, start=first - 1, drop_last=True)
-            for step, (x, y) in enumerate(batches, first):
-                if cfg.binarize == "dynamic":
-                    x = torch.bernoulli(x, generator=self.generator)  # a fresh binary image every time
-                if cfg.flip:  # a face seen in a mirror is still a face
-                    mirror = torch.rand(x.shape[0], device=x.device, generator=self.generator) < 0.5
-                    x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
-                # the global batch was drawn and binarized alike in every process: take this one's slice
-                x, y = distributed.shard(x, y)
-                self.kl.weight = kl_weight(cfg, epoch, step / n_batches)
-                if cfg.lr_warmup:
-                    for group in self.optimizer.param_groups:
-                        group["lr"] = cfg.lr * lr_scale(cfg, epoch, step / n_batches)
-                loss = self.step(x, y)
-                if skip:  # the step was not taken when its loss was not finite (svi_step checked)
-                    finite = bool(torch.isfinite(loss))  # a skipped step's loss is NaN in every process
-                    skipped, skipped_in_a_row = skipped + (not finite), 0 if finite else skipped_in_a_row + 1
-                    if skipped_in_a_row == MAX_SKIPPED_IN_A_ROW:
-                        self.diverged(epoch, step, f"the loss was not finite for {skipped_in_a_row} steps in a row")
-                    total += loss if finite else 0
-                else:
-                    bad_step = torch.where((bad_step == 0) & ~torch.isfinite(loss), step, bad_step)
-                    total += loss
-                # reading the loss waits for the GPU; in several processes, all must stop at the same step
-                if step % 20 == 0 or step == n_batches or (self.stop_requested and not parallel):
-                    if parallel:
-                        stop = torch.tensor(int(self.stop_requested), device=self.device)
-                        bad_step, stop = distributed.all_max(torch.stack([bad_step, stop]))
-                        self.stop_requested = bool(stop)
-                    if bad_step.item():
-                        self.diverged(epoch, bad_step.item(), "the loss became NaN or infinite")
-                    bar(step, total.item() / (max(step - skipped, 1) * local_batch))  # this process's images
-                if self.stop_requested and step < n_batches and (step % 20 == 0 or not parallel):
-                    self.partial = {"epoch": epoch, "step": step, "order": order.cpu(), "total": distributed.all_sum(total).cpu(), "skipped": skipped}
-                    if self.main:
-                        checkpoint.save(self.run_dir, self.state())
-                    raise Interrupted(f"stopped at epoch {epoch}, step {step} of {n_batches}, and saved that point; "
-                                      f"continue with: python cli.py train --resume {self.run_dir}")  # fmt: skip
-        total = distributed.all_sum(total)
-        if skipped == n_batches:
-            self.diverged(epoch, None, "the loss was not finite at any step")
-        if skipped:
-            self.log(f"epoch {epoch}: skipped {skipped} of {n_batches} steps whose loss was not finite")
-        return total.item() / ((n_batches - skipped) * cfg.batch_size)
+        return order, first, EpochLoss(self.config.on_nan == "skip", total, skipped)
 
+    def set_schedules(self, epoch: int, fraction: float) -> None:
+        """Set the KL weight (--beta, --kl-warmup) and Adam's learning rate (--lr-warmup) for the
+        step that ends ``fraction`` (0 < fraction <= 1) of ``epoch``.
+
+        Both are functions of the epoch and the step alone, so a resumed run goes on with the same schedule.
+        """
+        cfg = self.config
+        self.kl.weight = kl_weight(cfg, epoch, fraction)
+        if cfg.lr_warmup:
+            for group in self.optimizer.param_groups:
+                group["lr"] = cfg.lr * lr_scale(cfg, epoch, fraction)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One SVI step on a batch; returns the batch's loss, the negative bound summed over images (detached).
+
+        x: (B/P, C, H, W), y: (B/P,) or (B/P, A): this process's slice of the global batch (all of it
+        in one process), and the loss is its share.
+        """
+        return svi_step(self.elbo, self.program, self.optimizer, x, y, self.param_state, self.config.on_nan == "skip",
+                        self.parallel, bf16=self.config.amp == "bf16")  # fmt: skip
+
+    def check_in_due(self, step: int, n_batches: int) -> bool:
+        """Whether to read the device after ``step``: every CHECK_IN_EVERY steps, after the last step,
+        and, in one process, as soon as Ctrl-C asks for a stop.
+
+        Reading the loss makes the CPU wait for the GPU, hence not on every step. Several processes
+        check in at the same steps only, since they must agree there (see :meth:`check_in`).
+        """
+        return step % CHECK_IN_EVERY == 0 or step == n_batches or (self.stop_requested and self.parallel is None)
+
+    def check_in(self, step: int, losses: "EpochLoss", bar: Callable[[int, float], None]) -> None:
+        """Stop if a loss was not finite, then show the running loss on the progress bar.
+
+        In several processes, all first agree, in one all-reduce, on the first bad step and on
+        whether Ctrl-C was pressed in any of them, so that all stop at the same step.
+        """
+        if self.parallel is not None:
+            stop = torch.tensor(int(self.stop_requested), device=self.device)
+            losses.bad_step, stop = distributed.all_max(torch.stack([losses.bad_step, stop]))
+            self.stop_requested = bool(stop)
+        losses.raise_if_bad()
+        bar(step, losses.mean(step, self.config.batch_size // distributed.world_size()))  # this process's images
+
+    def stop_due(self, step: int, n_batches: int) -> bool:
+        """Whether Ctrl-C stops the epoch after ``step``: in one process, at once; in several, at the
+        next check-in, where all of them know of it. After the last step the epoch ends as usual."""
+        return self.stop_requested and step < n_batches and (step % CHECK_IN_EVERY == 0 or self.parallel is None)
+
+    def stop_mid_epoch(self, epoch: int, step: int, n_batches: int, order: torch.Tensor, losses: "EpochLoss"):
+        """Save the point reached (step ``step`` of ``epoch``) and stop: ``resume`` goes on from the next step.
+
+        The checkpoint's ``partial`` holds the epoch's order (N,), the running loss summed over the
+        processes and the steps skipped; :meth:`start_epoch` takes them up again.
+        """
+        self.partial = {"epoch": epoch, "step": step, "order": order.cpu(), "total": distributed.all_sum(losses.total).cpu(),
+                        "skipped": losses.skipped}  # fmt: skip
+        if self.main:
+            checkpoint.save(self.run_dir, self.state())
+        raise Interrupted(f"stopped at epoch {epoch}, step {step} of {n_batches}, and saved that point; "
+                          f"continue with: python cli.py train --resume {self.run_dir}")  # fmt: skip
+
+
+def augment(x: torch.Tensor, config: Config, generator: torch.Generator) -> torch.Tensor:
+    """A training batch as the model sees it: x (B, C, H, W) in [0, 1] -> (B, C, H, W).
+
+    ``--binarize dynamic``: every pixel becomes 0 or 1, 1 with its grey level as probability (a
+    fresh binary image every time). ``--flip``: a random half of the images is mirrored left-right
+    (a face seen in a mirror is still a face). Both draw from ``generator``, the run's data
+    generator, so that every process draws the same global batch.
+    """
+    if config.binarize == "dynamic":
+        x = torch.bernoulli(x, generator=generator)
+    if config.flip:
+        mirror = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5  # (B,)
+        x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
+    return x
+
+
+class NotFinite(Exception):
+    """The loss was not finite at ``step`` (None: in the epoch as a whole); ``what`` says how.
+    Trainer.train_epoch turns it into the user's message (Trainer.diverged)."""
+
+    def __init__(self, step: int | None, what: str):
+        super().__init__(what)
+        self.step, self.what = step, what
+
+
+class EpochLoss:
+    """One epoch's running loss in this process, and the NaN policy (``--on-nan``) for each step's loss.
+
+    total: () float tensor on the device, the sum of the losses counted so far (this process's images).
+    skipped: steps whose loss was not finite, left out of ``total`` (``on_nan="skip"``).
+    bad_step: () int64 tensor on the device, the first step whose loss was not finite (0: none;
+    ``on_nan="stop"``). It stays on the device, since reading it on every step would make the CPU
+    wait for the GPU each time: :meth:`raise_if_bad` reads it when the trainer checks in.
+    The run stops with :class:`NotFinite`.
+    """
+
+    def __init__(self, skip: bool, total: torch.Tensor, skipped: int = 0):
+        self.skip = skip
+        self.total, self.skipped, self.skipped_in_a_row = total, skipped, 0
+        self.bad_step = torch.zeros((), dtype=torch.long, device=total.device)
+
+    def add(self, step: int, loss: torch.Tensor) -> None:
+        """Count the loss of step ``step``: a () tensor, the -ELBO summed over this process's images.
+
+        With ``on_nan="skip"``, svi_step has not taken a step whose loss was not finite, and returned
+        NaN for it in every process; MAX_SKIPPED_IN_A_ROW such steps in a row stop the run all the same.
+        """
+        if self.skip:
+            finite = bool(torch.isfinite(loss))  # a skipped step's loss is NaN in every process
+            self.skipped, self.skipped_in_a_row = self.skipped + (not finite), 0 if finite else self.skipped_in_a_row + 1
+            if self.skipped_in_a_row == MAX_SKIPPED_IN_A_ROW:
+                raise NotFinite(step, f"the loss was not finite for {self.skipped_in_a_row} steps in a row")
+            self.total += loss if finite else 0
+        else:
+            self.bad_step = torch.where((self.bad_step == 0) & ~torch.isfinite(loss), step, self.bad_step)
+            self.total += loss
+
+    def raise_if_bad(self) -> None:
+        """Stop if some step's loss was not finite (``on_nan="stop"``); waits for the device."""
+        if self.bad_step.item():
+            raise NotFinite(self.bad_step.item(), "the loss became NaN or infinite")
+
+    def mean(self, steps: int, batch_size: int) -> float:
+        """The mean loss per image in this process after ``steps`` steps of ``batch_size`` images each."""
+        return self.total.item() / (max(steps - self.skipped, 1) * batch_size)
+
+    def epoch_mean(self, n_batches: int, batch_size: int) -> float:
+        """The epoch's mean loss per image over all processes (``batch_size``: the global batch)."""
+        total = distributed.all_sum(self.total)
+        if self.skipped == n_batches:
+            raise NotFinite(None, "the loss was not finite at any step")
+        return total.item() / ((n_batches - self.skipped) * batch_size)
 
 def svi_step(elbo, program, optimizer, x, y, param_state: dict, skip_nonfinite: bool = False, parallel=None,
              bf16: bool = False) -> torch.Tensor:  # fmt: skip

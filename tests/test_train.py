@@ -158,3 +158,17 @@ def test_learning_rate_warms_up_step_by_step_and_then_stays(tmp_path):
     # 20 steps an epoch: lr/40, 2 lr/40, ..., lr at the last step of epoch 2, then lr
     assert len(seen) == 60 and seen[0] == pytest.approx(1e-3 / 40) and seen[19] == pytest.approx(5e-4)
     assert seen[39:] == pytest.approx([1e-3] * 21) and all(a < b for a, b in zip(seen[:39], seen[1:40]))
+
+
+def test_default_run_dir_names_a_model_given_by_reference_by_its_class():
+    import re
+
+    from pyro_vae import Config
+    from pyro_vae.train import default_run_dir
+
+    # lr given: the Config then has no reason to import the (here imaginary) classes
+    names = [default_run_dir(Config(model=model, lr=1e-3)).name for model in
+             ("examples/mixture_prior.py:MixturePriorVAE", "my_package.models:MixtureVAE", "cvae")]  # fmt: skip
+    assert [re.sub(r"\d{8}-\d{6}$", "TIME", name) for name in names] == [
+        "MixturePriorVAE-mnist-TIME", "MixtureVAE-mnist-TIME", "cvae-mnist-TIME"]  # fmt: skip
+    assert default_run_dir(Config(model="vae", lr=1e-3)).parent.name == "runs"
