@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from . import data
 from .config import Config
 from .errors import UserError
 from .files import save_text, save_torch
@@ -109,3 +110,21 @@ def load_model(run_dir: str | Path, device: torch.device | str = "cpu"):
     except RuntimeError as e:
         raise UserError(f"the networks in {run_dir} do not match its config: {str(e).splitlines()[0]}") from e
     return model.to(device).eval(), config, state
+
+
+def open_run(run_dir: str | Path, device: torch.device | str = "cpu"):
+    """What a command that looks inside a run needs: (model in eval mode, config, checkpoint, test set),
+    all on ``device``.
+
+    The test set is the one the run was measured on (its first ``config.test_size`` images), loaded
+    with the run's own binarization and condition. A data set prepared again at another image size
+    since is refused: the networks were built for the old one.
+    """
+    model, config, state = load_model(run_dir, device)
+    _, test = data.load(config.dataset, device, config.binarize, config.condition)
+    if list(test.image_shape) != list(state["image_shape"]):
+        raise UserError(
+            f"{config.dataset} is now prepared as {tuple(test.image_shape)} images, but {run_dir} was trained on "
+            f"{tuple(state['image_shape'])}; prepare it again with the run's settings (`data prepare {config.dataset} --help`)"
+        )
+    return model, config, state, test.head(config.test_size)
