@@ -10,7 +10,7 @@ import dataclasses
 import inspect
 import math
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
 from .errors import UserError
@@ -36,36 +36,58 @@ def choices() -> dict[str, tuple[str, ...]]:
     }  # fmt: skip
 
 
+def option(default, help: str, *, show_default: str | None = None):
+    """A Config field that carries its command-line help: ``train`` and ``compare`` make one option
+    of every field (``z_dim`` -> ``--z-dim``), so the text is written here once.
+
+    show_default: what the default means where the field's default is None ("the data set's: ...").
+    """
+    return field(default=default, metadata={"help": help, "show_default": show_default})
+
+
 @dataclass
 class Config:
-    model: str = "cvae"  # vae | cvae | ae, an installed plug-in's name, or path/to/file.py:Class or package.module:Class
-    dataset: str = "mnist"  # mnist | fashion-mnist | spoken-digits
-    # None: the data set's own choice (pixels: mlp, bernoulli, dynamic; spectrograms: conv, gaussian, none)
-    net: Optional[str] = None  # mlp | conv
-    z_dim: int = 50
-    hidden_dim: int = 400
-    prior: str = "standard"  # cvae only: standard N(0, I) or a learned conditional p(z|y)
-    likelihood: Optional[str] = None  # bernoulli | continuous-bernoulli | gaussian | laplace, or a class as for model
-    likelihood_scale: Optional[float] = None  # gaussian / laplace: a fixed noise scale (None: learned)
-    binarize: Optional[str] = None  # dynamic | static | none
-    flip: Optional[bool] = None  # flip a random half of each training batch left-right (faces: on)
-    condition: Optional[str] = None  # celeba: the attributes a CVAE is conditioned on, "Smiling,Eyeglasses"
-    elbo: str = "trace"  # trace | meanfield | jit | renyi | iwae
-    particles: int = 1  # draws of z per image in each ELBO estimate
-    alpha: float = 0.5  # the Renyi bound's order (--elbo renyi only)
-    beta: float = 1.0  # weight of the KL term (1: the ELBO; other values: a beta-VAE)
-    kl_warmup: int = 0  # epochs over which the KL weight rises from 0 to beta
-    epochs: Optional[int] = None  # None: the data set's (20 for digits)
-    batch_size: Optional[int] = None  # None: the data set's (256 for digits)
-    lr: Optional[float] = None  # None: default_lr(): 2e-3, or 5e-4 for an autoencoder with a learned noise scale
-    lr_warmup: int = 0  # epochs over which the learning rate rises linearly, step by step, to lr
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
-    on_nan: str = "stop"  # a non-finite loss: stop the run (the last good checkpoint stays), or skip that step
-    train_size: Optional[int] = None  # use only the first N training images (None: all)
-    test_size: Optional[int] = None  # evaluate on the first N test images (None: all)
-    compile: bool = False  # torch.compile the networks (the probabilistic program stays eager)
-    amp: str = "none"  # none | bf16: the networks in bfloat16 under autocast, the ELBO in float32
+    """Every setting of a training run. None means the data set's own choice (data.DATASETS), filled
+    in by ``__post_init__``; ``lr`` None means :func:`default_lr`. The fields' order is the order of
+    the options in ``train --help``."""
+
+    # the help of model and likelihood is completed by the CLI with the names installed packages add (parts.names)
+    model: str = option("cvae", "vae: p(z)p(x|z); cvae: conditioned on the label; ae: the deterministic baseline.")
+    dataset: str = option("mnist", "Data set; prepared and cached on first use.")
+    net: Optional[str] = option(None, "Encoder/decoder networks: mlp (784-400-z) or conv (stride-2 convolutions sized from the image).",
+                                show_default="the data set's: mlp for digits, conv for faces and spectrograms")  # fmt: skip
+    z_dim: int = option(50, "Latent dimensions (2 for latent-space plots).")
+    hidden_dim: int = option(400, "Width of the networks' hidden layer.")
+    prior: str = option("standard", "cvae only: standard N(0, I), or a learned conditional p(z|y).")
+    likelihood: Optional[str] = option(None, "p(x|z): bernoulli (logits); continuous-bernoulli (a density on [0, 1]); gaussian / laplace with one noise scale, learned unless --likelihood-scale fixes it.",
+                                       show_default="the data set's: bernoulli for digits, gaussian for faces and spectrograms")  # fmt: skip
+    likelihood_scale: Optional[float] = option(None, "gaussian / laplace: fix the noise scale (pixel values are in [0, 1]) instead of learning it.",
+                                               show_default="learned")  # fmt: skip
+    binarize: Optional[str] = option(None, "dynamic: a fresh Bernoulli draw of each image every epoch; static: one fixed draw; none: grey levels (spectrograms: always none).",
+                                     show_default="the data set's: dynamic for digits")  # fmt: skip
+    flip: Optional[bool] = option(None, "Flip a random half of every training batch left-right (light augmentation for faces).",
+                                  show_default="the data set's: on for faces, off for digits")  # fmt: skip
+    condition: Optional[str] = option(None, "celeba: the attributes a cvae is conditioned on, comma-separated, e.g. Smiling,Eyeglasses.",
+                                      show_default="class labels")  # fmt: skip
+    elbo: str = option("trace", "trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (closed-form KL); jit: JitTrace_ELBO, Trace_ELBO compiled once (faster on the CPU); renyi: the Renyi bound of order --alpha; iwae: the importance-weighted bound (Renyi, alpha 0) with --particles draws.")
+    particles: int = option(1, "Draws of z per image in each bound estimate, run as one vectorized batch (try 5 with --elbo iwae).")
+    alpha: float = option(0.5, "--elbo renyi only: the order alpha of the Renyi bound (0 is the IWAE bound; 1 would be the ELBO).")
+    beta: float = option(1.0, "Weight of the KL term (1: the ELBO; above 1: a beta-VAE).")
+    kl_warmup: int = option(0, "Raise the KL weight linearly from 0 to --beta over this many epochs (0: off).")
+    epochs: Optional[int] = option(None, "Epochs in all (compare: for each model); with train --resume, the run's own unless given.",
+                                   show_default="the data set's: 20 for digits, 30 for spoken digits, 200 for faces")  # fmt: skip
+    batch_size: Optional[int] = option(None, "Images per SVI step.",
+                                       show_default="the data set's: 256 for digits, 32 for faces and spoken digits")  # fmt: skip
+    lr: Optional[float] = option(None, "Adam learning rate (compare: all models at this rate; left out, each at its own).",
+                                 show_default="2e-3; 5e-4 for ae with a learned Gaussian or Laplace scale")  # fmt: skip
+    lr_warmup: int = option(0, "Raise the learning rate linearly to --lr over this many epochs (0: off); steadies the faces CVAE's start (try 5).")
+    seed: int = option(0, "Seed: the same seed on the same device gives the same numbers.")
+    device: str = option("auto", "auto picks CUDA when a GPU is visible, else the CPU.")
+    on_nan: str = option("stop", "When the loss turns NaN or infinite: stop (keeping the last good checkpoint) or skip that step.")
+    train_size: Optional[int] = option(None, "Train on the first N images only (quick experiments).", show_default="all")
+    test_size: Optional[int] = option(None, "Evaluate on the first N test images only.", show_default="all")
+    compile: bool = option(False, "torch.compile the networks (the Pyro program stays eager); the first steps wait for the compiler. Meant for GPUs: on 2 CPU cores it was 6-9% slower than eager (docs/benchmarks.md).")
+    amp: str = option("none", "bf16: run the networks in bfloat16 under autocast, the ELBO in float32 (for GPUs with bfloat16: A100, H100; on a CPU it is usually slower).")
 
     def __post_init__(self):
         from .data import DATASETS, PIXELS

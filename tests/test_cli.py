@@ -1,5 +1,6 @@
 """The CLI end to end, run the way a user runs it: `python cli.py ...` in a subprocess."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -9,6 +10,10 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
+from typer.testing import CliRunner
+
+import pyro_vae.cli
+from pyro_vae.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--epochs", "1", "--train-size", "1000", "--test-size", "200", "--batch-size", "100", "--z-dim", "4",
@@ -102,7 +107,7 @@ def test_bad_labels_and_models_are_clear_errors(cvae_run, tmp_path):
     result = cli("train", "--run-dir", cvae_run, *SMALL)
     assert result.returncode == 2 and "already holds a trained run; continue it with --resume" in result.stderr
     result = cli("train", "--model", "gan")
-    assert result.returncode == 2 and "'gan' is not one of 'vae', 'cvae', 'ae'" in result.stderr
+    assert result.returncode == 2 and "unknown model 'gan'; choose one of: vae, cvae, ae" in result.stderr
 
 
 def test_help_explains_every_command():
@@ -113,6 +118,60 @@ def test_help_explains_every_command():
     for option in ["--model", "--dataset", "--net", "--z-dim", "--prior", "--binarize", "--elbo", "--epochs",
                    "--batch-size", "--lr", "--seed", "--device", "--run-dir", "--resume"]:  # fmt: skip
         assert option in text, option
+
+
+def listed_options(help_text: str) -> set[str]:
+    """The option names of a command's --help (rich panels: one option per row that starts with "│ --")."""
+    return {line.split()[1] for line in help_text.splitlines() if line.startswith("│ --")}
+
+
+def test_train_and_compare_take_every_training_option():
+    expected = {"--" + field.name.replace("_", "-") for field in dataclasses.fields(Config)}
+    own = {"train": {"--run-dir", "--resume", "--progress", "--help"}, "compare": {"--pairs", "--out", "--progress", "--help"}}
+    for command, options in own.items():
+        result = cli(command, "--help")
+        assert result.returncode == 0, result.stderr
+        assert listed_options(result.stdout) - options == expected, command
+    text = cli("train", "--help").stdout
+    assert "--flip" in text and "--no-flip" in text and "--no-compile" in text and "path/to/file.py:Class" in text
+
+
+def test_compare_passes_every_model_and_training_option_on(monkeypatch, tmp_path):
+    """compare's options reach pyro_vae.compare.compare without training anything (it is replaced here)."""
+    calls = []
+    monkeypatch.setattr("pyro_vae.compare.compare", lambda config, out, **options: calls.append((config, out, options)))
+    args = ["compare", "--model", "vae", "--model", "ae", "--amp", "bf16", "--z-dim", "3", "--out", tmp_path, "--no-progress"]
+    result = CliRunner().invoke(pyro_vae.cli.app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    [(config, out, options)] = calls
+    assert options["models"] == ["vae", "ae"] and config.amp == "bf16" and config.z_dim == 3 and out == tmp_path
+    assert not options["shared_lr"] and not options["progress"]
+    assert CliRunner().invoke(pyro_vae.cli.app, ["compare"]).exit_code == 0 and calls[-1][2]["models"] == ["ae", "vae", "cvae"]
+    result = CliRunner().invoke(pyro_vae.cli.app, ["compare", "--model", "vae", "--model", "gan"])
+    assert result.exit_code == 2 and "unknown model 'gan'" in result.output and len(calls) == 2  # refused before training
+
+
+def test_help_wraps_docstrings_as_prose():
+    """At 200 columns, every docstring paragraph short enough for one line is printed on one line
+    (the source breaks them over several lines, which --help must not keep)."""
+    app = pyro_vae.cli
+    commands = [([info.name or info.callback.__name__], info.callback) for info in app.app.registered_commands]
+    commands += [(["data", info.name], info.callback) for info in app.data_app.registered_commands]
+    broken_in_source = 0
+    for command, function in commands:
+        result = CliRunner().invoke(app.app, [*command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        for paragraph in function.__doc__.split("\n\n"):
+            sentences = " ".join(paragraph.split())
+            if len(sentences) <= 190:
+                assert sentences in result.output, (command, sentences)
+                broken_in_source += "\n" in paragraph.strip()
+    assert broken_in_source >= 3
+
+
+def test_python_m_pyro_vae_runs_the_same_commands():
+    result = subprocess.run([sys.executable, "-m", "pyro_vae", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0 and "plot-latent" in result.stdout
 
 
 def test_console_script_is_installed():
