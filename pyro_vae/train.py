@@ -44,7 +44,7 @@ from .evaluate import evaluate_elbo
 from .files import remove_leftovers, save_json
 from .models import build_model
 from .objectives import KLWeight, kl_weight, make_elbo, warmup
-from .parts import is_reference, resolve
+from .parts import resolve, short_name
 from .plots import reconstruction_figure, sample_figure
 
 FIGURE_INTERVAL_S = 30  # the sample and reconstruction figures are redrawn at most this often, and at the end
@@ -99,8 +99,7 @@ def compile_networks(model: torch.nn.Module) -> None:
 
 def default_run_dir(config: Config) -> Path:
     """runs/<model>-<dataset>-<time>; a model named by reference (file.py:Class, package.module:Class) by its class."""
-    model = config.model.rpartition(":")[2] if is_reference(config.model) else config.model
-    return Path("runs") / f"{model}-{config.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+    return Path("runs") / f"{short_name(config.model)}-{config.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 class Trainer:
