@@ -570,7 +570,7 @@ def evaluate(
     with Progress(transient=True) as bar:
         task = bar.add_task(f"log p(x), k={k}", total=len(images))
         result = run_evaluate(model, images, k=k, classifier=classifier, n_per_class=samples_per_class, mirror=bool(config.flip),
-                              progress=lambda done, total: bar.update(task, completed=done))  # fmt: skip
+                              max_rows=max_rows, progress=lambda done, total: bar.update(task, completed=done))  # fmt: skip
     result = {"run": str(run), "model": config.model, "dataset": config.dataset, "split": split} | result
     if accuracy is not None:
         result["classifier_test_accuracy"] = accuracy
@@ -598,7 +598,8 @@ def compare(
     """Train ae, vae and cvae (or the models --model names) with the same settings, reusing runs already in --out, and write a Markdown report.
 
     The report, <out>/report.md, holds a table of test -ELBO, reconstruction and KL, the latent
-    codes side by side, interpolation strips side by side, and CVAE against VAE samples.
+    codes side by side, interpolation strips side by side, and the samples of every model that has
+    a prior. A model of your own takes part as --model path/to/file.py:Class.
     """
     from .compare import compare as run_compare
 

@@ -296,19 +296,19 @@ def _through_wav(images: torch.Tensor, features: dict) -> torch.Tensor:
 
 
 def evaluate(model, data: ImageSet, *, k: int = 1000, classifier=None, n_per_class: int = 100, mirror: bool = False,
-             progress=None) -> dict:  # fmt: skip
+             max_rows: int = 8192, progress=None) -> dict:  # fmt: skip
     """Every number ``evaluate`` reports for ``model`` on ``data``, as a JSON-ready dict (nats per image).
 
     neg_elbo, recon, kl: the ELBO and its parts; nll, nll_stderr: -log p(x) (or -log p(x|y)) by
     importance sampling with k draws, and the standard error of its mean over the images;
     active_units; for a conditional model of classes, nearest_class (``mirror``: as in
     :func:`nearest_class`, for a model trained with flips); and, with a ``classifier`` and a
-    conditional model, conditional_accuracy.
+    conditional model, conditional_accuracy. ``max_rows``: as in :func:`importance_log_likelihood`.
     """
     result = {"images": len(data), **evaluate_elbo(model, data)}
     if not model.generative:  # the autoencoder: no prior, so no likelihood to estimate
         return result
-    log_px = importance_log_likelihood(model, data, k, progress=progress)
+    log_px = importance_log_likelihood(model, data, k, max_rows, progress=progress)
     result |= {"k": k, "nll": -log_px.mean().item(), "nll_stderr": (log_px.std() / math.sqrt(len(log_px))).item() if len(log_px) > 1 else 0.0}
     result["nll_bits_per_dim"] = bits_per_dim(result["nll"], model, data)
     count, variance = active_units(model, data)

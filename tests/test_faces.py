@@ -178,11 +178,13 @@ def face_cvae(tmp_path_factory):
     return trainer
 
 
-class PhotoSampler:
+class PhotoSampler(torch.nn.Module):
     """Stands in for a CVAE whose samples of person c are person c's training photographs, cycled."""
 
     def __init__(self, images: data.ImageSet, mirrored: bool):
-        self.images, self.num_classes, self.z_loc = images.x.flip(-1) if mirrored else images.x, images.num_classes, torch.zeros(1)
+        super().__init__()
+        self.images, self.num_classes = images.x.flip(-1) if mirrored else images.x, images.num_classes
+        self.register_buffer("weights", torch.zeros(1))  # a model's device is where its weights are (contract.device_of)
         self.rows = [torch.nonzero(images.y == c).flatten() for c in range(images.num_classes)]
 
     def sample(self, n, labels):

@@ -309,10 +309,10 @@ def test_a_crafted_checkpoint_cannot_run_code(small_run, tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["train", "--model", "gan"], "Invalid value for '--model': Value error, 'gan' is not one of 'vae', 'cvae', 'ae'"),
+        (["train", "--model", "gan"], "unknown model 'gan'; choose one of: vae, cvae, ae; or name your own class as path/to/file.py:Class"),
         (["train", "--dataset", "cifar"], "Invalid value for '--dataset'"),
         (["train", "--elbo", "exact"], "Invalid value for '--elbo'"),
-        (["train", "--likelihood", "poisson"], "Invalid value for '--likelihood'"),
+        (["train", "--likelihood", "poisson"], "unknown likelihood 'poisson'; choose one of: bernoulli, continuous-bernoulli"),
         (["train", "--device", "tpu"], "Invalid value for '--device'"),
         (["train", "--batch-size", "-5"], "--batch-size must be at least 1, not -5"),
         (["train", "--z-dim", "two"], "Invalid value for '--z-dim'"),
