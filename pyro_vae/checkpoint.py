@@ -89,12 +89,26 @@ def check_config_file(run_dir: Path, saved: dict) -> None:
     path = Path(run_dir) / CONFIG
     if not path.exists():
         return
+    invalid = f"{path} is not valid ({{}}); delete it: train writes it again from the checkpoint"
     try:
-        written = Config.from_dict(json.loads(path.read_text())).to_dict()
-    except (ValueError, UserError) as e:
-        raise UserError(f"{path} is not valid ({str(e).splitlines()[0]}); delete it: train writes it again from the checkpoint") from e
-    saved = Config.from_dict(saved).to_dict()
-    changed = [f"{k}={written[k]!r} (trained with {saved[k]!r})" for k in saved if written.get(k) != saved[k] and k != "epochs"]
+        written = json.loads(path.read_text())
+    except ValueError as e:
+        raise UserError(invalid.format(str(e).splitlines()[0])) from e
+    if isinstance(written, dict):  # the names of the run's parts first, as written: resolving an edited
+        # name would import code that the checkpoint never named
+        _refuse_edits(path, {k: written[k] for k in PARTS if k in written}, saved)
+    try:
+        written = Config.from_dict(written).to_dict()
+    except UserError as e:
+        raise UserError(invalid.format(str(e).splitlines()[0])) from e
+    _refuse_edits(path, written, Config.from_dict(saved).to_dict())
+
+
+PARTS = ("model", "likelihood")  # settings that name code: a built-in name or the user's class
+
+
+def _refuse_edits(path: Path, written: dict, saved: dict) -> None:
+    changed = [f"{k}={written[k]!r} (trained with {saved.get(k)!r})" for k in written if written[k] != saved.get(k) and k != "epochs"]
     if changed:
         raise UserError(f"{path} was edited: {', '.join(changed)}; a trained run's settings cannot change: undo the edit, "
                         "or train a new run with those options (--resume takes --epochs)")  # fmt: skip

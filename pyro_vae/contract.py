@@ -10,7 +10,8 @@ Who uses what:
 =====================================  ==========================================================
 ``Class(config, image_shape, n)``      build_model: every run builds its model this way
 ``model(x, y)``, ``guide(x, y)``       training (any Pyro ELBO), the test ELBO, importance sampling
-``parameters()``, ``state_dict()``     the optimizer, checkpoints, resume (``nn.Module`` gives them)
+``parameters()``, ``state_dict()``,    the optimizer, checkpoints, resume, evaluation mode
+``train()``, ``eval()``                (``nn.Module`` gives them all)
 ``encode(x, y)``                       active units, plot-latent, interpolate, traverse, compare
 ``decode(z, y)``                       interpolate, traverse, manifold
 ``sample(n, y)``                       the sample figures, conditional accuracy, nearest class
@@ -18,12 +19,16 @@ Who uses what:
 ``prior(n, y)``                        manifold (its ``mean`` and ``stddev``)
 ``z_dim``, ``num_classes``             latent-space commands; conditional sample grids
 ``image_shape``                        figures and WAV files
-``conditional``, ``generative``        which commands apply (labels; sampling and log p(x))
+``conditional``, ``generative``        which commands apply (labels; sampling and log p(x)); class
+                                       attributes, read before the model is built
 ``likelihood.discrete``                bits per dimension: a probability of pixel values, or a density
 =====================================  ==========================================================
 
-Shapes: x (batch, C, H, W); y (batch,) int64 labels, or (batch, num_classes) condition vectors,
-or None for an unconditional model; z (batch, z_dim).
+Shapes: x (batch, C, H, W); y (batch,) int64 labels, or (batch, num_classes) condition vectors
+(a blend of two classes along an interpolation), or None for an unconditional model; z (batch, z_dim).
+
+Optional: ``prior_net``, a learned p(z|y) (sample grids then say a column shares one noise draw
+rather than one z); ``--compile`` compiles each child module but ``likelihood``.
 
 The KL weight (``--beta``, ``--kl-warmup``) is no part of the contract: the trainer applies it
 from outside, around ``model`` and ``guide`` (objectives.KLWeight), so a model holds only the math.
@@ -31,7 +36,8 @@ from outside, around ``model`` and ``guide`` (objectives.KLWeight), so a model h
 Two of the package's own Pyro pairs keep only part of the contract, and are not run by the
 trainer: PPCA (models/ppca.py, vectors rather than images: ``model``, ``guide``, ``encode``,
 ``z_dim``) and the quadrant-completion CVAE (models/completion.py, trained by completion.py).
-The estimators of evaluate.py need only ``model`` and ``guide``, so both work with those.
+The estimators of evaluate.py (``elbo_terms``, ``draw_log_weights``, ``importance_log_likelihood``)
+need only ``model`` and ``guide``, so both work with those.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .errors import UserError
 
@@ -93,7 +100,8 @@ class Model(Protocol):
 
 
 METHODS = ("model", "guide", "prior", "encode", "decode", "sample", "reconstruct")
-ATTRIBUTES = {"z_dim": int, "num_classes": int, "image_shape": tuple, "conditional": bool, "generative": bool}
+FLAGS = ("conditional", "generative")
+ATTRIBUTES = {"z_dim": int, "num_classes": int, "image_shape": tuple, **{flag: bool for flag in FLAGS}}
 
 
 def check_model_class(cls, name: str) -> type:
@@ -108,6 +116,10 @@ def check_model_class(cls, name: str) -> type:
     if missing:
         raise UserError(f"model {name!r} ({cls.__name__}) lacks the method{'s' if len(missing) > 1 else ''} "
                         f"{', '.join(missing)}; see pyro_vae/contract.py for what a model offers")  # fmt: skip
+    flags = [flag for flag in FLAGS if not isinstance(getattr(cls, flag, None), bool)]
+    if flags:  # read from the class before a model is built (the default learning rate, the data set's classes)
+        raise UserError(f"model {name!r} ({cls.__name__}) needs the class attribute{'s' if len(flags) > 1 else ''} "
+                        f"{' and '.join(f'{flag} = True or False' for flag in flags)}; see pyro_vae/contract.py")  # fmt: skip
     try:
         inspect.signature(cls).bind(None, None, None)
     except TypeError as e:
@@ -128,7 +140,7 @@ def check_model(model, name: str):
     if not isinstance(getattr(likelihood, "discrete", None), bool):
         raise UserError(f"model {name!r} ({type(model).__name__}) needs a likelihood module with a `discrete` "
                         "attribute (True for pixel-value probabilities, False for densities)")  # fmt: skip
-    if next(itertools.chain(model.parameters(), model.buffers()), None) is None:
+    if next(model.parameters(), None) is None:
         raise UserError(f"model {name!r} ({type(model).__name__}) has no parameters to train")
     return model
 
@@ -141,6 +153,12 @@ def check_likelihood_class(cls, name: str) -> type:
         raise UserError(f"likelihood {name!r} ({cls.__name__}) lacks the class attribute `discrete` (True for "
                         "probabilities of pixel values, False for densities); see pyro_vae/contract.py")  # fmt: skip
     return cls
+
+
+def condition_vectors(y: torch.Tensor, num_classes: int, dtype=torch.float32) -> torch.Tensor:
+    """y in either form the tools pass it -> condition vectors (batch, num_classes): labels (batch,)
+    int64 are made one-hot; vectors (batch, num_classes) are kept as they are."""
+    return y.to(dtype) if y.is_floating_point() else F.one_hot(y, num_classes).to(dtype)
 
 
 def device_of(model: nn.Module) -> torch.device:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from .contract import condition_vectors
 from .data import ImageSet
 from .errors import UserError
 
@@ -116,7 +117,7 @@ def interpolation_strip(model, x: torch.Tensor, y: torch.Tensor, i: int, j: int,
     path = z[0].repeat(steps, 1) if label_path else interpolate(z[0], z[1], steps, spherical)
     condition = None
     if model.conditional:
-        ends = model.condition(y[[i, j]])
+        ends = condition_vectors(y[[i, j]], model.num_classes, z.dtype)
         t = torch.linspace(0, 1, steps, device=z.device).unsqueeze(1)
         condition = (1 - t) * ends[0] + t * ends[1]
     return model.decode(path, condition)

@@ -16,6 +16,7 @@ classes are imported from the user's code, never read from a checkpoint (which l
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -98,10 +99,11 @@ def _import_reference(kind: str, name: str):
         module = _import_file(kind, name, Path(where))
     else:
         try:
-            module = importlib.import_module(where)
+            with _on_path(Path.cwd()):  # the folder the command runs in, as `python -m` would have it
+                module = importlib.import_module(where)
         except Exception as e:
-            fix = ("install it, or run from the folder that holds it (or add that folder to PYTHONPATH)"
-                   if isinstance(e, ModuleNotFoundError) and e.name and where.startswith(e.name) else "fix the module")  # fmt: skip
+            missing = isinstance(e, ModuleNotFoundError) and e.name and (where == e.name or where.startswith(e.name + "."))
+            fix = "install it, or run from the folder that holds it (or add that folder to PYTHONPATH)" if missing else "fix the module"
             raise UserError(f"{kind} {name!r}: importing {where} failed ({_one_line(e)}); {fix}") from None
     if not hasattr(module, attribute):
         defined = sorted(n for n, v in vars(module).items() if isinstance(v, type) and v.__module__ == module.__name__)
@@ -114,25 +116,42 @@ def _import_file(kind: str, name: str, path: Path):
     if not path.is_file():
         raise UserError(f"{kind} {name!r}: {path} does not exist (looked from {Path.cwd()}); run the command from the "
                         "folder you trained in, or put the file back")  # fmt: skip
-    return _load_file(path.resolve())
+    path = path.resolve()
+    try:
+        return _load_file(path, path.stat().st_mtime_ns)  # a file edited since is imported afresh
+    except Exception as e:
+        raise UserError(f"{kind} {name!r}: {path} failed while being imported ({_one_line(e)}); fix the file") from None
 
 
 @functools.lru_cache(maxsize=None)
-def _load_file(path: Path):
+def _load_file(path: Path, modified: int):
+    """The module of the file at ``path`` (absolute), executed once per version (``modified``)."""
     # a module name of its own per file, so two files called models.py do not clash
     module_name = f"pyro_vae_user.{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # dataclasses and pickling look a class's module up here
-    sys.path.insert(0, str(path.parent))  # while it runs, it may import the files beside it, as a script would
     try:
-        spec.loader.exec_module(module)
-    except Exception as e:
+        with _on_path(path.parent):  # it may import the files beside it, as a script would
+            spec.loader.exec_module(module)
+    except BaseException:
         del sys.modules[module_name]
-        raise UserError(f"{path} failed while being imported ({_one_line(e)}); fix the file") from None
-    finally:
-        sys.path.remove(str(path.parent))
+        raise
     return module
+
+
+@contextlib.contextmanager
+def _on_path(folder: Path):
+    """``folder`` first on sys.path while importing (left as it was if it is there already)."""
+    entry = str(folder)
+    if entry in sys.path:
+        yield
+        return
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        sys.path.remove(entry)
 
 
 def _one_line(e: Exception) -> str:

@@ -3,6 +3,7 @@ the references and entry points that name them, and every tool run on them in a 
 
 import csv
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -51,6 +52,14 @@ BROKEN = {
                 super().__init__(config, image_shape, num_classes)
                 del self.z_dim
         """),
+    "flags_on_instance.py": textwrap.dedent("""
+        import torch.nn as nn
+        class Scratch(nn.Module):
+            def __init__(self, config, image_shape, num_classes):
+                super().__init__()
+                self.conditional, self.generative = False, True  # the tools read these from the class
+            model = guide = prior = encode = decode = sample = reconstruct = lambda self, *args: None
+        """),
 }
 
 
@@ -64,6 +73,7 @@ BROKEN = {
     ("{tmp}/half_a_model.py:Half", "lacks the methods guide, prior, encode, decode, sample, reconstruct"),
     ("{tmp}/wrong_init.py:NoArgs", "must be built as NoArgs(config, image_shape, num_classes)"),
     ("{tmp}/no_z_dim.py:Forgetful", "lacks the attribute z_dim (int)"),
+    ("{tmp}/flags_on_instance.py:Scratch", "needs the class attributes conditional = True or False and generative = True or False"),
     (LOGISTIC, "lacks the methods model, guide"),
 ])  # fmt: skip
 def test_a_part_that_cannot_be_used_is_refused_in_one_line(tmp_path, name, message):
@@ -73,6 +83,18 @@ def test_a_part_that_cannot_be_used_is_refused_in_one_line(tmp_path, name, messa
     with pytest.raises(UserError) as refused:
         build_model(Config(model=name, z_dim=3), (1, 28, 28), 10)
     assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_file_edited_since_it_was_imported_is_imported_again(tmp_path):
+    own = tmp_path / "mine.py"
+    own.write_text((ROOT / EXAMPLE).read_text())
+    first = resolve("model", f"{own}:MixturePriorVAE")
+    own.write_text((ROOT / EXAMPLE).read_text().replace("components = 10", "components = 3"))
+    stat = own.stat()
+    os.utime(own, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # a later time, whatever the clock's grain
+    second = resolve("model", f"{own}:MixturePriorVAE")
+    assert first.components == 10 and second.components == 3
+    assert resolve("model", f"{own}:MixturePriorVAE") is second  # unchanged since: the same class
 
 
 def test_a_likelihood_is_refused_without_its_discrete_flag(tmp_path):
@@ -178,6 +200,27 @@ def test_a_run_whose_code_has_gone_is_one_line(tmp_path):
         result = cli(*command)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.count("\n") == 1 and f"{run}: model '{own}:MixturePriorVAE': {own} does not exist" in result.stderr
+
+
+def test_a_module_in_the_folder_the_command_runs_in_is_found(tmp_path):
+    shutil.copy(ROOT / EXAMPLE, tmp_path / "my_models.py")
+    run = tmp_path / "run"
+    assert cli("train", "--model", "my_models:MixturePriorVAE", "--run-dir", run, *SMALL, cwd=tmp_path).returncode == 0
+    assert cli("sample", run, "--out", tmp_path / "s.png", cwd=tmp_path).returncode == 0
+    elsewhere = cli("sample", run)  # from another folder the module is not importable: one line that says so
+    assert elsewhere.returncode == 2 and "importing my_models failed (ModuleNotFoundError" in elsewhere.stderr
+
+
+def test_an_edited_config_file_never_runs_the_code_it_names(mixture_run, tmp_path):
+    marker = tmp_path / "ran"
+    (tmp_path / "evil.py").write_text(f"open({str(marker)!r}, 'w').close()\nclass Evil: pass\n")
+    edited = tmp_path / "edited"
+    shutil.copytree(mixture_run, edited)
+    config = json.loads((edited / "config.json").read_text())
+    (edited / "config.json").write_text(json.dumps(config | {"model": f"{tmp_path}/evil.py:Evil"}))
+    result = cli("sample", edited)
+    assert result.returncode == 2 and "config.json was edited: model=" in result.stderr
+    assert not marker.exists()
 
 
 def test_a_class_that_is_not_a_model_is_refused_before_training(tmp_path):

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from ..contract import condition_vectors
 from ..likelihoods import build_likelihood
 from ..networks import build_decoder, build_encoder
 
@@ -52,9 +52,7 @@ class LatentVariableModel(nn.Module):
             return None
         if y is None:
             raise ValueError(f"{type(self).__name__} is conditional: pass the labels y")
-        if y.is_floating_point():
-            return y.to(self.z_loc.dtype)
-        return F.one_hot(y, self.num_classes).to(self.z_loc.dtype)
+        return condition_vectors(y, self.num_classes, self.z_loc.dtype)
 
     def prior(self, n: int, y: torch.Tensor | None = None):
         raise NotImplementedError
