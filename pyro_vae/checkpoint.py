@@ -26,14 +26,18 @@ from . import data
 from .config import Config
 from .errors import UserError
 from .files import save_text, save_torch
-from .models import build_model
+from .models import CVAE, build_model
+from .parts import resolve
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 METRICS = "metrics.csv"
 SAMPLES = "samples.png"
 RECONSTRUCTIONS = "reconstructions.png"
-FORMAT = 1
+FORMAT = 2
+# format 1 (before priors were parts) kept N(0, I) as the model's buffers z_loc and z_scale, and the
+# CVAE's learned p(z|y) as prior_net; format 2 keeps the prior as the part p_z (priors.py)
+DROPPED = {1: ("z_loc", "z_scale")}
 REQUIRED = ("config", "epoch", "model", "optimizer", "history", "rng", "image_shape", "classes")
 
 
@@ -67,17 +71,44 @@ def load(run_dir: str | Path, map_location="cpu") -> dict:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         raise UserError(f"{path} cannot be read ({type(e).__name__}): it is truncated or not a pyro-vae checkpoint") from e
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise UserError(f"{path} is not a pyro-vae checkpoint of format {FORMAT}")
+    version = state.get("format") if isinstance(state, dict) else None
+    if version not in range(1, FORMAT + 1):
+        why = "a newer pyro-vae wrote it: upgrade pyro-vae" if isinstance(version, int) and version > FORMAT else "train the run again"
+        raise UserError(f"{path} is not a pyro-vae checkpoint of format 1 to {FORMAT}; {why}")
     missing = [key for key in REQUIRED if key not in state]
     if missing:
         raise UserError(f"{path} lacks {', '.join(missing)}: it is damaged; train the run again")
+    for key in ("config", "model"):
+        if not isinstance(state[key], dict):
+            raise UserError(f"{path} holds a {type(state[key]).__name__} as its {key}: it is damaged; train the run again")
     try:  # the settings name the run's parts: a user's model is imported again from its file or module here
         Config.from_dict(state["config"])
     except UserError as e:
         raise UserError(f"{run_dir}: {e}") from None
+    upgrade(state)
     check_config_file(run_dir, state["config"])
     return state
+
+
+def upgrade(state: dict) -> dict:
+    """Bring a checkpoint of an older format to this one, in place: the networks' names as they are now."""
+    for version in range(state["format"], FORMAT):
+        weights = {}
+        for key, value in state["model"].items():
+            if key in DROPPED[version]:
+                continue
+            for old, new in _renamed(version, state["config"]).items():
+                key = new + key[len(old) :] if key.startswith(old) else key
+            weights[key] = value
+        state["model"], state["format"] = weights, version + 1
+    return state
+
+
+def _renamed(version: int, config: dict) -> dict:
+    """Old name prefix -> new, for the networks of a run of ``config`` saved in format ``version``."""
+    if version == 1 and issubclass(resolve("model", config["model"]), CVAE):  # a user's subclass too
+        return {"prior_net.": "p_z.net."}
+    return {}
 
 
 def check_config_file(run_dir: Path, saved: dict) -> None:
@@ -104,7 +135,7 @@ def check_config_file(run_dir: Path, saved: dict) -> None:
     _refuse_edits(path, written, Config.from_dict(saved).to_dict())
 
 
-PARTS = ("model", "likelihood")  # settings that name code: a built-in name or the user's class
+PARTS = ("model", "likelihood", "prior", "guide")  # settings that name code: a built-in name or the user's class
 
 
 def _refuse_edits(path: Path, written: dict, saved: dict) -> None:

@@ -87,12 +87,12 @@ def config_option(name: str):
     """The typer.Option of Config field ``name`` (``z_dim`` -> ``--z-dim``): default and help from the field.
 
     Choices are refused by their Enum (see :data:`CHOICES`); model and likelihood stay free strings,
-    since they also take installed plug-ins and the user's classes, and their help lists the names
+    since they also take installed plug-ins and the user's classes (prior and guide too), and their help lists the names
     known here. Booleans are switches: ``--flip/--no-flip``.
     """
     field = FIELDS[name]
     help = field.metadata["help"]
-    if name in ("model", "likelihood"):
+    if name in ("model", "likelihood", "prior", "guide"):
         help += f" Built in or installed: {', '.join(parts.names(name))}; {parts.HOW}."
     switch = _HINTS[name] in (bool, Optional[bool])
     flag = name.replace("_", "-")
@@ -264,7 +264,7 @@ def sample(
     For spoken digits, each sample is also turned back into sound (inverse mel scale and
     Griffin-Lim) and written as a 16 kHz WAV file: `sample RUN --label 7 --n 8 --out sevens/`.
     """
-    from .plots import draw_samples, image_grid, sample_figure
+    from .plots import column_shares, draw_samples, image_grid, sample_figure
 
     if n < 1:
         raise UserError(f"--n must be at least 1, not {n}")
@@ -282,7 +282,7 @@ def sample(
         if not spectrogram:
             return sample_figure(model, classes, path, ncol=n, labels=labels, seed=seed, attributes=attributes)
         images, rows = drawn()
-        title = "samples from the prior" if rows is None else "samples per class (a column shares one z)"
+        title = "samples from the prior" if rows is None else f"samples per class (a column shares {column_shares(model)})"
         names = None if rows is None or n > 10 else [classes[c] for c in rows]
         return image_grid(images, path, ncol=min(n, 10), title=title, row_labels=names, spectrogram=True)
 

@@ -21,7 +21,7 @@ from .evaluate import evaluate_elbo, nearest_class
 from .files import save_text
 from .latent import describe_codes, encode_all, interpolation_pairs, interpolation_strip, knn_accuracy, project
 from .parts import is_reference, short_name
-from .plots import latent_figure, sample_figure, strips_figure
+from .plots import column_shares, latent_figure, sample_figure, strips_figure
 
 MODELS = ("ae", "vae", "cvae")
 REPORT = "report.md"
@@ -80,7 +80,7 @@ def compare(config: Config, out: str | Path, *, models: Sequence[str] = MODELS, 
             labels.append(f"{name} {classes[test.y[i]]}→{classes[test.y[j]]}")
         if model.generative:
             sample_figure(model, classes, out / f"{name}-samples.png", ncol=10, seed=config.seed)
-            samples.append((name, model.conditional))
+            samples.append((name, column_shares(model) if model.conditional else None))
             if model.conditional:
                 matched[name] = nearest_class(model, test, mirror=bool(config.flip))
     # group the strips by pair, so each pair's rows of every model sit together
@@ -148,11 +148,11 @@ codes of training images, and what it decodes between them need not look like an
 
 
 def _samples_table(samples: list) -> str:
-    """One column per generative model: ``samples`` is [(name, conditional)]."""
+    """One column per generative model: ``samples`` is [(name, what a column shares, or None if unconditional)]."""
     if not samples:
         return "None of these models has a prior to draw from."
-    heads = [f"{name}: " + ("one row per class, a column shares one z" if conditional else "from the prior p(z)")
-             for name, conditional in samples]  # fmt: skip
+    heads = [f"{name}: " + (f"one row per class, a column shares {shared}" if shared else "from the prior p(z)")
+             for name, shared in samples]  # fmt: skip
     cells = [f"![{name} samples]({name}-samples.png)" for name, _ in samples]
     return "\n".join(["| " + " | ".join(heads) + " |", "|" + "---|" * len(samples), "| " + " | ".join(cells) + " |"])
 

@@ -16,7 +16,6 @@ from typing import Optional
 from .errors import UserError
 from .parts import resolve
 
-PRIORS = ("standard", "conditional")
 DEVICES = ("auto", "cpu", "cuda")
 ON_NAN = ("stop", "skip")
 AMP = ("none", "bf16")
@@ -25,13 +24,13 @@ MAX_LR = 1e6
 
 def choices() -> dict[str, tuple[str, ...]]:
     """The allowed value of each option that takes one of a fixed set, read from the registries that
-    define them. Options that name a part (model, likelihood) also take the user's classes: parts.py."""
+    define them. Options that name a part (model, likelihood, prior, guide) also take the user's classes: parts.py."""
     from .data import BINARIZE, DATASETS
     from .networks import NETS
     from .objectives import ELBOS
 
     return {
-        "dataset": tuple(DATASETS), "net": NETS, "prior": PRIORS, "binarize": BINARIZE, "elbo": tuple(ELBOS),
+        "dataset": tuple(DATASETS), "net": NETS, "binarize": BINARIZE, "elbo": tuple(ELBOS),
         "device": DEVICES, "on_nan": ON_NAN, "amp": AMP,
     }  # fmt: skip
 
@@ -52,13 +51,17 @@ class Config:
     the options in ``train --help``."""
 
     # the help of model and likelihood is completed by the CLI with the names installed packages add (parts.names)
-    model: str = option("cvae", "vae: p(z)p(x|z); cvae: conditioned on the label; ae: the deterministic baseline.")
+    model: str = option("cvae", "vae: p(z)p(x|z); cvae: conditioned on the label; hvae: two stochastic layers, p(z2)p(z1|z2)p(x|z1); ae: the deterministic baseline.")
     dataset: str = option("mnist", "Data set; prepared and cached on first use.")
     net: Optional[str] = option(None, "Encoder/decoder networks: mlp (784-400-z) or conv (stride-2 convolutions sized from the image).",
                                 show_default="the data set's: mlp for digits, conv for faces and spectrograms")  # fmt: skip
     z_dim: int = option(50, "Latent dimensions (2 for latent-space plots).")
     hidden_dim: int = option(400, "Width of the networks' hidden layer.")
-    prior: str = option("standard", "cvae only: standard N(0, I), or a learned conditional p(z|y).")
+    prior: str = option("standard", "p(z): standard N(0, I); conditional: a learned Gaussian p(z|y) per class (cvae); mixture: K learned Gaussians; vamp: the VampPrior, the guide at K learned pseudo-inputs (vae); flow: N(0, I) through --flow-steps learned autoregressive steps.")
+    guide: str = option("diagonal", "q(z|x): diagonal Gaussian; full-rank: a Gaussian with a learned covariance per image; iaf: the diagonal Gaussian followed by --flow-steps inverse autoregressive flow steps.")
+    prior_components: Optional[int] = option(None, "mixture / vamp: the number K of components (of pseudo-inputs for vamp).",
+                                             show_default="10 for mixture, 500 for vamp (Tomczak and Welling's)")  # fmt: skip
+    flow_steps: int = option(2, "flow prior / iaf guide: the number of flow steps.")
     likelihood: Optional[str] = option(None, "p(x|z): bernoulli (logits); continuous-bernoulli (a density on [0, 1]); gaussian / laplace with one noise scale, learned unless --likelihood-scale fixes it.",
                                        show_default="the data set's: bernoulli for digits, gaussian for faces and spectrograms")  # fmt: skip
     likelihood_scale: Optional[float] = option(None, "gaussian / laplace: fix the noise scale (pixel values are in [0, 1]) instead of learning it.",
@@ -105,7 +108,8 @@ class Config:
             if getattr(self, name) not in allowed:
                 raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
         model, likelihood = resolve("model", self.model), resolve("likelihood", self.likelihood)  # imports the user's code
-        for name in ("z_dim", "hidden_dim", "epochs", "batch_size", "particles"):
+        prior, guide = resolve("prior", self.prior), resolve("guide", self.guide)
+        for name in ("z_dim", "hidden_dim", "epochs", "batch_size", "particles", "flow_steps"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
         for name in ("train_size", "test_size"):
@@ -135,9 +139,39 @@ class Config:
         if self.elbo == "jit" and (self.compile or self.amp != "none"):
             raise UserError("--elbo jit traces the whole step in float32 with torch.jit; "
                             "with --compile or --amp bf16 use --elbo trace (or meanfield)")  # fmt: skip
-        if self.prior == "conditional" and not model.conditional:
-            raise UserError(f"--prior conditional needs a condition: use it with --model cvae, not {self.model}")
+        self.check_parts(model, prior, guide)
         return self
+
+    def check_parts(self, model: type, prior: type, guide: type) -> None:
+        """Refuse a prior, guide or objective that ``model`` (a class) cannot be combined with, in one line.
+        (What a prior needs of the model and guide it is built from, the prior checks itself, in its
+        ``check_combination``, when it has one: priors.py.)"""
+        taken, defaults = getattr(model, "parts", ()), {f.name: f.default for f in fields(Config)}
+        for part in ("prior", "guide"):
+            if getattr(self, part) != defaults[part] and part not in taken:
+                what = (("has no prior" if part == "prior" else "encodes each image to one point") if not model.generative
+                        else f"writes its own {'p(z)' if part == 'prior' else 'q(z|x)'}")  # fmt: skip
+                raise UserError(f"--{part} {getattr(self, part)} cannot be used with --model {self.model}, which {what}; leave --{part} out")
+        if self.prior_components is not None:
+            if "components" not in inspect.signature(prior).parameters:
+                raise UserError(f"--prior-components is the size of a mixture or vamp prior, not of --prior {self.prior}; leave it out")
+            if self.prior_components < 1:
+                raise UserError(f"--prior-components must be at least 1, not {self.prior_components}")
+        flows = [f"--{part} {getattr(self, part)}" for part, cls in (("prior", prior), ("guide", guide))
+                 if "steps" in inspect.signature(cls).parameters]  # fmt: skip
+        if self.flow_steps != defaults["flow_steps"] and not flows:
+            raise UserError(f"--flow-steps is the length of a flow prior or an iaf guide, and --prior {self.prior} "
+                            f"--guide {self.guide} have none; leave it out")  # fmt: skip
+        if self.amp != "none" and flows:  # Pyro sums the flow's log-scales in the networks' precision
+            raise UserError(f"--amp {self.amp} would compute the log-density of {' and '.join(flows)} in bfloat16; "
+                            "use --amp none with flows")  # fmt: skip
+        if getattr(prior, "conditional", False) and not model.conditional:
+            raise UserError(f"--prior {self.prior} needs a condition: use it with --model cvae, not {self.model}")
+        if hasattr(prior, "check_combination"):
+            prior.check_combination(model, guide)
+        if self.elbo == "meanfield" and not getattr(model, "mean_field", True):
+            raise UserError(f"--elbo meanfield needs a guide whose latent sites are independent, and {self.model}'s are not "
+                            f"(see its docstring); use --elbo trace or iwae with --model {self.model}")  # fmt: skip
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -16,7 +16,7 @@ Who uses what:
 ``decode(z, y)``                       interpolate, traverse, manifold
 ``sample(n, y)``                       the sample figures, conditional accuracy, nearest class
 ``reconstruct(x, y)``                  the reconstruction figures, compare's pixel error
-``prior(n, y)``                        manifold (its ``mean`` and ``stddev``)
+``prior(n, y)``                        manifold (its ``mean`` and ``stddev``; a flow's base)
 ``z_dim``, ``num_classes``             latent-space commands; conditional sample grids
 ``image_shape``                        figures and WAV files
 ``conditional``, ``generative``        which commands apply (labels; sampling and log p(x)); class
@@ -27,8 +27,25 @@ Who uses what:
 Shapes: x (batch, C, H, W); y (batch,) int64 labels, or (batch, num_classes) condition vectors
 (a blend of two classes along an interpolation), or None for an unconditional model; z (batch, z_dim).
 
-Optional: ``prior_net``, a learned p(z|y) (sample grids then say a column shares one noise draw
-rather than one z); ``--compile`` compiles each child module but ``likelihood``.
+Optional: ``parts``, a class attribute naming the options the program honours, "prior" and
+"guide" (a model that lists them is built with ``p_z`` and ``q_z`` from --prior and --guide, as
+:class:`pyro_vae.models.LatentVariableModel` builds them; other models refuse those options);
+``p_z.conditional`` True for a prior that depends on y (sample grids then say a column shares
+one noise draw rather than one z); ``mean_field = False`` for a model whose guide draws one latent
+site given another (``--elbo meanfield`` is then refused); ``stochastic_layers``, the latent
+layers between the prior and the image (1; the HVAE's 2); ``--compile`` compiles each child
+module but the parts that build distributions (``likelihood``, ``p_z``, ``q_z``).
+
+Priors and guides are parts too, each a small ``nn.Module`` (priors.py, guides.py):
+
+- a prior is built as ``Class(z_dim, **options)`` (the options it names among ``components``,
+  ``steps``, ``cond_dim``, ``model``) and called as ``prior(n, c)`` -> a distribution of batch (n,)
+  and event (z_dim,); c: condition vectors (n, num_classes) or None; a prior that cannot be made
+  with some models or guides says so in a static ``check_combination(model_class, guide_class)``
+  that raises UserError, called before anything is built (the VampPrior's);
+- a guide's family is built as ``Class(in_dim, z_dim, **options)`` (``steps``); ``head()`` makes the
+  encoder's last layer, features (batch, in_dim) -> parameters; ``family(parameters)`` is q(z|x),
+  batch (batch,), event (z_dim,); ``code(parameters)`` is the point that stands for it (batch, z_dim).
 
 The KL weight (``--beta``, ``--kl-warmup``) is no part of the contract: the trainer applies it
 from outside, around ``model`` and ``guide`` (objectives.KLWeight), so a model holds only the math.
@@ -153,6 +170,42 @@ def check_likelihood_class(cls, name: str) -> type:
         raise UserError(f"likelihood {name!r} ({cls.__name__}) lacks the class attribute `discrete` (True for "
                         "probabilities of pixel values, False for densities); see pyro_vae/contract.py")  # fmt: skip
     return cls
+
+
+def check_prior_class(cls, name: str) -> type:
+    """Refuse, in one line, a class named as a prior that cannot be one; returns the class."""
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise UserError(f"prior {name!r} is not a prior: it is {_what(cls)}, where an nn.Module subclass is needed (see pyro_vae/priors.py)")
+    _check_built_as(cls, "prior", name, "Class(z_dim, **options)", 1, PRIOR_OPTIONS)
+    return cls
+
+
+def check_guide_class(cls, name: str) -> type:
+    """Refuse, in one line, a class named as a guide (a variational family) that cannot be one; returns the class."""
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise UserError(f"guide {name!r} is not a variational family: it is {_what(cls)}, where an nn.Module subclass "
+                        "is needed (see pyro_vae/guides.py)")  # fmt: skip
+    missing = [method for method in ("head", "code") if not callable(getattr(cls, method, None))]
+    if missing:
+        raise UserError(f"guide {name!r} ({cls.__name__}) lacks the method{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
+                        "see pyro_vae/contract.py for what a guide offers")  # fmt: skip
+    _check_built_as(cls, "guide", name, "Class(in_dim, z_dim, **options)", 2, GUIDE_OPTIONS)
+    return cls
+
+
+#: the keyword options a prior or a guide may name in its signature (and is then built with)
+PRIOR_OPTIONS = ("components", "steps", "cond_dim", "model")
+GUIDE_OPTIONS = ("steps",)
+
+
+def _check_built_as(cls, kind: str, name: str, how: str, positional: int, options: tuple) -> None:
+    try:
+        signature = inspect.signature(cls)
+        signature.bind(*[1] * positional, **{option: 1 for option in options if option in signature.parameters})
+    except TypeError as e:
+        raise UserError(f"{kind} {name!r} ({cls.__name__}) must be built as {how}: {e}") from None
+    except ValueError:  # no signature to read: let the call decide
+        pass
 
 
 def condition_vectors(y: torch.Tensor, num_classes: int, dtype=torch.float32) -> torch.Tensor:

@@ -142,8 +142,10 @@ def amortization_gap(model, x: torch.Tensor, y: torch.Tensor | None = None, *, s
     The amortized guide q(z|x) = Normal(encoder(x)) is compared with a guide fitted to each image
     on its own, q_i(z) = Normal(m_i, s_i) with free parameters per image, started at the encoder's
     output and improved by ``steps`` Adam steps on the reparameterized ELBO (``particles`` draws
-    per step); the model's weights stay as they are. Each image's best Gaussian can only do as well
-    or better: the difference is the amortization gap (Cremer, Li and Duvenaud, 2018).
+    per step); the model's weights stay as they are. Each image's best diagonal Gaussian can only do
+    as well as a diagonal encoder or better: the difference is the amortization gap (Cremer, Li and
+    Duvenaud, 2018). Against a richer encoder family (a full-rank guide) the difference also holds
+    the family's gain, and can be negative; a flow guide, with no closed-form mean, is refused.
 
     x: (N, ...) images; y: (N,) labels for a conditional model, else None.
     Returns, in nats: "encoder" and "optimized", each image's ELBO under the two guides, (N,),
@@ -163,6 +165,13 @@ def amortization_gap(model, x: torch.Tensor, y: torch.Tensor | None = None, *, s
             guide_trace = poutine.trace(model.guide).get_trace(x, y)
         sites = {name: site["fn"] for name, site in guide_trace.nodes.items()
                  if site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site)}  # fmt: skip
+        for name, fn in sites.items():  # the fitted guide starts at the encoder's mean and spread
+            try:
+                fn.mean, fn.stddev
+            except NotImplementedError:
+                raise ValueError(f"the amortization gap starts a per-image Gaussian at the encoder's q(z|x), and site {name!r} "
+                                 f"is a {type(fn).__name__} with no closed-form mean; use a model with a Gaussian guide "
+                                 "(--guide diagonal or full-rank)") from None  # fmt: skip
         loc = {name: fn.mean.detach().clone().requires_grad_() for name, fn in sites.items()}
         log_scale = {name: fn.stddev.detach().log().requires_grad_() for name, fn in sites.items()}
         event_dims = {name: len(fn.event_shape) for name, fn in sites.items()}

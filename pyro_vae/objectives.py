@@ -3,7 +3,9 @@
 ``--elbo`` picks the estimator of a lower bound on log p(x) for each image:
 
 - ``trace``: Trace_ELBO, the ELBO E_q[log p(x,z) - log q(z|x)] from ``--particles`` draws of z;
-- ``meanfield``: the same bound with KL(q || p) in closed form where it is known (less noise);
+- ``meanfield``: the same bound with KL(q || p) in closed form where it is known (less noise),
+  and a Monte Carlo estimate where it is not (a mixture, VampPrior or flow prior; a full-rank or
+  IAF guide against a diagonal prior): :func:`monte_carlo_sites` names those sites;
 - ``jit``: Trace_ELBO compiled with torch.jit (the same numbers, less Python work per step);
 - ``renyi``: the Renyi bound of order ``--alpha`` (Li and Turner, 2016), from ``--particles`` draws;
 - ``iwae``: the importance-weighted bound log (1/K) sum_k p(x,z_k)/q(z_k|x) (Burda et al., 2016),
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
+from pyro import poutine
 from pyro.infer import ELBO, JitTrace_ELBO, RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
@@ -36,6 +40,31 @@ ELBOS: dict[str, Callable[..., ELBO]] = {
     "renyi": lambda c: RenyiELBO(alpha=c.alpha, num_particles=c.particles, vectorize_particles=True, max_plate_nesting=1),
     "iwae": lambda c: RenyiELBO(alpha=0.0, num_particles=c.particles, vectorize_particles=True, max_plate_nesting=1),
 }
+
+
+@torch.no_grad()
+def monte_carlo_sites(model, guide, x, y) -> list[str]:
+    """The latent sites whose KL(q || p) has no closed form (``torch.distributions.kl_divergence``
+    knows no rule for the pair): TraceMeanField_ELBO estimates those terms by sampling instead.
+    Each entry reads "site (GuideDistribution || PriorDistribution)"."""
+    guide_trace = poutine.trace(guide).get_trace(x, y)
+    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x, y)
+    sites = []
+    for name, site in model_trace.nodes.items():
+        if site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site):
+            q, p = guide_trace.nodes[name]["fn"], site["fn"]
+            try:
+                torch.distributions.kl_divergence(q, p)
+            except NotImplementedError:
+                sites.append(f"{name} ({_family(q)} || {_family(p)})")
+    return sites
+
+
+def _family(d) -> str:
+    """A distribution's name as a reader knows it: Normal(...).to_event(1) is a Normal, not an Independent."""
+    while isinstance(d, torch.distributions.Independent):
+        d = d.base_dist
+    return type(d).__name__
 
 
 def make_elbo(config) -> ELBO:

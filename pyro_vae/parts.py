@@ -1,10 +1,11 @@
-"""Naming a part (a model, a likelihood): a built-in name, an installed plug-in, or the user's own class.
+"""Naming a part (a model, a likelihood, a prior, a guide): a built-in name, an installed plug-in, or the user's own class.
 
-Every option that names a part (``--model``, ``--likelihood``) takes one of:
+Every option that names a part (``--model``, ``--likelihood``, ``--prior``, ``--guide``) takes one of:
 
-- a built-in name: ``vae``, ``bernoulli``, ... (the registries ``MODELS`` and ``LIKELIHOODS``);
-- a name an installed package publishes as an entry point, in the group ``pyro_vae.models`` or
-  ``pyro_vae.likelihoods`` (in its pyproject.toml: ``[project.entry-points."pyro_vae.models"]``,
+- a built-in name: ``vae``, ``bernoulli``, ``vamp``, ``iaf``, ... (the registries ``MODELS``,
+  ``LIKELIHOODS``, ``PRIORS`` and ``GUIDES``);
+- a name an installed package publishes as an entry point, in the group ``pyro_vae.models``,
+  ``pyro_vae.likelihoods``, ``pyro_vae.priors`` or ``pyro_vae.guides`` (in its pyproject.toml: ``[project.entry-points."pyro_vae.models"]``,
   ``mixture-vae = "my_package.models:MixturePriorVAE"``);
 - ``package.module:Class``, imported like any module (installed, or on PYTHONPATH);
 - ``path/to/file.py:Class``, a file of the user's, relative to the folder the command runs in.
@@ -25,7 +26,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from .contract import check_likelihood_class, check_model_class
+from .contract import check_guide_class, check_likelihood_class, check_model_class, check_prior_class
 from .errors import UserError
 
 HOW = "or name your own class as path/to/file.py:Class or package.module:Class"
@@ -40,10 +41,18 @@ def _built_in(kind: str) -> dict:
         from .likelihoods import LIKELIHOODS
 
         return LIKELIHOODS
+    if kind == "prior":
+        from .priors import PRIORS
+
+        return PRIORS
+    if kind == "guide":
+        from .guides import GUIDES
+
+        return GUIDES
     raise ValueError(f"no kind of part called {kind!r}")
 
 
-_CHECKS = {"model": check_model_class, "likelihood": check_likelihood_class}
+_CHECKS = {"model": check_model_class, "likelihood": check_likelihood_class, "prior": check_prior_class, "guide": check_guide_class}
 
 
 def entry_point_group(kind: str) -> str:
@@ -72,7 +81,7 @@ def short_name(name: str) -> str:
 
 
 def resolve(kind: str, name: str):
-    """The class that ``name`` names as a part of ``kind`` ("model" or "likelihood"), checked against
+    """The class that ``name`` names as a part of ``kind`` ("model", "likelihood", "prior", "guide"), checked against
     the contract; a UserError of one line when it cannot be found, imported or used."""
     built_in = _built_in(kind)
     if name in built_in:

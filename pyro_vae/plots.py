@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import pyro.distributions as dist
 import torch
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
@@ -135,11 +136,15 @@ def sample_figure(model, classes: list[str], path, *, ncol: int = 10, labels=Non
     if len(labels) == 1:
         title = f"samples given {names[0]}"
     else:
-        # one noise draw per column: the same z under a standard prior, its image under p(z|y) otherwise
-        shared = "one z" if getattr(model, "prior_net", None) is None else "one noise draw"
-        title = f"samples per {'condition' if attributes else 'class'} (a column shares {shared})"
+        title = f"samples per {'condition' if attributes else 'class'} (a column shares {column_shares(model)})"
         title += f"; the first {len(labels)} of {model.num_classes} classes" if first else ""
     return image_grid(images, path, ncol=ncol, title=title, row_labels=names, spectrogram=spectrogram)
+
+
+def column_shares(model) -> str:
+    """What one column of a per-class sample grid holds fixed: draw_samples uses one noise draw per
+    column, which is the same z under a prior that ignores y and its image under p(z|y) otherwise."""
+    return "one noise draw" if getattr(getattr(model, "p_z", None), "conditional", False) else "one z"
 
 
 @torch.no_grad()
@@ -180,6 +185,18 @@ def latent_figure(panels: list[dict], path, *, title: str) -> Path:
     return _save(fig, path)
 
 
+def grid_codes(prior, standard: torch.Tensor) -> torch.Tensor:
+    """Codes for a grid of standard-normal values ``standard`` (m, z_dim): the prior's mean plus
+    ``standard`` of its standard deviations; for a flow prior, the grid over its base N(0, I)
+    carried through the flow (its mean has no closed form)."""
+    if isinstance(prior, dist.TransformedDistribution):
+        codes = prior.base_dist.mean + prior.base_dist.stddev * standard
+        for transform in prior.transforms:
+            codes = transform(codes)
+        return codes
+    return prior.mean + prior.stddev * standard
+
+
 @torch.no_grad()
 def manifold_figure(model, path, *, n: int = 20, labels=None, classes=None, dims=(0, 1)) -> Path:
     """Decode an n x n grid over the prior's quantiles in two latent dimensions: the familiar "manifold".
@@ -198,8 +215,7 @@ def manifold_figure(model, path, *, n: int = 20, labels=None, classes=None, dims
         ax.axis("off")
     for ax, label in zip(axes.flat, panels):
         y = None if label is None else torch.full((1,), label, device=device)
-        prior = model.prior(1, y)
-        codes = prior.mean + prior.stddev * standard.to(device)
+        codes = grid_codes(model.prior(1, y), standard.to(device))
         images = model.decode(codes, None if y is None else y.expand(n * n)).float().cpu().clamp(0, 1)
         grid = make_grid(images, nrow=n, padding=0)
         lo, hi = values[0].item(), values[-1].item()

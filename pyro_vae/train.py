@@ -43,7 +43,7 @@ from .errors import Interrupted, TrainingDiverged, UserError
 from .evaluate import evaluate_elbo
 from .files import remove_leftovers, save_json
 from .models import build_model
-from .objectives import KLWeight, kl_weight, make_elbo, warmup
+from .objectives import KLWeight, kl_weight, make_elbo, monte_carlo_sites, warmup
 from .parts import resolve, short_name
 from .plots import reconstruction_figure, sample_figure
 
@@ -85,7 +85,7 @@ def lr_scale(config, epoch: int, fraction: float) -> float:
 
 
 def compile_networks(model: torch.nn.Module) -> None:
-    """torch.compile each network of ``model`` (encoder, decoder, prior net) in place.
+    """torch.compile each network of ``model`` (encoder, decoder, ...) in place.
 
     The probabilistic program stays eager Python, so Pyro's tracing works as before; the networks
     run as compiled kernels. Compiling in place keeps the parameters' names, so a checkpoint of a
@@ -93,7 +93,7 @@ def compile_networks(model: torch.nn.Module) -> None:
     the compiler (tens of seconds on a CPU).
     """
     for name, module in model.named_children():
-        if name != "likelihood":  # it builds a Distribution object: nothing worth compiling
+        if name not in ("likelihood", "p_z", "q_z"):  # the parts build Distribution objects: nothing worth compiling
             module.compile()
 
 
@@ -212,12 +212,25 @@ class Trainer:
             return self.history
         processes = f" in {distributed.world_size()} processes" if self.parallel is not None else ""
         self.log(f"training {cfg.model} on {cfg.dataset} ({len(self.train_data)} images) on {self.device}{processes}: {self.run_dir}")
+        if cfg.elbo == "meanfield":
+            self.note_monte_carlo_kl()
         figures_at = float("-inf")
         with self.stop_on_interrupt():
             for epoch in range(self.epoch + 1, cfg.epochs + 1):
                 figures_at = self.fit_epoch(epoch, figures_at)
         self.log(f"done: {self.run_dir}")
         return self.history
+
+    def note_monte_carlo_kl(self) -> None:
+        """--elbo meanfield: say once which KL terms have no closed form, and are sampled instead."""
+        x, y = self.train_data.x[:2], self.train_data.y[:2]
+        # a look that leaves no trace: the run's z draws go on as if it had not been taken (resume
+        # stays exact), and its weights stay out of the global param store
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), pyro.validation_enabled(False), pyro.get_param_store().scope(self.param_state):
+            sites = monte_carlo_sites(self.model.model, self.model.guide, x, y)
+        if sites:
+            self.log(f"--elbo meanfield: no closed-form KL for {', '.join(sites)}; those terms are Monte Carlo estimates, as in --elbo trace")
 
     def fit_epoch(self, epoch: int, figures_at: float) -> float:
         """Train one epoch, test it and save it; returns when the figures were last drawn."""

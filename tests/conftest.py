@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from pyro_vae import Config, Trainer, data
 
@@ -24,3 +25,12 @@ def train_small(run_dir, **changes) -> Trainer:
     trainer = Trainer(small_config(**changes), run_dir, progress=False, log=lambda line: None)
     trainer.fit()
     return trainer
+
+
+@pytest.fixture
+def float64():
+    """float64 as the default dtype for one test: finite differences need it, and Pyro's
+    autoregressive networks make their tensors in the default dtype."""
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)

@@ -281,3 +281,31 @@ def test_complete_refuses_bad_sizes():
                           (["--lr", 0], "--lr must be positive")]:  # fmt: skip
         result = cli("complete", *args)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("parts", [
+    ["--model", "vae", "--prior", "vamp", "--prior-components", "10", "--guide", "full-rank", "--elbo", "meanfield"],
+    ["--model", "vae", "--prior", "flow", "--guide", "iaf", "--elbo", "iwae", "--particles", "3"],
+    ["--model", "hvae", "--prior", "mixture", "--elbo", "renyi", "--particles", "2"],
+    ["--model", "cvae", "--prior", "flow", "--guide", "full-rank", "--elbo", "jit"],
+])  # fmt: skip
+def test_priors_guides_and_models_combine_with_every_tool(tmp_path, parts):
+    """A run of each kind trains from the command line, and the tools that look inside a run take it."""
+    run = tmp_path / "run"
+    result = cli("train", "--run-dir", run, *parts, *SMALL, "--z-dim", "2")
+    assert result.returncode == 0, result.stderr
+    conditional = "cvae" in parts
+    runner = CliRunner()
+    for command in [
+        ["evaluate", run, "--k", "20", "--n", "50", "--device", "cpu", "--samples-per-class", "5"],
+        ["sample", run, "--out", tmp_path / "samples.png"],
+        ["plot-latent", run, "--out", tmp_path / "latent.png"],
+        ["manifold", run, "--n", "5", "--out", tmp_path / "manifold.png", *(["--label", "3"] if conditional else [])],
+        ["interpolate", run, "--pairs", "1", "--steps", "4", "--out", tmp_path / "interpolate.png"],
+    ]:
+        outcome = runner.invoke(pyro_vae.cli.app, [str(a) for a in command])
+        assert outcome.exit_code == 0, (command[0], outcome.output, outcome.exception)
+    saved = json.loads((run / "evaluation-test-k20.json").read_text())
+    assert saved["z_dim"] == 2 and 0 < saved["nll"] <= saved["neg_elbo"] + 1
+    for picture in ("samples.png", "latent.png", "manifold.png", "interpolate.png"):
+        assert png_shape(tmp_path / picture)[0] > 80  # one interpolation strip: about 100 pixels high

@@ -23,7 +23,8 @@ def batch(image_shape=(1, 28, 28)):
     return torch.bernoulli(torch.full((B, *image_shape), 0.3)), torch.arange(B) % 10
 
 
-CASES = [(m, n, "standard") for m in MODELS for n in NETS] + [("cvae", "mlp", "conditional"), ("cvae", "conv", "conditional")]
+# models with one latent site z (the two-layer hvae: tests/test_hvae.py)
+CASES = [(m, n, "standard") for m in MODELS if m != "hvae" for n in NETS] + [("cvae", "mlp", "conditional"), ("cvae", "conv", "conditional")]
 
 
 @pytest.mark.parametrize("model_name,net,prior", CASES)
@@ -44,7 +45,7 @@ def test_trace_shapes_of_model_and_guide(model_name, net, prior):
     assert [f.name for f in obs["cond_indep_stack"]] == ["data"] and obs["cond_indep_stack"][0].size == B
     params = {name for name, site in model_trace.nodes.items() if site["type"] == "param"}
     assert any(name.startswith("decoder$$$") for name in params)
-    assert (any(name.startswith("prior_net$$$") for name in params)) == (prior == "conditional")
+    assert (any(name.startswith("prior$$$net") for name in params)) == (prior == "conditional")
 
 
 @pytest.mark.parametrize("shape", [(1, 64, 64), (3, 64, 64), (1, 28, 28)])
@@ -94,7 +95,7 @@ def test_cvae_samples_depend_on_the_label(tmp_path, mnist):
 def test_conditional_prior_depends_on_the_label():
     model = make("cvae", prior="conditional")
     with torch.no_grad():
-        for p in model.prior_net.parameters():
+        for p in model.p_z.parameters():
             p.normal_()
     prior = model.prior(2, torch.tensor([1, 7]))
     assert prior.event_shape == (Z,) and prior.batch_shape == (2,)

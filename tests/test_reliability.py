@@ -309,7 +309,7 @@ def test_a_crafted_checkpoint_cannot_run_code(small_run, tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["train", "--model", "gan"], "unknown model 'gan'; choose one of: vae, cvae, ae; or name your own class as path/to/file.py:Class"),
+        (["train", "--model", "gan"], "unknown model 'gan'; choose one of: vae, cvae, ae, hvae; or name your own class as path/to/file.py:Class"),
         (["train", "--dataset", "cifar"], "Invalid value for '--dataset'"),
         (["train", "--elbo", "exact"], "Invalid value for '--elbo'"),
         (["train", "--likelihood", "poisson"], "unknown likelihood 'poisson'; choose one of: bernoulli, continuous-bernoulli"),

@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -74,9 +75,14 @@ def test_same_seed_same_numbers_and_other_seed_other_numbers(tmp_path):
     assert a["train_neg_elbo"] != c["train_neg_elbo"]
 
 
-def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
-    straight = train_small(tmp_path / "straight", model="cvae", prior="conditional", epochs=3)
-    train_small(tmp_path / "split", model="cvae", prior="conditional", epochs=1)
+@pytest.mark.parametrize("parts", [
+    dict(model="cvae", prior="conditional"),
+    dict(model="vae", prior="vamp", prior_components=20),
+    dict(model="vae", prior="flow", guide="iaf", elbo="meanfield"),  # meanfield looks at the sites first: no trace left
+])  # fmt: skip
+def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, parts):
+    straight = train_small(tmp_path / "straight", **parts, epochs=3)
+    train_small(tmp_path / "split", **parts, epochs=1)
     resumed = Trainer.resume(tmp_path / "split", epochs=3, progress=False, log=lambda line: None)
     assert resumed.epoch == 1
     resumed.fit()
@@ -103,6 +109,31 @@ def test_checkpoint_round_trip(tmp_path):
     assert math.isclose(float(rows[2].split(",")[2]), trainer.history[1]["test_neg_elbo"])
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["checkpoint.pt", "config.json", "metrics.csv", "reconstructions.png", "samples.png"]
+
+
+def test_a_checkpoint_of_format_1_opens_and_resumes(tmp_path):
+    """Format 1 (before priors were parts) kept N(0, I) as buffers z_loc, z_scale and the CVAE's p(z|y) as
+    prior_net, and had no settings for guides and flows. The CVAE is named as a module's class, as a
+    user's subclass would be: the renaming follows the class, not its name."""
+    trainer = train_small(tmp_path, model="pyro_vae.models.cvae:CVAE", prior="conditional")
+    path = tmp_path / checkpoint.CHECKPOINT
+    state = torch.load(path, weights_only=True)
+    old = {("prior_net." + k[len("p_z.net.") :] if k.startswith("p_z.net.") else k): v for k, v in state["model"].items()}
+    settings = {k: v for k, v in state["config"].items() if k not in ("guide", "prior_components", "flow_steps")}
+    state |= {"format": 1, "model": {**old, "z_loc": torch.zeros(8), "z_scale": torch.ones(8)}, "config": settings}
+    torch.save(state, path)
+    (tmp_path / checkpoint.CONFIG).write_text(json.dumps(settings))
+    model, _, loaded = load_model(tmp_path)
+    assert loaded["format"] == checkpoint.FORMAT and any(k.startswith("prior_net.") for k in old)
+    for key, value in trainer.model.state_dict().items():
+        assert torch.equal(value, model.state_dict()[key]), key
+    resumed = Trainer.resume(tmp_path, epochs=2, progress=False, log=lambda line: None)
+    resumed.fit()
+    assert resumed.epoch == 2 and torch.load(path, weights_only=True)["format"] == checkpoint.FORMAT
+    state["format"] = checkpoint.FORMAT + 1
+    torch.save(state, path)
+    with pytest.raises(UserError, match="a newer pyro-vae wrote it: upgrade pyro-vae"):
+        load_model(tmp_path)
 
 
 def test_broken_checkpoints_are_clear_errors(tmp_path):

@@ -6,12 +6,14 @@ from __future__ import annotations
 from .ae import AE
 from .base import LatentVariableModel
 from .cvae import CVAE
+from .hvae import HVAE
 from .vae import VAE
 
 MODELS = {
     "vae": VAE,
     "cvae": CVAE,
     "ae": AE,
+    "hvae": HVAE,
 }
 
 
@@ -24,4 +26,4 @@ def build_model(config, image_shape, num_classes: int) -> LatentVariableModel:
     return check_model(resolve("model", config.model)(config, tuple(image_shape), num_classes), config.model)
 
 
-__all__ = ["MODELS", "build_model", "LatentVariableModel", "VAE", "CVAE", "AE"]
+__all__ = ["MODELS", "build_model", "LatentVariableModel", "VAE", "CVAE", "AE", "HVAE"]

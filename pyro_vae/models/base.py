@@ -1,16 +1,24 @@
 """What every latent-variable model here offers besides its Pyro program.
 
-A model subclasses :class:`LatentVariableModel` and writes three methods that read like the math:
+A model subclasses :class:`LatentVariableModel` and writes two methods that read like the math:
 
-- ``prior(n, y)``: the distribution p(z) (or p(z|y)) of ``n`` codes, batch (n,), event (z_dim,);
 - ``model(x, y)``: the generative program p(z) p(x|z), with x observed;
-- ``guide(x, y)``: the amortized variational distribution q(z|x).
+- ``guide(x, y)``: the amortized variational distribution q(z|x);
 
-They hold only the math: training knobs are applied from outside, by the trainer. What the tools
+and, if it does not take the prior part, ``prior(n, y)``: the distribution p(z) (or p(z|y)) of
+``n`` codes, batch (n,), event (z_dim,). They hold only the math: training knobs are applied from outside, by the trainer. What the tools
 use of a model is written down in contract.py.
 
-The base class builds the encoder and decoder networks and derives from them the
-deterministic helpers the CLI needs: :meth:`encode`, :meth:`decode`, :meth:`sample`, :meth:`reconstruct`.
+The base class builds the parts a run's config names and derives from them the deterministic
+helpers the CLI needs (:meth:`encode`, :meth:`decode`, :meth:`sample`, :meth:`reconstruct`):
+
+- ``likelihood``: p(x|z) from the decoder's output (likelihoods.py, ``--likelihood``);
+- ``encoder`` and ``decoder``: the networks (networks.py, ``--net``); the encoder ends in the guide's head;
+- ``q_z``: the variational family, the encoder's output -> q(z|x) (guides.py, ``--guide``);
+- ``p_z``: the prior, ``p_z(n, c)`` -> p(z) or p(z|y) of n codes (priors.py, ``--prior``).
+
+A model that writes them into its program lists them in ``parts``; the CLI refuses ``--prior``
+or ``--guide`` for a model that does not, rather than ignore them.
 """
 
 from __future__ import annotations
@@ -19,8 +27,10 @@ import torch
 import torch.nn as nn
 
 from ..contract import condition_vectors
+from ..guides import build_guide
 from ..likelihoods import build_likelihood
 from ..networks import build_decoder, build_encoder
+from ..priors import build_prior
 
 
 class LatentVariableModel(nn.Module):
@@ -28,19 +38,25 @@ class LatentVariableModel(nn.Module):
     conditional = False
     #: whether the model has a prior to sample new images from (the autoencoder has none)
     generative = True
+    #: the options this model's program honours: "prior" (p_z) and "guide" (q_z)
+    parts: tuple = ()
+    #: latent layers between the prior and the image (the HVAE has two; the VampPrior needs one)
+    stochastic_layers = 1
 
-    def __init__(self, config, image_shape, num_classes: int):
+    def __init__(self, config, image_shape, num_classes: int, code_dim: int | None = None):
+        """code_dim: the width of the code the encoder and decoder meet, if not ``config.z_dim``
+        (a model with more than one stochastic layer: the bottom one)."""
         super().__init__()
         self.z_dim = config.z_dim
         self.num_classes = num_classes
         self.image_shape = tuple(image_shape)
-        self.likelihood = build_likelihood(config, image_shape)
+        code_dim = code_dim or config.z_dim
         cond_dim = num_classes if self.conditional else 0
-        self.encoder = build_encoder(config.net, image_shape, config.z_dim, config.hidden_dim, cond_dim)
-        self.decoder = build_decoder(config.net, image_shape, config.z_dim, config.hidden_dim, cond_dim)
-        # the standard normal N(0, I), kept as buffers so that it moves with the model's device
-        self.register_buffer("z_loc", torch.zeros(config.z_dim))
-        self.register_buffer("z_scale", torch.ones(config.z_dim))
+        self.likelihood = build_likelihood(config, image_shape)
+        self.q_z = build_guide(config, config.hidden_dim, code_dim)
+        self.encoder = build_encoder(config.net, image_shape, code_dim, config.hidden_dim, cond_dim, head=self.q_z.head)
+        self.decoder = build_decoder(config.net, image_shape, code_dim, config.hidden_dim, cond_dim)
+        self.p_z = build_prior(config, self, config.z_dim, cond_dim)
 
     def condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
         """The condition vector the networks see: (batch, num_classes), or None for unconditional models.
@@ -52,10 +68,11 @@ class LatentVariableModel(nn.Module):
             return None
         if y is None:
             raise ValueError(f"{type(self).__name__} is conditional: pass the labels y")
-        return condition_vectors(y, self.num_classes, self.z_loc.dtype)
+        return condition_vectors(y, self.num_classes, next(self.decoder.parameters()).dtype)
 
     def prior(self, n: int, y: torch.Tensor | None = None):
-        raise NotImplementedError
+        """p(z) (or p(z|y)) of ``n`` codes: batch (n,), event (z_dim,)."""
+        return self.p_z(n, self.condition(y))
 
     def model(self, x: torch.Tensor, y: torch.Tensor | None = None):
         raise NotImplementedError
@@ -66,8 +83,9 @@ class LatentVariableModel(nn.Module):
     # deterministic helpers: no Pyro sample sites, no param-store side effects
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """The guide's mean code E_q[z]: x (batch, C, H, W) -> (batch, z_dim)."""
-        return self.encoder(x, self.condition(y))[0]
+        """The guide's code of each image, its mean E_q[z] (for an IAF guide the flow at zero noise):
+        x (batch, C, H, W) -> (batch, z_dim)."""
+        return self.q_z.code(self.encoder(x, self.condition(y)))
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The likelihood's mean E[x|z]: z (batch, z_dim) -> (batch, C, H, W) in [0, 1]."""

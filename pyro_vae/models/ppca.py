@@ -3,6 +3,7 @@
     p(z)   = Normal(0, I)                           z: (batch, z_dim)
     p(x|z) = Normal(W z + mu, sigma^2 I)            x: (batch, data_dim)
     q(z|x) = MultivariateNormal(A x + b, L L^T)     amortized, linear, full covariance
+             or a family of guides.py on a linear head (``guide="diagonal" | "full-rank" | "iaf"``)
 
 Everything a VAE only estimates is known here in closed form:
 
@@ -12,8 +13,11 @@ Everything a VAE only estimates is known here in closed form:
 so the ELBO, the importance-weighted bound and their gaps can be checked against the truth:
 ``log_likelihood``, ``posterior`` and ``elbo`` (the guide's ELBO without sampling) compute them.
 The guide's family contains the exact posterior (which is linear in x with a covariance that is
-the same for every x), so a well-trained guide closes the gap entirely. Not an image model:
-it is for tests, teaching (notebooks/01) and checking new estimators.
+the same for every x), so a well-trained guide closes the gap entirely. The same is true of the
+``full-rank`` family of guides.py (its head is linear in x here); the ``diagonal`` one cannot
+close it where p(z|x) is correlated (rotate W: the likelihood stays, the posterior turns), which
+makes PPCA the exact check of a variational family. Not an image model: it is for tests,
+teaching (notebooks/01) and checking new estimators.
 """
 
 from __future__ import annotations
@@ -23,12 +27,16 @@ import pyro.distributions as dist
 import torch
 import torch.nn as nn
 
+from ..guides import make_guide
+
 
 class PPCA(nn.Module):
     conditional = False
     generative = True
 
-    def __init__(self, data_dim: int, z_dim: int):
+    def __init__(self, data_dim: int, z_dim: int, guide: str | None = None, flow_steps: int = 2):
+        """guide: None for the linear full-covariance guide below, or the name of a family in
+        guides.py, fed x itself (its head is then a linear map of x); flow_steps: for ``iaf``."""
         super().__init__()
         self.data_dim, self.z_dim = data_dim, z_dim
         # the generative model's parameters (fit them with ``fit`` or learn them by SVI)
@@ -39,6 +47,8 @@ class PPCA(nn.Module):
         self.A = nn.Parameter(torch.zeros(z_dim, data_dim))
         self.b = nn.Parameter(torch.zeros(z_dim))
         self.L_raw = nn.Parameter(torch.zeros(z_dim, z_dim))
+        self.family = None if guide is None else make_guide(guide, data_dim, z_dim, steps=flow_steps)
+        self.head = None if guide is None else self.family.head()
 
     @property
     def sigma(self) -> torch.Tensor:
@@ -63,9 +73,17 @@ class PPCA(nn.Module):
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", self.variational(x))  # z ~ q(z|x)
 
-    def variational(self, x: torch.Tensor) -> dist.MultivariateNormal:
-        """The guide's q(z|x) = Normal(A x + b, L L^T) of each row: batch (batch,), event (z_dim,)."""
+    def variational(self, x: torch.Tensor) -> dist.Distribution:
+        """The guide's q(z|x) = Normal(A x + b, L L^T) of each row (or the named family's): batch (batch,), event (z_dim,)."""
+        if self.family is not None:
+            return self.family(self.head(x))
         return dist.MultivariateNormal(x @ self.A.T + self.b, scale_tril=self.L)
+
+    def guide_parameters(self) -> list[nn.Parameter]:
+        """The guide's weights alone (to train q(z|x) with the model held fixed)."""
+        if self.family is not None:
+            return [*self.head.parameters(), *self.family.parameters()]
+        return [self.A, self.b, self.L_raw]
 
     # the closed forms
 
@@ -94,7 +112,10 @@ class PPCA(nn.Module):
             KL(q || p(z))   = (tr S + |m|^2 - z_dim - log det S) / 2
 
         It equals log p(x) - KL(q(z|x) || p(z|x)), so it reaches log p(x) at the exact posterior.
+        For the linear guide only (a family of guides.py is measured by sampling: evaluate.mean_elbo).
         """
+        if self.family is not None:
+            raise ValueError("the closed-form ELBO is that of the linear guide; estimate this guide's with evaluate.mean_elbo")
         m, L, sigma2 = x @ self.A.T + self.b, self.L, self.sigma**2
         residual = (x - m @ self.W.T - self.mu).pow(2).sum(-1)
         trace = (self.W @ L).pow(2).sum()  # tr(W S W^T)
@@ -131,4 +152,7 @@ class PPCA(nn.Module):
 
     def encode(self, x: torch.Tensor, y=None) -> torch.Tensor:
         """The guide's mean code: (batch, data_dim) -> (batch, z_dim)."""
+        if self.family is not None:
+            return self.family.code(self.head(x))
         return x @ self.A.T + self.b
+
