@@ -34,10 +34,13 @@ CONFIG = "config.json"
 METRICS = "metrics.csv"
 SAMPLES = "samples.png"
 RECONSTRUCTIONS = "reconstructions.png"
-FORMAT = 2
+FORMAT = 3
 # format 1 (before priors were parts) kept N(0, I) as the model's buffers z_loc and z_scale, and the
 # CVAE's learned p(z|y) as prior_net; format 2 keeps the prior as the part p_z (priors.py)
-DROPPED = {1: ("z_loc", "z_scale")}
+DROPPED = {1: ("z_loc", "z_scale"), 2: ()}
+# settings that runs of an older format did not save, because they did not exist yet: the value
+# their networks were built with (format 3 lets a model choose its decoder's depth; it was 1)
+ADDED = {1: {"decoder_layers": 1}, 2: {"decoder_layers": 1}}
 REQUIRED = ("config", "epoch", "model", "optimizer", "history", "rng", "image_shape", "classes")
 
 
@@ -91,8 +94,10 @@ def load(run_dir: str | Path, map_location="cpu") -> dict:
 
 
 def upgrade(state: dict) -> dict:
-    """Bring a checkpoint of an older format to this one, in place: the networks' names as they are now."""
+    """Bring a checkpoint of an older format to this one, in place: the networks' names as they are
+    now, and the settings added since, at the values the run was built with."""
     for version in range(state["format"], FORMAT):
+        state["config"] = {**ADDED[version], **state["config"]}
         weights = {}
         for key, value in state["model"].items():
             if key in DROPPED[version]:
@@ -125,8 +130,11 @@ def check_config_file(run_dir: Path, saved: dict) -> None:
         written = json.loads(path.read_text())
     except ValueError as e:
         raise UserError(invalid.format(str(e).splitlines()[0])) from e
-    if isinstance(written, dict):  # the names of the run's parts first, as written: resolving an edited
-        # name would import code that the checkpoint never named
+    if isinstance(written, dict):
+        # a config.json written before a setting existed lacks it: the run's own value, not an edit
+        written = {**{k: v for k, v in saved.items() if any(k in added for added in ADDED.values())}, **written}
+        # the names of the run's parts first, as written: resolving an edited name would import
+        # code that the checkpoint never named
         _refuse_edits(path, {k: written[k] for k in PARTS if k in written}, saved)
     try:
         written = Config.from_dict(written).to_dict()

@@ -606,7 +606,7 @@ def compare(
     models = settings.pop("model")
     config = Config(**settings).validate()
     for model in models:  # a mistyped or unfit --model is refused before anything trains
-        config.replace(model=model).validate()
+        config.for_model(model).validate()
     if pairs < 1:
         raise UserError(f"--pairs must be at least 1, not {pairs}")
     run_compare(config, out or Path("runs") / f"compare-{config.dataset}", models=models, pairs=pairs,

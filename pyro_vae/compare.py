@@ -56,7 +56,7 @@ def compare(config: Config, out: str | Path, *, models: Sequence[str] = MODELS, 
         raise UserError(f"compare needs models of different names, not {', '.join(models)}")
     trainers, seconds = {}, {}
     for model, name in zip(models, names):
-        own = config.replace(model=model, lr=config.lr if shared_lr else None)  # None: that model's default
+        own = config.for_model(model).replace(lr=config.lr if shared_lr else None)  # None: that model's default
         trainers[name], seconds[name] = train_or_reuse(own, out / name, log=log, progress=progress)
 
     test = trainers[names[0]].test_data

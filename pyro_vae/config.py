@@ -20,6 +20,7 @@ DEVICES = ("auto", "cpu", "cuda")
 ON_NAN = ("stop", "skip")
 AMP = ("none", "bf16")
 MAX_LR = 1e6
+CLASSIFY_WEIGHT = 50.0  # --labels: alpha, per labelled image of a batch (docs/results.md)
 
 
 def choices() -> dict[str, tuple[str, ...]]:
@@ -57,7 +58,10 @@ class Config:
                                 show_default="the data set's: mlp for digits, conv for faces and spectrograms")  # fmt: skip
     z_dim: int = option(50, "Latent dimensions (2 for latent-space plots).")
     hidden_dim: int = option(400, "Width of the networks' hidden layer.")
-    prior: str = option("standard", "p(z): standard N(0, I); conditional: a learned Gaussian p(z|y) per class (cvae); mixture: K learned Gaussians; vamp: the VampPrior, the guide at K learned pseudo-inputs (vae); flow: N(0, I) through --flow-steps learned autoregressive steps.")
+    decoder_layers: Optional[int] = option(None, "mlp: hidden layers of the decoder, each also reading the condition (cvae).",
+                                           show_default="the model's: 2 for cvae, 1 for the others")  # fmt: skip
+    prior: Optional[str] = option(None, "p(z): standard N(0, I); conditional: a learned Gaussian p(z|y) per class (cvae); mixture: K learned Gaussians; vamp: the VampPrior, the guide at K learned pseudo-inputs (vae); flow: N(0, I) through --flow-steps learned autoregressive steps.",
+                                  show_default="the model's: conditional for cvae, standard for the others")  # fmt: skip
     guide: str = option("diagonal", "q(z|x): diagonal Gaussian; full-rank: a Gaussian with a learned covariance per image; iaf: the diagonal Gaussian followed by --flow-steps inverse autoregressive flow steps.")
     prior_components: Optional[int] = option(None, "mixture / vamp: the number K of components (of pseudo-inputs for vamp).",
                                              show_default="10 for mixture, 500 for vamp (Tomczak and Welling's)")  # fmt: skip
@@ -77,6 +81,9 @@ class Config:
     alpha: float = option(0.5, "--elbo renyi only: the order alpha of the Renyi bound (0 is the IWAE bound; 1 would be the ELBO).")
     beta: float = option(1.0, "Weight of the KL term (1: the ELBO; above 1: a beta-VAE).")
     kl_warmup: int = option(0, "Raise the KL weight linearly from 0 to --beta over this many epochs (0: off).")
+    labels: Optional[int] = option(None, "cvae: keep N training labels (N / classes of each class, chosen by --seed) and hide the rest; the cvae becomes Kingma et al.'s semi-supervised M2, with a classifier q(y|x) in its guide.",
+                                   show_default="all labels")  # fmt: skip
+    classify_weight: float = option(CLASSIFY_WEIGHT, "--labels: weight alpha of each labelled image's classification loss -log q(y|x) (Kingma et al.'s eq. 9; 0: the classifier learns from the unlabelled images' bound alone).")
     epochs: Optional[int] = option(None, "Epochs in all (compare: for each model); with train --resume, the run's own unless given.",
                                    show_default="the data set's: 20 for digits, 30 for spoken digits, 200 for faces")  # fmt: skip
     batch_size: Optional[int] = option(None, "Images per SVI step.",
@@ -99,6 +106,10 @@ class Config:
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
+        if self.prior is None or self.decoder_layers is None:  # the model's own choice: read from its class
+            for name, value in model_defaults(self.model, self.net).items():
+                if getattr(self, name) is None:
+                    setattr(self, name, value)
         if self.lr is None:
             self.lr = default_lr(self.model, self.likelihood, self.likelihood_scale)
 
@@ -109,12 +120,14 @@ class Config:
                 raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
         model, likelihood = resolve("model", self.model), resolve("likelihood", self.likelihood)  # imports the user's code
         prior, guide = resolve("prior", self.prior), resolve("guide", self.guide)
-        for name in ("z_dim", "hidden_dim", "epochs", "batch_size", "particles", "flow_steps"):
+        for name in ("z_dim", "hidden_dim", "decoder_layers", "epochs", "batch_size", "particles", "flow_steps"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
         for name in ("train_size", "test_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1 (or left out for all), not {getattr(self, name)}")
+        if self.net != "mlp" and self.decoder_layers != 1:
+            raise UserError(f"--decoder-layers sets the depth of the mlp decoder; --net {self.net} has its own: leave it out")
         if self.likelihood_scale is not None:
             if "scale" not in inspect.signature(likelihood).parameters:
                 raise UserError(f"--likelihood-scale fixes the noise of a gaussian or laplace likelihood, not of {self.likelihood}")
@@ -140,13 +153,31 @@ class Config:
             raise UserError("--elbo jit traces the whole step in float32 with torch.jit; "
                             "with --compile or --amp bf16 use --elbo trace (or meanfield)")  # fmt: skip
         self.check_parts(model, prior, guide)
+        self.check_labels(model)
         return self
+
+    def check_labels(self, model: type) -> None:
+        """Refuse --labels (semi-supervised training) where it cannot work, in one line."""
+        if self.labels is None:
+            if self.classify_weight != CLASSIFY_WEIGHT:
+                raise UserError("--classify-weight weighs the labelled images of --labels N; leave it out, or give --labels")
+            return
+        if not _takes_missing_labels(model):
+            raise UserError(f"--labels needs a model that learns from unlabelled images: use --model cvae, not {self.model}")
+        if self.condition:
+            raise UserError("--labels hides class labels, and --condition conditions on attributes; use one of the two")
+        if self.elbo != "trace":
+            raise UserError(f"--labels sums the missing labels out with Pyro's TraceEnum_ELBO, which --elbo {self.elbo} is not; "
+                            "leave --elbo out (trace)")  # fmt: skip
+        if not (self.classify_weight >= 0 and math.isfinite(self.classify_weight)):
+            raise UserError(f"--classify-weight must be 0 or more, not {self.classify_weight}")
 
     def check_parts(self, model: type, prior: type, guide: type) -> None:
         """Refuse a prior, guide or objective that ``model`` (a class) cannot be combined with, in one line.
         (What a prior needs of the model and guide it is built from, the prior checks itself, in its
         ``check_combination``, when it has one: priors.py.)"""
         taken, defaults = getattr(model, "parts", ()), {f.name: f.default for f in fields(Config)}
+        defaults |= model_defaults(self.model, self.net)
         for part in ("prior", "guide"):
             if getattr(self, part) != defaults[part] and part not in taken:
                 what = (("has no prior" if part == "prior" else "encodes each image to one point") if not model.generative
@@ -173,6 +204,16 @@ class Config:
             raise UserError(f"--elbo meanfield needs a guide whose latent sites are independent, and {self.model}'s are not "
                             f"(see its docstring); use --elbo trace or iwae with --model {self.model}")  # fmt: skip
 
+    def for_model(self, model: str) -> "Config":
+        """These settings for another model, as ``compare`` trains it: a setting at this model's own
+        default (model_defaults) takes the other model's; --labels (and its weight) go to the models
+        that learn from unlabelled images; the others train as they always do."""
+        mine, theirs = model_defaults(self.model, self.net), model_defaults(model, self.net)
+        changes = {name: theirs[name] for name, value in mine.items() if getattr(self, name) == value}
+        if self.labels is not None and not _takes_missing_labels(resolve("model", model)):
+            changes |= {"labels": None, "classify_weight": CLASSIFY_WEIGHT}
+        return self.replace(model=model, **changes)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -190,6 +231,26 @@ class Config:
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
+
+
+def model_defaults(model: str, net: str | None) -> dict:
+    """The settings a model chooses when they are left out: ``--prior`` standard and
+    ``--decoder-layers`` 1, unless its class's ``defaults`` say otherwise (the cvae's: a conditional
+    prior and two layers). --decoder-layers is the mlp's; other networks take 1 (none to set)."""
+    cls = resolve("model", model)
+    chosen = {"prior": "standard", "decoder_layers": 1}
+    chosen |= {name: value for name, value in getattr(cls, "defaults", {}).items() if name in chosen}
+    if net != "mlp":
+        chosen["decoder_layers"] = 1
+    return chosen
+
+
+def _takes_missing_labels(model: type) -> bool:
+    """Whether ``--labels`` can train ``model`` (a class): the cvae (as its semi-supervised form) or a
+    model that declares ``missing_labels = True`` (it reads y = -1 as a missing label)."""
+    from .models import CVAE
+
+    return model is CVAE or getattr(model, "missing_labels", False)
 
 
 def default_lr(model: str, likelihood: str, likelihood_scale: float | None) -> float:

@@ -36,6 +36,13 @@ site given another (``--elbo meanfield`` is then refused); ``stochastic_layers``
 layers between the prior and the image (1; the HVAE's 2); ``--compile`` compiles each child
 module but the parts that build distributions (``likelihood``, ``p_z``, ``q_z``).
 
+Semi-supervised models (``train --labels N``; models/semi_supervised.py) also offer
+``missing_labels = True``, a class attribute: ``model`` and ``guide`` then take y = -1 for an image
+whose label is hidden, and the trainer sums such labels out with TraceEnum_ELBO (the guide marks
+its label site ``enumerate="parallel"``); ``q_y(x)``, the guide's classifier, a Categorical of batch
+(batch,), whose test accuracy ``evaluate`` reports; and ``classify(x, y)``, a program whose only
+sites are the known labels observed under q(y|x), weighted by ``--classify-weight``.
+
 Priors and guides are parts too, each a small ``nn.Module`` (priors.py, guides.py):
 
 - a prior is built as ``Class(z_dim, **options)`` (the options it names among ``components``,

@@ -244,6 +244,16 @@ def conditional_accuracy(model, classifier, n_per_class: int = 100, seed: int = 
 
 
 @torch.no_grad()
+def classifier_accuracy(model, data: ImageSet, batch_size: int = 1000) -> float:
+    """How often a semi-supervised model's classifier q(y|x) puts most mass on the true label of an image of ``data``."""
+    was_training = model.training
+    model.eval()
+    right = sum(int((model.q_y(x).logits.argmax(-1) == y).sum()) for x, y in data.batches(batch_size))
+    model.train(was_training)
+    return right / len(data)
+
+
+@torch.no_grad()
 def nearest_class(model, data: ImageSet, n_per_class: int = 20, seed: int = 0, mirror: bool = False) -> dict:
     """Whether the samples drawn for each class look most like that class's images in ``data``.
 
@@ -324,6 +334,8 @@ def evaluate(model, data: ImageSet, *, k: int = 1000, classifier=None, n_per_cla
     result |= {"active_units": count, "z_dim": len(variance)}
     if model.conditional and not data.attributes:
         result["nearest_class"] = nearest_class(model, data, mirror=mirror)
+    if hasattr(model, "q_y"):
+        result["classifier_accuracy"] = classifier_accuracy(model, data)
     if classifier is not None and model.conditional:
         result["conditional_accuracy"] = conditional_accuracy(model, classifier, n_per_class, features=data.features)
     return result
@@ -357,6 +369,8 @@ def summary_rows(result: dict, classes: list[str], *, conditional: bool) -> list
         invariant = " (or their mirror images: trained with --flip)" if near["mirror"] else ""
         rows.append((f"classes whose samples are nearest their own test images{invariant}", f"{near['overall']:.1%}"))
         rows.append(("  RMS pixel distance to own / other classes' images", f"{near['own']:.4f} / {near['other']:.4f}"))
+    if "classifier_accuracy" in result:
+        rows.append(("test accuracy of the model's classifier q(y|x)", f"{result['classifier_accuracy']:.2%}"))
     if "conditional_accuracy" in result:
         accuracy = result["conditional_accuracy"]
         per_class = accuracy["per_class"]

@@ -8,7 +8,8 @@ the log-densities of the ELBO are computed and summed in float32.
 
 Shapes: x: (batch, C, H, W); c: (batch, cond_dim) or None; z: (batch, z_dim). A decoder also
 takes z with extra leading dimensions, (particles, batch, z_dim), as vectorized ELBOs draw it,
-and returns (particles, batch, C, H, W).
+and returns (particles, batch, C, H, W); c may have leading dimensions of its own (every label at
+once, (K, 1, cond_dim), as enumeration shapes it), and the output takes the broadcast shape.
 """
 
 from __future__ import annotations
@@ -31,9 +32,17 @@ def full_precision(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
-def _with_condition(h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-    """Append c to the features h; c is broadcast over h's extra leading (particle) dimensions."""
-    return h if c is None else torch.cat([h, c.expand(*h.shape[:-1], c.shape[-1])], dim=-1)
+def conditioned(layer: nn.Linear, h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    """``layer`` applied to the features h with the condition c appended: layer([h, c]).
+
+    Computed as W_h h + W_c c + b, which broadcasts: c may carry leading dimensions h lacks (the
+    ten labels a semi-supervised model sums over, (10, 1, cond_dim), against h (batch, in_dim) ->
+    (10, batch, out)) and h ones c lacks (particles), and h's product is made once, not once per label.
+    """
+    if c is None:
+        return layer(h)
+    width = h.shape[-1]
+    return F.linear(h, layer.weight[:, :width], layer.bias) + F.linear(c.to(h.dtype), layer.weight[:, width:])
 
 
 class GaussianHead(nn.Module):
@@ -66,22 +75,31 @@ class MLPEncoder(nn.Module):
         self.head = GaussianHead(hidden_dim, z_dim) if head is None else head()
 
     def forward(self, x, c=None):
-        h = F.relu(self.hidden(_with_condition(x.flatten(1), c)))
+        h = F.relu(conditioned(self.hidden, x.flatten(1), c))
         return self.head(h)
 
 
 class MLPDecoder(nn.Module):
-    """z (+ c) -> one ReLU hidden layer -> likelihood parameters shaped like the image."""
+    """z (+ c) -> ``layers`` ReLU hidden layers, each also reading c -> likelihood parameters shaped like the image.
 
-    def __init__(self, image_shape, z_dim: int, hidden_dim: int = 400, cond_dim: int = 0):
+    A condition read by every hidden layer, not by the first alone, is what makes a CVAE draw the
+    class it is asked for: on MNIST, two such layers took the share of samples judged to be the
+    class asked for from 90% to 95% at 20 epochs, where one layer reading c at its output as well
+    changed nothing (docs/results.md#class-control).
+    """
+
+    def __init__(self, image_shape, z_dim: int, hidden_dim: int = 400, cond_dim: int = 0, layers: int = 1):
         super().__init__()
         self.image_shape = tuple(image_shape)
         self.hidden = nn.Linear(z_dim + cond_dim, hidden_dim)
+        self.deeper = nn.ModuleList(nn.Linear(hidden_dim + cond_dim, hidden_dim) for _ in range(layers - 1))
         self.out = nn.Linear(hidden_dim, math.prod(image_shape))
 
     def forward(self, z, c=None):
-        h = F.relu(self.hidden(_with_condition(z, c)))
-        return self.out(h).float().view(*z.shape[:-1], *self.image_shape)
+        h = F.relu(conditioned(self.hidden, z, c))  # (batch..., hidden_dim): z's and c's leading dimensions
+        for layer in self.deeper:
+            h = F.relu(conditioned(layer, h, c))
+        return self.out(h).float().view(*h.shape[:-1], *self.image_shape)
 
 
 def _conv_plan(image_shape) -> tuple[list[int], int, int]:
@@ -112,7 +130,7 @@ class ConvEncoder(nn.Module):
         self.head = GaussianHead(hidden_dim, z_dim) if head is None else head()
 
     def forward(self, x, c=None):
-        h = F.silu(self.hidden(_with_condition(self.features(x), c)))
+        h = F.silu(conditioned(self.hidden, self.features(x), c))
         return self.head(h)
 
 
@@ -133,9 +151,9 @@ class ConvDecoder(nn.Module):
         self.upsample = nn.Sequential(*layers[:-1])  # no activation on the output: it is a logit
 
     def forward(self, z, c=None):
-        h = self.hidden(_with_condition(z, c)).view(-1, *self.bottom)
-        x = self.upsample(h)
-        return x.float().view(*z.shape[:-1], *x.shape[1:])
+        h = self.hidden[1:](conditioned(self.hidden[0], z, c))  # (batch..., C * H * W) at the bottom
+        x = self.upsample(h.reshape(-1, *self.bottom))
+        return x.float().view(*h.shape[:-1], *x.shape[1:])
 
 
 class GaussianMLP(nn.Module):
@@ -190,5 +208,8 @@ def build_encoder(net: str, image_shape, z_dim: int, hidden_dim: int, cond_dim: 
     return {"mlp": MLPEncoder, "conv": ConvEncoder}[net](image_shape, z_dim, hidden_dim, cond_dim, head)
 
 
-def build_decoder(net: str, image_shape, z_dim: int, hidden_dim: int, cond_dim: int = 0) -> nn.Module:
-    return {"mlp": MLPDecoder, "conv": ConvDecoder}[net](image_shape, z_dim, hidden_dim, cond_dim)
+def build_decoder(net: str, image_shape, z_dim: int, hidden_dim: int, cond_dim: int = 0, layers: int = 1) -> nn.Module:
+    """The decoder ``net`` names; ``layers``: the MLP's hidden layers (the conv decoder has its own plan)."""
+    if net == "mlp":
+        return MLPDecoder(image_shape, z_dim, hidden_dim, cond_dim, layers)
+    return ConvDecoder(image_shape, z_dim, hidden_dim, cond_dim)

@@ -22,13 +22,17 @@ from near 0 to beta over the first E epochs, a standard remedy for latent units 
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import torch
 from pyro import poutine
-from pyro.infer import ELBO, JitTrace_ELBO, RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import ELBO, JitTrace_ELBO, RenyiELBO, Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
+
+# a semi-supervised model's batch whose labels are all known has nothing to enumerate: as meant
+warnings.filterwarnings("ignore", message="TraceEnum_ELBO found no sample sites configured for enumeration")
 
 # --elbo choices: name -> a function of the Config making the Pyro ELBO
 ELBOS: dict[str, Callable[..., ELBO]] = {
@@ -67,9 +71,34 @@ def _family(d) -> str:
     return type(d).__name__
 
 
-def make_elbo(config) -> ELBO:
-    """The Pyro ELBO that ``config.elbo`` names, with its particles."""
+def make_elbo(config, model=None):
+    """The Pyro ELBO that ``config.elbo`` names, with its particles.
+
+    model: the model it will train. One that takes missing labels (``missing_labels``, the
+    semi-supervised CVAE) sums them out with TraceEnum_ELBO, the enumerating Trace_ELBO, and
+    adds its classification term (:class:`ClassifierTerm`) when ``--classify-weight`` is above 0.
+    """
+    if getattr(model, "missing_labels", False):
+        elbo = TraceEnum_ELBO(num_particles=config.particles, vectorize_particles=True, max_plate_nesting=1)
+        classify = getattr(model, "classify", None)
+        return ClassifierTerm(elbo, classify, config.classify_weight) if classify and config.classify_weight else elbo
     return ELBOS[config.elbo](config)
+
+
+class ClassifierTerm:
+    """A bound's loss plus ``weight`` times -log q(y|x) of the labelled images (Kingma et al., 2014, eq. 9).
+
+    classify: a program with the known labels as its only (observed) sites, ``classify(x, y)``;
+    its log-density is sum over labelled images of log q(y|x). Offers what the trainer uses of a
+    Pyro ELBO: ``differentiable_loss(model, guide, x, y)``.
+    """
+
+    def __init__(self, elbo: ELBO, classify: Callable, weight: float):
+        self.elbo, self.classify, self.weight = elbo, classify, weight
+
+    def differentiable_loss(self, model, guide, x, y) -> torch.Tensor:
+        log_q = poutine.trace(self.classify).get_trace(x, y).log_prob_sum()
+        return self.elbo.differentiable_loss(model, guide, x, y) - self.weight * log_q
 
 
 def warmup(epochs: int, epoch: int, fraction: float) -> float:

@@ -39,8 +39,9 @@ from pyro.infer import RenyiELBO
 
 from . import checkpoint, data, distributed
 from .config import Config
+from .data.labels import LabelledShare, keep_labels
 from .errors import Interrupted, TrainingDiverged, UserError
-from .evaluate import evaluate_elbo
+from .evaluate import classifier_accuracy, evaluate_elbo
 from .files import remove_leftovers, save_json
 from .models import build_model
 from .objectives import KLWeight, kl_weight, make_elbo, monte_carlo_sites, warmup
@@ -53,6 +54,8 @@ warnings.filterwarnings("ignore", message="Encountered NaN", category=UserWarnin
 MAX_SKIPPED_IN_A_ROW = 50  # with on_nan="skip": this many non-finite steps in a row stop the run all the same
 # the trainer reads the loss from the device (and several processes agree on NaN and Ctrl-C) every this many steps
 CHECK_IN_EVERY = 20
+# --labels: labelled images added to each batch (all of them, when there are fewer)
+LABELLED_PER_BATCH = 64
 
 
 def resolve_device(name: str) -> torch.device:
@@ -126,6 +129,10 @@ class Trainer:
         if self.main:
             distributed.barrier()
         self.train_data, self.test_data = train.head(config.train_size), test.head(config.test_size)
+        self.labelled = None  # --labels: the labelled images added to every batch
+        if config.labels is not None:
+            self.train_data = keep_labels(self.train_data, config.labels, config.seed)
+            self.labelled = LabelledShare(self.train_data, LABELLED_PER_BATCH)
         if config.batch_size > len(self.train_data):
             raise UserError(f"--batch-size {config.batch_size} is larger than the {len(self.train_data)} training images; lower it")
 
@@ -136,10 +143,13 @@ class Trainer:
         if config.compile:
             compile_networks(self.model)
         self.optimizer = make_optimizer(self.model.parameters(), config.lr, self.device)
-        self.elbo = make_elbo(config)
-        # what the training loss is: the ELBO itself, or another objective (a tighter bound, a weighted KL)
-        plain = config.elbo in ("trace", "meanfield", "jit") and config.beta == 1 and not config.kl_warmup
+        self.elbo = make_elbo(config, self.model)
+        # what the training loss is: the ELBO itself, or another objective (a tighter bound, a weighted KL,
+        # the semi-supervised objective with its classification term, over batches with labelled images added)
+        plain = config.elbo in ("trace", "meanfield", "jit") and config.beta == 1 and not config.kl_warmup and not config.labels
         self.train_name = "train" if plain else f"train objective ({config.elbo}, beta {config.beta:g})"
+        if config.labels:
+            self.train_name = f"train objective (semi-supervised, {config.labels} labels, classify weight {config.classify_weight:g})"
         # The program, wrapped once: Pyro's JIT caches its compiled loss by the ids of model and guide,
         # and ``self.model.model`` makes a new bound-method object on every access (a new id each step).
         # The KL weight (--beta, --kl-warmup) is applied from outside, to any model's latent sites.
@@ -243,6 +253,8 @@ class Trainer:
                 raise Interrupted(f"stopped after epoch {epoch}")
             return figures_at
         test = evaluate_elbo(self.model, self.test_data)
+        if hasattr(self.model, "q_y"):  # a semi-supervised model's classifier: how often it names the test label
+            test["classifier_accuracy"] = classifier_accuracy(self.model, self.test_data)
         if not (math.isfinite(test["neg_elbo"]) and math.isfinite(train_loss)):
             self.diverged(epoch, None, f"the -ELBO became {train_loss} (train), {test['neg_elbo']} (test)")
         self.epoch = epoch
@@ -253,6 +265,7 @@ class Trainer:
             "test_recon": round(test["recon"], 4),
             "test_kl": round(test["kl"], 4),
             "test_bits_per_dim": round(test["bits_per_dim"], 5),
+            **({"test_classifier_accuracy": round(test["classifier_accuracy"], 5)} if "classifier_accuracy" in test else {}),
             "seconds": round(time.perf_counter() - start, 2),
         })  # fmt: skip
         checkpoint.save(self.run_dir, self.state())
@@ -264,6 +277,7 @@ class Trainer:
             f"epoch {epoch}/{cfg.epochs}  -ELBO in nats per image (lower is better): "
             f"{self.train_name} {train_loss:.2f}  test {test['neg_elbo']:.2f} = recon {test['recon']:.2f} + KL {test['kl']:.2f}"
             f" ({test['bits_per_dim']:.3f} bits/dim)"
+            + (f"  q(y|x) test accuracy {test['classifier_accuracy']:.2%}" if "classifier_accuracy" in test else "")
         )
         if self.stop_requested:
             raise Interrupted(f"stopped after epoch {epoch}; continue with: python cli.py train --resume {self.run_dir}")
@@ -328,6 +342,8 @@ class Trainer:
             with progress_bar(self.show_progress, f"epoch {epoch}/{cfg.epochs}", n_batches) as bar:
                 batches = self.train_data.batches(cfg.batch_size, order=order, start=first - 1, drop_last=True)
                 for step, (x, y) in enumerate(batches, first):  # x: (B, C, H, W), y: (B,) or (B, A)
+                    if self.labelled is not None:  # --labels: y is -1 where hidden; add labelled images
+                        x, y = self.labelled.join(x, y, self.generator)
                     x = augment(x, cfg, self.generator)  # drawn alike in every process
                     x, y = distributed.shard(x, y)  # this process's slice: x (B/P, C, H, W)
                     self.set_schedules(epoch, step / n_batches)  # the KL weight and the learning rate

@@ -179,7 +179,9 @@ def test_importance_sampler_splits_rows_without_changing_the_estimate(pixels, tr
 
 
 def test_importance_sampler_encodes_each_image_once_and_decodes_all_draws_together(tmp_path):
-    trainer = train_small(tmp_path, model="cvae", epochs=1)
+    # the model the noise bound below was measured with: N(0, I) and one layer (after one small epoch,
+    # the learned p(z|y) of the cvae's defaults spreads the importance weights more: up to 1.4 nats)
+    trainer = train_small(tmp_path, model="cvae", prior="standard", decoder_layers=1, epochs=1)
     model, test = trainer.model, trainer.test_data.head(16)
     seen = {"encoder": [], "decoder": []}
     hooks = [getattr(model, name).register_forward_hook(lambda m, inputs, out, name=name: seen[name].append(tuple(inputs[0].shape)))

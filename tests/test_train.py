@@ -113,13 +113,15 @@ def test_checkpoint_round_trip(tmp_path):
 
 def test_a_checkpoint_of_format_1_opens_and_resumes(tmp_path):
     """Format 1 (before priors were parts) kept N(0, I) as buffers z_loc, z_scale and the CVAE's p(z|y) as
-    prior_net, and had no settings for guides and flows. The CVAE is named as a module's class, as a
-    user's subclass would be: the renaming follows the class, not its name."""
-    trainer = train_small(tmp_path, model="pyro_vae.models.cvae:CVAE", prior="conditional")
+    prior_net, and had no settings for guides and flows, nor (before format 3) for the decoder's depth,
+    which was 1 (the CVAE's default is now 2). The CVAE is named as a module's class, as a user's
+    subclass would be: the renaming follows the class, not its name."""
+    trainer = train_small(tmp_path, model="pyro_vae.models.cvae:CVAE", prior="conditional", decoder_layers=1)
     path = tmp_path / checkpoint.CHECKPOINT
     state = torch.load(path, weights_only=True)
     old = {("prior_net." + k[len("p_z.net.") :] if k.startswith("p_z.net.") else k): v for k, v in state["model"].items()}
-    settings = {k: v for k, v in state["config"].items() if k not in ("guide", "prior_components", "flow_steps")}
+    new_settings = ("guide", "prior_components", "flow_steps", "decoder_layers", "labels", "classify_weight")
+    settings = {k: v for k, v in state["config"].items() if k not in new_settings}
     state |= {"format": 1, "model": {**old, "z_loc": torch.zeros(8), "z_scale": torch.ones(8)}, "config": settings}
     torch.save(state, path)
     (tmp_path / checkpoint.CONFIG).write_text(json.dumps(settings))
@@ -197,8 +199,9 @@ def test_default_run_dir_names_a_model_given_by_reference_by_its_class():
     from pyro_vae import Config
     from pyro_vae.train import default_run_dir
 
-    # lr given: the Config then has no reason to import the (here imaginary) classes
-    names = [default_run_dir(Config(model=model, lr=1e-3)).name for model in
+    # lr, prior and decoder depth given: the Config then has no reason to import the (here imaginary)
+    # classes, whose defaults it would read otherwise
+    names = [default_run_dir(Config(model=model, lr=1e-3, prior="standard", decoder_layers=1)).name for model in
              ("examples/mixture_prior.py:MixturePriorVAE", "my_package.models:MixtureVAE", "cvae")]  # fmt: skip
     assert [re.sub(r"\d{8}-\d{6}$", "TIME", name) for name in names] == [
         "MixturePriorVAE-mnist-TIME", "MixtureVAE-mnist-TIME", "cvae-mnist-TIME"]  # fmt: skip

@@ -7,6 +7,7 @@ from .ae import AE
 from .base import LatentVariableModel
 from .cvae import CVAE
 from .hvae import HVAE
+from .semi_supervised import SemiSupervisedCVAE
 from .vae import VAE
 
 MODELS = {
@@ -21,9 +22,16 @@ def build_model(config, image_shape, num_classes: int) -> LatentVariableModel:
     """The model named by ``config.model`` (a built-in name or a reference to the user's class), with
     freshly initialized networks, checked against the model contract (contract.py)."""
     from ..contract import check_model
+
+    return check_model(model_class(config)(config, tuple(image_shape), num_classes), config.model)
+
+
+def model_class(config) -> type:
+    """The class ``config.model`` names; with ``--labels``, the cvae's semi-supervised form."""
     from ..parts import resolve
 
-    return check_model(resolve("model", config.model)(config, tuple(image_shape), num_classes), config.model)
+    cls = resolve("model", config.model)
+    return SemiSupervisedCVAE if config.labels is not None and cls is CVAE else cls
 
 
-__all__ = ["MODELS", "build_model", "LatentVariableModel", "VAE", "CVAE", "AE", "HVAE"]
+__all__ = ["MODELS", "build_model", "LatentVariableModel", "VAE", "CVAE", "AE", "HVAE", "SemiSupervisedCVAE", "model_class"]

@@ -42,6 +42,8 @@ class LatentVariableModel(nn.Module):
     parts: tuple = ()
     #: latent layers between the prior and the image (the HVAE has two; the VampPrior needs one)
     stochastic_layers = 1
+    #: this model's own defaults for settings left out (config.MODEL_DEFAULTS): --prior, --decoder-layers
+    defaults: dict = {}
 
     def __init__(self, config, image_shape, num_classes: int, code_dim: int | None = None):
         """code_dim: the width of the code the encoder and decoder meet, if not ``config.z_dim``
@@ -55,7 +57,7 @@ class LatentVariableModel(nn.Module):
         self.likelihood = build_likelihood(config, image_shape)
         self.q_z = build_guide(config, config.hidden_dim, code_dim)
         self.encoder = build_encoder(config.net, image_shape, code_dim, config.hidden_dim, cond_dim, head=self.q_z.head)
-        self.decoder = build_decoder(config.net, image_shape, code_dim, config.hidden_dim, cond_dim)
+        self.decoder = build_decoder(config.net, image_shape, code_dim, config.hidden_dim, cond_dim, config.decoder_layers)
         self.p_z = build_prior(config, self, config.z_dim, cond_dim)
 
     def condition(self, y: torch.Tensor | None) -> torch.Tensor | None:

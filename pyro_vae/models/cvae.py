@@ -19,6 +19,9 @@ from .base import LatentVariableModel
 class CVAE(LatentVariableModel):
     conditional = True
     parts = ("prior", "guide")
+    # Sohn et al.'s p(z|y), and a decoder whose two hidden layers both read y: with N(0, I) and one
+    # layer, 81% of the samples were judged the class asked for, with these 95% (docs/results.md#class-control)
+    defaults = {"prior": "conditional", "decoder_layers": 2}
 
     def model(self, x, y):
         """x: (batch, C, H, W); y: (batch,) int64 labels."""
