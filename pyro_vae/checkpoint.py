@@ -34,13 +34,14 @@ CONFIG = "config.json"
 METRICS = "metrics.csv"
 SAMPLES = "samples.png"
 RECONSTRUCTIONS = "reconstructions.png"
-FORMAT = 3
+FORMAT = 4
 # format 1 (before priors were parts) kept N(0, I) as the model's buffers z_loc and z_scale, and the
 # CVAE's learned p(z|y) as prior_net; format 2 keeps the prior as the part p_z (priors.py)
-DROPPED = {1: ("z_loc", "z_scale"), 2: ()}
-# settings that runs of an older format did not save, because they did not exist yet: the value
-# their networks were built with (format 3 lets a model choose its decoder's depth; it was 1)
-ADDED = {1: {"decoder_layers": 1}, 2: {"decoder_layers": 1}}
+DROPPED = {1: ("z_loc", "z_scale")}
+# settings new in a format, which runs of the formats before it did not save: the value their
+# networks were built with (format 3 lets a model choose its decoder's depth, which was 1; format 4
+# its encoder's depth, also 1, and the network of a semi-supervised run's q(y|x), which was the mlp)
+ADDED = {3: {"decoder_layers": 1}, 4: {"encoder_layers": 1, "classifier": "mlp"}}
 REQUIRED = ("config", "epoch", "model", "optimizer", "history", "rng", "image_shape", "classes")
 
 
@@ -97,16 +98,24 @@ def upgrade(state: dict) -> dict:
     """Bring a checkpoint of an older format to this one, in place: the networks' names as they are
     now, and the settings added since, at the values the run was built with."""
     for version in range(state["format"], FORMAT):
-        state["config"] = {**ADDED[version], **state["config"]}
+        state["config"] = {**_added(version, state["config"]), **state["config"]}
         weights = {}
         for key, value in state["model"].items():
-            if key in DROPPED[version]:
+            if key in DROPPED.get(version, ()):
                 continue
             for old, new in _renamed(version, state["config"]).items():
                 key = new + key[len(old) :] if key.startswith(old) else key
             weights[key] = value
         state["model"], state["format"] = weights, version + 1
     return state
+
+
+def _added(version: int, config: dict) -> dict:
+    """The settings a run of ``config`` saved in format ``version`` lacks, at the values it was built with."""
+    added = ADDED.get(version + 1, {})
+    if config.get("labels") is None:  # a run without --labels has no q(y|x): it keeps the default
+        added = {k: v for k, v in added.items() if k != "classifier"}
+    return added
 
 
 def _renamed(version: int, config: dict) -> dict:

@@ -21,18 +21,20 @@ ON_NAN = ("stop", "skip")
 AMP = ("none", "bf16")
 MAX_LR = 1e6
 CLASSIFY_WEIGHT = 50.0  # --labels: alpha, per labelled image of a batch (docs/results.md)
+CLASSIFIER = "cnn"  # --labels: the network of q(y|x) (docs/results.md)
 
 
 def choices() -> dict[str, tuple[str, ...]]:
     """The allowed value of each option that takes one of a fixed set, read from the registries that
     define them. Options that name a part (model, likelihood, prior, guide) also take the user's classes: parts.py."""
     from .data import BINARIZE, DATASETS
+    from .models.semi_supervised import CLASSIFIERS
     from .networks import NETS
     from .objectives import ELBOS
 
     return {
         "dataset": tuple(DATASETS), "net": NETS, "binarize": BINARIZE, "elbo": tuple(ELBOS),
-        "device": DEVICES, "on_nan": ON_NAN, "amp": AMP,
+        "device": DEVICES, "on_nan": ON_NAN, "amp": AMP, "classifier": CLASSIFIERS,
     }  # fmt: skip
 
 
@@ -58,6 +60,8 @@ class Config:
                                 show_default="the data set's: mlp for digits, conv for faces and spectrograms")  # fmt: skip
     z_dim: int = option(50, "Latent dimensions (2 for latent-space plots).")
     hidden_dim: int = option(400, "Width of the networks' hidden layer.")
+    encoder_layers: Optional[int] = option(None, "mlp: hidden layers of the encoder, each also reading the condition (cvae).",
+                                           show_default="the model's: 1")  # fmt: skip
     decoder_layers: Optional[int] = option(None, "mlp: hidden layers of the decoder, each also reading the condition (cvae).",
                                            show_default="the model's: 2 for cvae, 1 for the others")  # fmt: skip
     prior: Optional[str] = option(None, "p(z): standard N(0, I); conditional: a learned Gaussian p(z|y) per class (cvae); mixture: K learned Gaussians; vamp: the VampPrior, the guide at K learned pseudo-inputs (vae); flow: N(0, I) through --flow-steps learned autoregressive steps.",
@@ -83,6 +87,7 @@ class Config:
     kl_warmup: int = option(0, "Raise the KL weight linearly from 0 to --beta over this many epochs (0: off).")
     labels: Optional[int] = option(None, "cvae: keep N training labels (N / classes of each class, chosen by --seed) and hide the rest; the cvae becomes Kingma et al.'s semi-supervised M2, with a classifier q(y|x) in its guide.",
                                    show_default="all labels")  # fmt: skip
+    classifier: str = option(CLASSIFIER, "--labels: the network of q(y|x): cnn, a small convolutional net (classifier.py's); mlp, the encoder's network (as in Kingma et al.).")
     classify_weight: float = option(CLASSIFY_WEIGHT, "--labels: weight alpha of each labelled image's classification loss -log q(y|x) (Kingma et al.'s eq. 9; 0: the classifier learns from the unlabelled images' bound alone).")
     epochs: Optional[int] = option(None, "Epochs in all (compare: for each model); with train --resume, the run's own unless given.",
                                    show_default="the data set's: 20 for digits, 30 for spoken digits, 200 for faces")  # fmt: skip
@@ -106,7 +111,7 @@ class Config:
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
-        if self.prior is None or self.decoder_layers is None:  # the model's own choice: read from its class
+        if None in (self.prior, self.encoder_layers, self.decoder_layers):  # the model's own choice: read from its class
             for name, value in model_defaults(self.model, self.net).items():
                 if getattr(self, name) is None:
                     setattr(self, name, value)
@@ -120,14 +125,15 @@ class Config:
                 raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
         model, likelihood = resolve("model", self.model), resolve("likelihood", self.likelihood)  # imports the user's code
         prior, guide = resolve("prior", self.prior), resolve("guide", self.guide)
-        for name in ("z_dim", "hidden_dim", "decoder_layers", "epochs", "batch_size", "particles", "flow_steps"):
+        for name in ("z_dim", "hidden_dim", "encoder_layers", "decoder_layers", "epochs", "batch_size", "particles", "flow_steps"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
         for name in ("train_size", "test_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1 (or left out for all), not {getattr(self, name)}")
-        if self.net != "mlp" and self.decoder_layers != 1:
-            raise UserError(f"--decoder-layers sets the depth of the mlp decoder; --net {self.net} has its own: leave it out")
+        for part in ("encoder", "decoder"):
+            if self.net != "mlp" and getattr(self, f"{part}_layers") != 1:
+                raise UserError(f"--{part}-layers sets the depth of the mlp {part}; --net {self.net} has its own: leave it out")
         if self.likelihood_scale is not None:
             if "scale" not in inspect.signature(likelihood).parameters:
                 raise UserError(f"--likelihood-scale fixes the noise of a gaussian or laplace likelihood, not of {self.likelihood}")
@@ -153,16 +159,18 @@ class Config:
             raise UserError("--elbo jit traces the whole step in float32 with torch.jit; "
                             "with --compile or --amp bf16 use --elbo trace (or meanfield)")  # fmt: skip
         self.check_parts(model, prior, guide)
-        self.check_labels(model)
+        self.check_labels()
         return self
 
-    def check_labels(self, model: type) -> None:
+    def check_labels(self) -> None:
         """Refuse --labels (semi-supervised training) where it cannot work, in one line."""
         if self.labels is None:
             if self.classify_weight != CLASSIFY_WEIGHT:
                 raise UserError("--classify-weight weighs the labelled images of --labels N; leave it out, or give --labels")
+            if self.classifier != CLASSIFIER:
+                raise UserError("--classifier is the network of q(y|x), which --labels N adds; leave it out, or give --labels")
             return
-        if not _takes_missing_labels(model):
+        if not _takes_missing_labels(self):
             raise UserError(f"--labels needs a model that learns from unlabelled images: use --model cvae, not {self.model}")
         if self.condition:
             raise UserError("--labels hides class labels, and --condition conditions on attributes; use one of the two")
@@ -210,8 +218,8 @@ class Config:
         that learn from unlabelled images; the others train as they always do."""
         mine, theirs = model_defaults(self.model, self.net), model_defaults(model, self.net)
         changes = {name: theirs[name] for name, value in mine.items() if getattr(self, name) == value}
-        if self.labels is not None and not _takes_missing_labels(resolve("model", model)):
-            changes |= {"labels": None, "classify_weight": CLASSIFY_WEIGHT}
+        if self.labels is not None and not _takes_missing_labels(self.replace(model=model)):
+            changes |= {"labels": None, "classify_weight": CLASSIFY_WEIGHT, "classifier": CLASSIFIER}
         return self.replace(model=model, **changes)
 
     def to_dict(self) -> dict:
@@ -234,23 +242,24 @@ class Config:
 
 
 def model_defaults(model: str, net: str | None) -> dict:
-    """The settings a model chooses when they are left out: ``--prior`` standard and
-    ``--decoder-layers`` 1, unless its class's ``defaults`` say otherwise (the cvae's: a conditional
-    prior and two layers). --decoder-layers is the mlp's; other networks take 1 (none to set)."""
+    """The settings a model chooses when they are left out: ``--prior`` standard and one hidden layer
+    each way (``--encoder-layers``, ``--decoder-layers``), unless its class's ``defaults`` say
+    otherwise (the cvae's: a conditional prior and a two-layer decoder). The depths are the mlp's;
+    other networks take 1 (none to set)."""
     cls = resolve("model", model)
-    chosen = {"prior": "standard", "decoder_layers": 1}
+    chosen = {"prior": "standard", "encoder_layers": 1, "decoder_layers": 1}
     chosen |= {name: value for name, value in getattr(cls, "defaults", {}).items() if name in chosen}
     if net != "mlp":
-        chosen["decoder_layers"] = 1
+        chosen |= {"encoder_layers": 1, "decoder_layers": 1}
     return chosen
 
 
-def _takes_missing_labels(model: type) -> bool:
-    """Whether ``--labels`` can train ``model`` (a class): the cvae (as its semi-supervised form) or a
-    model that declares ``missing_labels = True`` (it reads y = -1 as a missing label)."""
-    from .models import CVAE
+def _takes_missing_labels(config: Config) -> bool:
+    """Whether ``--labels`` can train ``config.model``: the class it builds (the cvae's semi-supervised
+    form, or a user's model) reads y = -1 as a missing label (``missing_labels = True``)."""
+    from .models import model_class
 
-    return model is CVAE or getattr(model, "missing_labels", False)
+    return getattr(model_class(config), "missing_labels", False)
 
 
 def default_lr(model: str, likelihood: str, likelihood_scale: float | None) -> float:

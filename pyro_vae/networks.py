@@ -58,7 +58,7 @@ class GaussianHead(nn.Module):
 
 
 class MLPEncoder(nn.Module):
-    """x (+ c) -> one ReLU hidden layer -> head: 784-400-z by default.
+    """x (+ c) -> ``layers`` ReLU hidden layers, each also reading c -> head: 784-400-z by default.
 
     The head turns the hidden features (batch, hidden_dim) into the guide's parameters: by default
     a diagonal Gaussian's (loc, scale); a guide part (guides.py) may bring its own, as a function
@@ -69,13 +69,17 @@ class MLPEncoder(nn.Module):
     reaches 154 nats in 10 epochs against softplus's 164, with classes far better separated.
     """
 
-    def __init__(self, image_shape, z_dim: int, hidden_dim: int = 400, cond_dim: int = 0, head: Callable[[], nn.Module] | None = None):
+    def __init__(self, image_shape, z_dim: int, hidden_dim: int = 400, cond_dim: int = 0,
+                 head: Callable[[], nn.Module] | None = None, layers: int = 1):  # fmt: skip
         super().__init__()
         self.hidden = nn.Linear(math.prod(image_shape) + cond_dim, hidden_dim)
+        self.deeper = nn.ModuleList(nn.Linear(hidden_dim + cond_dim, hidden_dim) for _ in range(layers - 1))
         self.head = GaussianHead(hidden_dim, z_dim) if head is None else head()
 
     def forward(self, x, c=None):
-        h = F.relu(conditioned(self.hidden, x.flatten(1), c))
+        h = F.relu(conditioned(self.hidden, x.flatten(1), c))  # (batch..., hidden_dim)
+        for layer in self.deeper:
+            h = F.relu(conditioned(layer, h, c))
         return self.head(h)
 
 
@@ -202,10 +206,13 @@ class CompletionNet(nn.Module):
 
 
 def build_encoder(net: str, image_shape, z_dim: int, hidden_dim: int, cond_dim: int = 0,
-                  head: Callable[[], nn.Module] | None = None) -> nn.Module:  # fmt: skip
+                  head: Callable[[], nn.Module] | None = None, layers: int = 1) -> nn.Module:  # fmt: skip
     """The encoder ``net`` names, ending in the layer ``head()`` makes (features (batch, hidden_dim)
-    -> the guide's parameters; a diagonal Gaussian's (loc, scale) when None)."""
-    return {"mlp": MLPEncoder, "conv": ConvEncoder}[net](image_shape, z_dim, hidden_dim, cond_dim, head)
+    -> the guide's parameters; a diagonal Gaussian's (loc, scale) when None); ``layers``: the MLP's
+    hidden layers (the conv encoder has its own plan)."""
+    if net == "mlp":
+        return MLPEncoder(image_shape, z_dim, hidden_dim, cond_dim, head, layers)
+    return ConvEncoder(image_shape, z_dim, hidden_dim, cond_dim, head)
 
 
 def build_decoder(net: str, image_shape, z_dim: int, hidden_dim: int, cond_dim: int = 0, layers: int = 1) -> nn.Module:

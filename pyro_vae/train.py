@@ -147,9 +147,10 @@ class Trainer:
         # what the training loss is: the ELBO itself, or another objective (a tighter bound, a weighted KL,
         # the semi-supervised objective with its classification term, over batches with labelled images added)
         plain = config.elbo in ("trace", "meanfield", "jit") and config.beta == 1 and not config.kl_warmup and not config.labels
-        self.train_name = "train" if plain else f"train objective ({config.elbo}, beta {config.beta:g})"
         if config.labels:
             self.train_name = f"train objective (semi-supervised, {config.labels} labels, classify weight {config.classify_weight:g})"
+        else:
+            self.train_name = "train" if plain else f"train objective ({config.elbo}, beta {config.beta:g})"
         # The program, wrapped once: Pyro's JIT caches its compiled loss by the ids of model and guide,
         # and ``self.model.model`` makes a new bound-method object on every access (a new id each step).
         # The KL weight (--beta, --kl-warmup) is applied from outside, to any model's latent sites.

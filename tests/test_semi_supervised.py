@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 
-from pyro_vae import build_model
+from pyro_vae import Trainer, build_model, checkpoint, load_model
 from pyro_vae.data.labels import MISSING, LabelledShare, keep_labels
+from pyro_vae.config import CLASSIFY_WEIGHT, Config
 from pyro_vae.errors import UserError
 from pyro_vae.models import CVAE, SemiSupervisedCVAE
 from pyro_vae.networks import conditioned
@@ -38,6 +39,13 @@ def test_labels_make_the_cvae_semi_supervised_and_nothing_else():
         small_config(labels=100, elbo="iwae").validate()
     with pytest.raises(UserError, match="--classify-weight weighs the labelled images of --labels N"):
         small_config(classify_weight=10.0).validate()
+    with pytest.raises(UserError, match="--classify-weight must be 0 or more, not -1"):
+        small_config(labels=100, classify_weight=-1.0).validate()
+    # compare --labels: the labels (and their weight) go to the cvae alone; the others train as always
+    shared = Config(model="cvae", labels=100, classify_weight=20.0)
+    assert (shared.for_model("vae").labels, shared.for_model("vae").classify_weight) == (None, CLASSIFY_WEIGHT)
+    assert shared.for_model("vae").validate() and shared.for_model("ae").validate()
+    assert (shared.for_model("cvae").labels, shared.for_model("cvae").classify_weight) == (100, 20.0)
 
 
 def test_conditioned_layer_equals_the_layer_on_the_concatenation_and_broadcasts():
@@ -160,3 +168,25 @@ def test_semi_supervised_training_learns_a_classifier_and_every_tool_reads_it(tm
     for command in (["sample", str(run), "--label", "7", "--n", "4"], ["plot-latent", str(run)]):
         result = runner.invoke(app, command)
         assert result.exit_code == 0, (command, result.output)
+
+
+def test_a_semi_supervised_run_of_format_3_opens_with_its_mlp_classifier(tmp_path, mnist):
+    """Format 3 had no --classifier (q(y|x) was the encoder's network, now --classifier mlp; the
+    default is the cnn) nor --encoder-layers (one). Such a run opens with the networks it was built
+    with, and resumes."""
+    trainer = train_small(tmp_path, labels=20, classifier="mlp", train_size=1000, test_size=200)
+    path = tmp_path / checkpoint.CHECKPOINT
+    state = torch.load(path, weights_only=True)
+    settings = {k: v for k, v in state["config"].items() if k not in ("classifier", "encoder_layers")}  # new in format 4
+    torch.save(state | {"format": 3, "config": settings}, path)
+    (tmp_path / checkpoint.CONFIG).write_text(json.dumps(settings))
+    model, config, _ = load_model(tmp_path)
+    assert (config.classifier, config.encoder_layers) == ("mlp", 1) and not any("features" in k for k in model.state_dict())
+    for key, value in trainer.model.state_dict().items():
+        assert torch.equal(value, model.state_dict()[key]), key
+    resumed = Trainer.resume(tmp_path, epochs=2, progress=False, log=lambda line: None)
+    resumed.fit()
+    assert resumed.epoch == 2 and resumed.config.classifier == "mlp"
+    assert Config(model="cvae", labels=100).classifier == "cnn"
+    with pytest.raises(UserError, match="--classifier is the network of q.y.x., which --labels N adds"):
+        small_config(classifier="mlp").validate()

@@ -120,7 +120,7 @@ def test_a_checkpoint_of_format_1_opens_and_resumes(tmp_path):
     path = tmp_path / checkpoint.CHECKPOINT
     state = torch.load(path, weights_only=True)
     old = {("prior_net." + k[len("p_z.net.") :] if k.startswith("p_z.net.") else k): v for k, v in state["model"].items()}
-    new_settings = ("guide", "prior_components", "flow_steps", "decoder_layers", "labels", "classify_weight")
+    new_settings = ("guide", "prior_components", "flow_steps", "encoder_layers", "decoder_layers", "labels", "classify_weight", "classifier")
     settings = {k: v for k, v in state["config"].items() if k not in new_settings}
     state |= {"format": 1, "model": {**old, "z_loc": torch.zeros(8), "z_scale": torch.ones(8)}, "config": settings}
     torch.save(state, path)
@@ -199,9 +199,9 @@ def test_default_run_dir_names_a_model_given_by_reference_by_its_class():
     from pyro_vae import Config
     from pyro_vae.train import default_run_dir
 
-    # lr, prior and decoder depth given: the Config then has no reason to import the (here imaginary)
-    # classes, whose defaults it would read otherwise
-    names = [default_run_dir(Config(model=model, lr=1e-3, prior="standard", decoder_layers=1)).name for model in
+    # lr, prior and the networks' depths given: the Config then has no reason to import the (here
+    # imaginary) classes, whose defaults it would read otherwise
+    names = [default_run_dir(Config(model=model, lr=1e-3, prior="standard", encoder_layers=1, decoder_layers=1)).name for model in
              ("examples/mixture_prior.py:MixturePriorVAE", "my_package.models:MixtureVAE", "cvae")]  # fmt: skip
     assert [re.sub(r"\d{8}-\d{6}$", "TIME", name) for name in names] == [
         "MixturePriorVAE-mnist-TIME", "MixtureVAE-mnist-TIME", "cvae-mnist-TIME"]  # fmt: skip

@@ -56,7 +56,7 @@ class LatentVariableModel(nn.Module):
         cond_dim = num_classes if self.conditional else 0
         self.likelihood = build_likelihood(config, image_shape)
         self.q_z = build_guide(config, config.hidden_dim, code_dim)
-        self.encoder = build_encoder(config.net, image_shape, code_dim, config.hidden_dim, cond_dim, head=self.q_z.head)
+        self.encoder = build_encoder(config.net, image_shape, code_dim, config.hidden_dim, cond_dim, self.q_z.head, config.encoder_layers)
         self.decoder = build_decoder(config.net, image_shape, code_dim, config.hidden_dim, cond_dim, config.decoder_layers)
         self.p_z = build_prior(config, self, config.z_dim, cond_dim)
 

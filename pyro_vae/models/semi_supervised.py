@@ -4,7 +4,7 @@ with the label y observed where it is known and latent where it is not.
     p(y)     = Categorical(1/K, ..., 1/K)            a uniform prior over the K classes
     p(z)     = prior                                 as the CVAE's (priors.py; N(0, I) by default)
     p(x|y,z) = likelihood(decoder(z, y))             the CVAE's decoder
-    q(y|x)   = Categorical(logits = classifier(x))   the guide's classifier, for images without a label
+    q(y|x)   = Categorical(logits = classifier(x))   the guide's classifier (--classifier), for images without a label
     q(z|x,y) = family(encoder(x, y))                 the CVAE's guide
 
 A labelled image's bound is the CVAE's, on log p(x|y) (its log p(y) is a constant, left out):
@@ -32,15 +32,26 @@ import pyro.distributions as dist
 import torch
 import torch.nn as nn
 
+from ..classifier import Classifier
 from ..networks import build_encoder, full_precision
 from .cvae import CVAE
 
+#: the networks q(y|x) can be (--classifier)
+CLASSIFIERS = ("cnn", "mlp")
 
-class ClassLogits(nn.Linear):
-    """The classifier's last layer: features (batch, in_dim) -> class logits (batch, K), in float32."""
 
-    def forward(self, h):
-        return full_precision(super().forward(h))
+def build_classifier(config, image_shape, num_classes: int) -> nn.Module:
+    """q(y|x)'s network: x (batch, C, H, W) -> class logits (batch, K).
+
+    cnn (the default): the small convolutional net the package judges samples with (classifier.py).
+    From 100 MNIST labels it reached 90.6% where the mlp reached 85.9% after 7 epochs, same seed
+    (docs/results.md#learning-from-a-few-labels): translation-invariant features are what a
+    hundred labels cannot teach an mlp. mlp: the encoder's network (--net) with K outputs, as in
+    Kingma et al.
+    """
+    if config.classifier == "cnn":
+        return Classifier(image_shape, num_classes)
+    return build_encoder(config.net, image_shape, num_classes, config.hidden_dim, head=lambda: nn.Linear(config.hidden_dim, num_classes))
 
 
 class SemiSupervisedCVAE(CVAE):
@@ -49,14 +60,12 @@ class SemiSupervisedCVAE(CVAE):
 
     def __init__(self, config, image_shape, num_classes: int):
         super().__init__(config, image_shape, num_classes)
-        # q(y|x): the encoder's network, ending in K logits instead of a Gaussian's parameters
-        self.classifier = build_encoder(config.net, image_shape, num_classes, config.hidden_dim,
-                                        head=lambda: ClassLogits(config.hidden_dim, num_classes))  # fmt: skip
+        self.classifier = build_classifier(config, image_shape, num_classes)  # q(y|x)
         self.register_buffer("label_logits", torch.zeros(num_classes), persistent=False)  # p(y): uniform
 
     def q_y(self, x: torch.Tensor) -> dist.Categorical:
         """q(y|x): x (batch, C, H, W) -> a Categorical of batch (batch,) over the K classes."""
-        return dist.Categorical(logits=self.classifier(x))
+        return dist.Categorical(logits=full_precision(self.classifier(x)))
 
     def model(self, x, y):
         """x: (batch, C, H, W); y: (batch,) int64 labels, -1 where the label is missing."""
