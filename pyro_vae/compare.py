@@ -71,7 +71,8 @@ def compare(config: Config, out: str | Path, *, models: Sequence[str] = MODELS, 
             pixel_error = sum(
                 (model.reconstruct(x, y) - x).pow(2).flatten(1).sum(1).sum().item() for x, y in test.batches(1000)
             ) / len(test)  # fmt: skip
-        rows.append((name, metrics, pixel_error, knn_accuracy(codes, test.y, codes, test.y), seconds[name], trainer.epoch, trainer.config.lr))
+        knn = knn_accuracy(codes, test.y, codes, test.y)
+        rows.append((name, metrics, pixel_error, knn, seconds[name], trainer.epoch, trainer.config.lr, _networks(trainer.config, model.generative)))
         points, axes = project(codes, "pca")
         panels.append({"points": points, "labels": test.y, "classes": classes, "axes": axes,
                        "title": f"{name}: {describe_codes(model)}"})  # fmt: skip
@@ -100,10 +101,18 @@ draw each class in both orientations: a sample is compared with a test image and
 image, and the nearer counts."""
 
 
+def _networks(config: Config, generative: bool) -> str:
+    """A model's prior and networks, as the report's table names them: "conditional; 2 × 600 / 2 × 600"."""
+    prior = config.prior if generative else "none"
+    if config.net != "mlp":
+        return f"{prior}; {config.net}, {config.hidden_dim}"
+    return f"{prior}; {config.encoder_layers} × {config.hidden_dim} / {config.decoder_layers} × {config.hidden_dim}"
+
+
 def _report(config: Config, rows, samples: list, matched: dict, references: dict) -> str:
     table = "\n".join(
-        f"| `{name}` | {m['neg_elbo']:.2f} | {m['recon']:.2f} | {m['kl']:.2f} | {pixel:.2f} | {100 * knn:.1f}% | {epochs} | {lr:g} | {secs:.0f} s |"
-        for name, m, pixel, knn, secs, epochs, lr in rows
+        f"| `{name}` | {m['neg_elbo']:.2f} | {m['recon']:.2f} | {m['kl']:.2f} | {pixel:.2f} | {100 * knn:.1f}% | {nets} | {epochs} | {lr:g} | {secs:.0f} s |"
+        for name, m, pixel, knn, secs, epochs, lr, nets in rows
     )  # fmt: skip
     names = [row[0] for row in rows]
     title = " vs ".join(name.upper() if name in MODELS else name for name in names)
@@ -111,14 +120,15 @@ def _report(config: Config, rows, samples: list, matched: dict, references: dict
     defined = f"\n\n{listed}" if references else ""
     return f"""# {title} on {config.dataset}
 
-Same data, networks and settings for all: `--net {config.net} --z-dim {config.z_dim} --hidden-dim {config.hidden_dim}
+Same data and settings for all: `--net {config.net} --z-dim {config.z_dim}
 --likelihood {config.likelihood} --binarize {config.binarize} {'--flip' if config.flip else '--no-flip'}
 --batch-size {config.batch_size} --elbo {config.elbo} --seed {config.seed}`, each with Adam at the
 learning rate in the table, trained on {config.train_size or 'all'} images and measured on
-{config.test_size or 'all'} test images.{defined}
+{config.test_size or 'all'} test images. Each model has its own prior and networks, unless they were
+given: the table names them (hidden layers × units, encoder / decoder).{defined}
 
-| model | test -ELBO | reconstruction -E[log p(x\\|z)] | KL | squared pixel error | 5-NN accuracy of codes | epochs | learning rate | training time |
-|---|---|---|---|---|---|---|---|---|
+| model | test -ELBO | reconstruction -E[log p(x\\|z)] | KL | squared pixel error | 5-NN accuracy of codes | prior; networks | epochs | learning rate | training time |
+|---|---|---|---|---|---|---|---|---|---|
 {table}
 
 Nats per image; lower is better for all but the accuracy. A model with no prior (the autoencoder)

@@ -59,9 +59,10 @@ class Config:
     net: Optional[str] = option(None, "Encoder/decoder networks: mlp (784-400-z) or conv (stride-2 convolutions sized from the image).",
                                 show_default="the data set's: mlp for digits, conv for faces and spectrograms")  # fmt: skip
     z_dim: int = option(50, "Latent dimensions (2 for latent-space plots).")
-    hidden_dim: int = option(400, "Width of the networks' hidden layer.")
+    hidden_dim: Optional[int] = option(None, "Width of the networks' hidden layers.",
+                                       show_default="the model's: 600 for the mlp cvae, 400 for the others")  # fmt: skip
     encoder_layers: Optional[int] = option(None, "mlp: hidden layers of the encoder, each also reading the condition (cvae).",
-                                           show_default="the model's: 1")  # fmt: skip
+                                           show_default="the model's: 2 for cvae, 1 for the others")  # fmt: skip
     decoder_layers: Optional[int] = option(None, "mlp: hidden layers of the decoder, each also reading the condition (cvae).",
                                            show_default="the model's: 2 for cvae, 1 for the others")  # fmt: skip
     prior: Optional[str] = option(None, "p(z): standard N(0, I); conditional: a learned Gaussian p(z|y) per class (cvae); mixture: K learned Gaussians; vamp: the VampPrior, the guide at K learned pseudo-inputs (vae); flow: N(0, I) through --flow-steps learned autoregressive steps.",
@@ -111,8 +112,8 @@ class Config:
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
-        if None in (self.prior, self.encoder_layers, self.decoder_layers):  # the model's own choice: read from its class
-            for name, value in model_defaults(self.model, self.net).items():
+        if None in (self.prior, self.hidden_dim, self.encoder_layers, self.decoder_layers):  # the model's own choice: read from its class
+            for name, value in model_defaults(self.model, self.net, self.labels).items():
                 if getattr(self, name) is None:
                     setattr(self, name, value)
         if self.lr is None:
@@ -170,7 +171,7 @@ class Config:
             if self.classifier != CLASSIFIER:
                 raise UserError("--classifier is the network of q(y|x), which --labels N adds; leave it out, or give --labels")
             return
-        if not _takes_missing_labels(self):
+        if not _takes_missing_labels(self.model, self.labels):
             raise UserError(f"--labels needs a model that learns from unlabelled images: use --model cvae, not {self.model}")
         if self.condition:
             raise UserError("--labels hides class labels, and --condition conditions on attributes; use one of the two")
@@ -185,7 +186,7 @@ class Config:
         (What a prior needs of the model and guide it is built from, the prior checks itself, in its
         ``check_combination``, when it has one: priors.py.)"""
         taken, defaults = getattr(model, "parts", ()), {f.name: f.default for f in fields(Config)}
-        defaults |= model_defaults(self.model, self.net)
+        defaults |= model_defaults(self.model, self.net, self.labels)
         for part in ("prior", "guide"):
             if getattr(self, part) != defaults[part] and part not in taken:
                 what = (("has no prior" if part == "prior" else "encodes each image to one point") if not model.generative
@@ -216,9 +217,10 @@ class Config:
         """These settings for another model, as ``compare`` trains it: a setting at this model's own
         default (model_defaults) takes the other model's; --labels (and its weight) go to the models
         that learn from unlabelled images; the others train as they always do."""
-        mine, theirs = model_defaults(self.model, self.net), model_defaults(model, self.net)
+        labels = self.labels if _takes_missing_labels(model, self.labels) else None
+        mine, theirs = model_defaults(self.model, self.net, self.labels), model_defaults(model, self.net, labels)
         changes = {name: theirs[name] for name, value in mine.items() if getattr(self, name) == value}
-        if self.labels is not None and not _takes_missing_labels(self.replace(model=model)):
+        if labels is None and self.labels is not None:
             changes |= {"labels": None, "classify_weight": CLASSIFY_WEIGHT, "classifier": CLASSIFIER}
         return self.replace(model=model, **changes)
 
@@ -241,25 +243,27 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
-def model_defaults(model: str, net: str | None) -> dict:
-    """The settings a model chooses when they are left out: ``--prior`` standard and one hidden layer
-    each way (``--encoder-layers``, ``--decoder-layers``), unless its class's ``defaults`` say
-    otherwise (the cvae's: a conditional prior and a two-layer decoder). The depths are the mlp's;
-    other networks take 1 (none to set)."""
-    cls = resolve("model", model)
-    chosen = {"prior": "standard", "encoder_layers": 1, "decoder_layers": 1}
-    chosen |= {name: value for name, value in getattr(cls, "defaults", {}).items() if name in chosen}
+def model_defaults(model: str, net: str | None, labels: int | None = None) -> dict:
+    """The settings a model chooses when they are left out: ``--prior`` standard, hidden layers 400
+    wide and one of them each way (``--encoder-layers``, ``--decoder-layers``), unless the class
+    that ``model`` and ``labels`` build says otherwise in its ``defaults`` (the cvae's: a
+    conditional prior, and two 600-wide layers each way). Widths and depths are the mlp's: other
+    networks take 400 and 1 (no depth to set)."""
+    from .models import model_class
+
+    chosen = {"prior": "standard", "hidden_dim": 400, "encoder_layers": 1, "decoder_layers": 1}
+    chosen |= {name: value for name, value in getattr(model_class(model, labels), "defaults", {}).items() if name in chosen}
     if net != "mlp":
-        chosen |= {"encoder_layers": 1, "decoder_layers": 1}
+        chosen |= {"hidden_dim": 400, "encoder_layers": 1, "decoder_layers": 1}
     return chosen
 
 
-def _takes_missing_labels(config: Config) -> bool:
-    """Whether ``--labels`` can train ``config.model``: the class it builds (the cvae's semi-supervised
+def _takes_missing_labels(model: str, labels: int | None) -> bool:
+    """Whether ``--labels`` can train ``--model model``: the class it builds (the cvae's semi-supervised
     form, or a user's model) reads y = -1 as a missing label (``missing_labels = True``)."""
     from .models import model_class
 
-    return getattr(model_class(config), "missing_labels", False)
+    return labels is not None and getattr(model_class(model, labels), "missing_labels", False)
 
 
 def default_lr(model: str, likelihood: str, likelihood_scale: float | None) -> float:

@@ -1,6 +1,6 @@
 """What makes the CVAE draw the class it is asked for, by default: its own defaults for the prior and
-the decoder's depth, a decoder whose every hidden layer reads the label, and runs of older formats
-that keep the networks they were trained with."""
+the networks' width and depth, an encoder and a decoder whose every hidden layer reads the label, and
+runs of older formats that keep the networks they were trained with."""
 
 import pytest
 import torch
@@ -20,7 +20,12 @@ def test_each_model_chooses_the_settings_left_out():
     assert Config(model="cvae", net="conv").decoder_layers == 1  # the conv decoder has its own plan
     with pytest.raises(UserError, match="--decoder-layers sets the depth of the mlp decoder; --net conv has its own"):
         Config(model="cvae", net="conv", decoder_layers=3).validate()
-    assert (cvae.encoder_layers, vae.encoder_layers, Config(model="cvae", encoder_layers=2).encoder_layers) == (1, 1, 2)
+    assert (cvae.hidden_dim, cvae.encoder_layers, vae.hidden_dim, vae.encoder_layers) == (600, 2, 400, 1)
+    assert (Config(model="cvae", encoder_layers=1, hidden_dim=64).encoder_layers, Config(model="cvae", hidden_dim=64).hidden_dim) == (1, 64)
+    conv = Config(model="cvae", net="conv")
+    assert (conv.hidden_dim, conv.encoder_layers) == (400, 1)  # the widths and depths chosen are the mlp's
+    m2 = Config(model="cvae", labels=100)  # the semi-supervised form keeps the networks it was measured with
+    assert (m2.hidden_dim, m2.encoder_layers, m2.decoder_layers, m2.prior) == (400, 1, 2, "conditional")
     with pytest.raises(UserError, match="--encoder-layers sets the depth of the mlp encoder; --net conv has its own"):
         Config(model="vae", net="conv", encoder_layers=2).validate()
     with pytest.raises(UserError, match="--encoder-layers must be at least 1, not 0"):
@@ -31,10 +36,12 @@ def test_each_model_chooses_the_settings_left_out():
 
 def test_compare_gives_each_model_its_own_defaults_and_keeps_what_was_given():
     shared = Config(model="cvae")
-    assert (shared.for_model("vae").prior, shared.for_model("vae").decoder_layers) == ("standard", 1)
-    assert shared.for_model("vae").validate() and shared.for_model("ae").validate()
-    given = Config(model="cvae", prior="mixture", decoder_layers=3)
-    assert (given.for_model("vae").prior, given.for_model("vae").decoder_layers) == ("mixture", 3)
+    vae = shared.for_model("vae")
+    assert (vae.prior, vae.hidden_dim, vae.encoder_layers, vae.decoder_layers) == ("standard", 400, 1, 1)
+    assert vae.validate() and shared.for_model("ae").validate()
+    assert (vae.for_model("cvae").hidden_dim, vae.for_model("cvae").encoder_layers) == (600, 2)
+    given = Config(model="cvae", prior="mixture", hidden_dim=500, decoder_layers=3)
+    assert (given.for_model("vae").prior, given.for_model("vae").hidden_dim, given.for_model("vae").decoder_layers) == ("mixture", 500, 3)
 
 
 def test_every_hidden_layer_of_the_decoder_and_encoder_reads_the_condition():
@@ -61,7 +68,7 @@ def test_every_hidden_layer_of_the_decoder_and_encoder_reads_the_condition():
 
 def test_the_cvae_is_built_with_its_defaults():
     model = build_model(small_config(model="cvae"), (1, 28, 28), 10)
-    assert len(model.decoder.deeper) == 1 and type(model.p_z).__name__ == "Conditional"
+    assert len(model.encoder.deeper) == len(model.decoder.deeper) == 1 and type(model.p_z).__name__ == "Conditional"
     assert len(build_model(small_config(model="cvae", encoder_layers=3), (1, 28, 28), 10).encoder.deeper) == 2
     vae = build_model(small_config(model="vae"), (1, 28, 28), 10)
-    assert len(vae.decoder.deeper) == 0 and type(vae.p_z).__name__ == "Standard"
+    assert len(vae.encoder.deeper) == len(vae.decoder.deeper) == 0 and type(vae.p_z).__name__ == "Standard"

@@ -232,7 +232,10 @@ def test_compare_writes_a_report_and_reuses_its_runs(tmp_path):
     assert again.returncode == 0 and again.stdout.count("already at epoch 1 of 1") == 3, again.stdout
     clash = cli("compare", "--out", out, *SMALL, "--z-dim", 3)  # the last --z-dim wins
     assert clash.returncode == 2 and "holds a run with other settings" in clash.stderr
-    assert [float(row.split("|")[8]) for row in rows] == [2e-3, 2e-3, 2e-3]  # learning rate column
+    assert [float(row.split("|")[9]) for row in rows] == [2e-3, 2e-3, 2e-3]  # learning rate column
+    # each model's own prior and networks, the given width kept for all
+    assert [row.split("|")[7].strip() for row in rows] == ["none; 1 × 64 / 1 × 64", "standard; 1 × 64 / 1 × 64",
+                                                           "conditional; 2 × 64 / 2 × 64"]  # fmt: skip
 
 
 def test_compare_trains_each_model_at_its_own_learning_rate_unless_one_is_given(tmp_path):
@@ -243,7 +246,7 @@ def test_compare_trains_each_model_at_its_own_learning_rate_unless_one_is_given(
         assert result.returncode == 0, result.stderr
         report = (out / "report.md").read_text()
         rows = [line for line in report.splitlines() if line.startswith("| `")]
-        assert [float(row.split("|")[8]) for row in rows] == expected
+        assert [float(row.split("|")[9]) for row in rows] == expected
         # models trained with flips are judged with the mirror-invariant distance, and the report says so
         assert ("with its mirror\nimage, and the nearer counts" in report) == ("--flip" in extra)
         assert [json.loads((out / m / "config.json").read_text())["lr"] for m in ("ae", "vae", "cvae")] == expected

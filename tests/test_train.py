@@ -116,7 +116,7 @@ def test_a_checkpoint_of_format_1_opens_and_resumes(tmp_path):
     prior_net, and had no settings for guides and flows, nor (before format 3) for the decoder's depth,
     which was 1 (the CVAE's default is now 2). The CVAE is named as a module's class, as a user's
     subclass would be: the renaming follows the class, not its name."""
-    trainer = train_small(tmp_path, model="pyro_vae.models.cvae:CVAE", prior="conditional", decoder_layers=1)
+    trainer = train_small(tmp_path, model="pyro_vae.models.cvae:CVAE", prior="conditional", encoder_layers=1, decoder_layers=1)
     path = tmp_path / checkpoint.CHECKPOINT
     state = torch.load(path, weights_only=True)
     old = {("prior_net." + k[len("p_z.net.") :] if k.startswith("p_z.net.") else k): v for k, v in state["model"].items()}
@@ -199,9 +199,10 @@ def test_default_run_dir_names_a_model_given_by_reference_by_its_class():
     from pyro_vae import Config
     from pyro_vae.train import default_run_dir
 
-    # lr, prior and the networks' depths given: the Config then has no reason to import the (here
+    # lr, prior and the networks' sizes given: the Config then has no reason to import the (here
     # imaginary) classes, whose defaults it would read otherwise
-    names = [default_run_dir(Config(model=model, lr=1e-3, prior="standard", encoder_layers=1, decoder_layers=1)).name for model in
+    sizes = dict(hidden_dim=400, encoder_layers=1, decoder_layers=1)
+    names = [default_run_dir(Config(model=model, lr=1e-3, prior="standard", **sizes)).name for model in
              ("examples/mixture_prior.py:MixturePriorVAE", "my_package.models:MixtureVAE", "cvae")]  # fmt: skip
     assert [re.sub(r"\d{8}-\d{6}$", "TIME", name) for name in names] == [
         "MixturePriorVAE-mnist-TIME", "MixtureVAE-mnist-TIME", "cvae-mnist-TIME"]  # fmt: skip

@@ -23,15 +23,15 @@ def build_model(config, image_shape, num_classes: int) -> LatentVariableModel:
     freshly initialized networks, checked against the model contract (contract.py)."""
     from ..contract import check_model
 
-    return check_model(model_class(config)(config, tuple(image_shape), num_classes), config.model)
+    return check_model(model_class(config.model, config.labels)(config, tuple(image_shape), num_classes), config.model)
 
 
-def model_class(config) -> type:
-    """The class ``config.model`` names; with ``--labels``, the cvae's semi-supervised form."""
+def model_class(model: str, labels: int | None = None) -> type:
+    """The class ``model`` (``--model``) names; with ``labels`` (``--labels``), the cvae's semi-supervised form."""
     from ..parts import resolve
 
-    cls = resolve("model", config.model)
-    return SemiSupervisedCVAE if config.labels is not None and cls is CVAE else cls
+    cls = resolve("model", model)
+    return SemiSupervisedCVAE if labels is not None and cls is CVAE else cls
 
 
 __all__ = ["MODELS", "build_model", "LatentVariableModel", "VAE", "CVAE", "AE", "HVAE", "SemiSupervisedCVAE", "model_class"]

@@ -42,7 +42,7 @@ class LatentVariableModel(nn.Module):
     parts: tuple = ()
     #: latent layers between the prior and the image (the HVAE has two; the VampPrior needs one)
     stochastic_layers = 1
-    #: this model's own defaults for settings left out (config.MODEL_DEFAULTS): --prior, --decoder-layers
+    #: this model's own defaults for settings left out (config.model_defaults): --prior, --hidden-dim, --encoder-layers, --decoder-layers
     defaults: dict = {}
 
     def __init__(self, config, image_shape, num_classes: int, code_dim: int | None = None):
