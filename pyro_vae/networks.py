@@ -45,6 +45,19 @@ def conditioned(layer: nn.Linear, h: torch.Tensor, c: torch.Tensor | None) -> to
     return F.linear(h, layer.weight[:, :width], layer.bias) + F.linear(c.to(h.dtype), layer.weight[:, width:])
 
 
+def deeper_layers(hidden_dim: int, cond_dim: int, layers: int) -> nn.ModuleList:
+    """The hidden layers after the first of an mlp of ``layers`` hidden layers, each reading the condition too."""
+    return nn.ModuleList(nn.Linear(hidden_dim + cond_dim, hidden_dim) for _ in range(layers - 1))
+
+
+def hidden_features(first: nn.Linear, deeper: nn.ModuleList, h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    """h (batch..., in_dim) through ReLU hidden layers that each read c as well -> (batch..., hidden_dim)."""
+    h = F.relu(conditioned(first, h, c))
+    for layer in deeper:
+        h = F.relu(conditioned(layer, h, c))
+    return h
+
+
 class GaussianHead(nn.Module):
     """features -> (loc, scale) of a diagonal Gaussian, each (batch, z_dim)."""
 
@@ -73,14 +86,11 @@ class MLPEncoder(nn.Module):
                  head: Callable[[], nn.Module] | None = None, layers: int = 1):  # fmt: skip
         super().__init__()
         self.hidden = nn.Linear(math.prod(image_shape) + cond_dim, hidden_dim)
-        self.deeper = nn.ModuleList(nn.Linear(hidden_dim + cond_dim, hidden_dim) for _ in range(layers - 1))
+        self.deeper = deeper_layers(hidden_dim, cond_dim, layers)
         self.head = GaussianHead(hidden_dim, z_dim) if head is None else head()
 
     def forward(self, x, c=None):
-        h = F.relu(conditioned(self.hidden, x.flatten(1), c))  # (batch..., hidden_dim)
-        for layer in self.deeper:
-            h = F.relu(conditioned(layer, h, c))
-        return self.head(h)
+        return self.head(hidden_features(self.hidden, self.deeper, x.flatten(1), c))
 
 
 class MLPDecoder(nn.Module):
@@ -96,13 +106,11 @@ class MLPDecoder(nn.Module):
         super().__init__()
         self.image_shape = tuple(image_shape)
         self.hidden = nn.Linear(z_dim + cond_dim, hidden_dim)
-        self.deeper = nn.ModuleList(nn.Linear(hidden_dim + cond_dim, hidden_dim) for _ in range(layers - 1))
+        self.deeper = deeper_layers(hidden_dim, cond_dim, layers)
         self.out = nn.Linear(hidden_dim, math.prod(image_shape))
 
     def forward(self, z, c=None):
-        h = F.relu(conditioned(self.hidden, z, c))  # (batch..., hidden_dim): z's and c's leading dimensions
-        for layer in self.deeper:
-            h = F.relu(conditioned(layer, h, c))
+        h = hidden_features(self.hidden, self.deeper, z, c)  # (batch..., hidden_dim): z's and c's leading dimensions
         return self.out(h).float().view(*h.shape[:-1], *self.image_shape)
 
 
