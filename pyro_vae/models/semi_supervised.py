@@ -57,8 +57,8 @@ def build_classifier(config, image_shape, num_classes: int) -> nn.Module:
 class SemiSupervisedCVAE(CVAE):
     #: takes y = -1 for an image whose label is missing (``train --labels N``)
     missing_labels = True
-    # the networks M2 was measured with (docs/results.md#learning-from-a-few-labels); the decoder runs once
-    # per class on every unlabelled image, so the cvae's wider, deeper networks would cost it 30 minutes or more
+    # the networks M2 was measured with (docs/results.md#learning-from-a-few-labels): its decoder runs once
+    # per class on every unlabelled image, where the cvae's wider default would cost the most (not measured)
     defaults = CVAE.defaults | {"hidden_dim": 400, "encoder_layers": 1}
 
     def __init__(self, config, image_shape, num_classes: int):
