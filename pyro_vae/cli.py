@@ -604,12 +604,16 @@ def compare(
     from .compare import compare as run_compare
 
     models = settings.pop("model")
+    given = {name for name, value in settings.items() if value is not None}  # None: left out, each model's own
     config = Config(**settings).validate()
     for model in models:  # a mistyped or unfit --model is refused before anything trains
-        config.for_model(model).validate()
+        config.for_model(model, given).validate()
+    if config.labels is not None and all(config.for_model(model, given).labels is None for model in models):
+        raise UserError(f"--labels trains the models that learn from unlabelled images, and none of {', '.join(models)} does; "
+                        "add --model cvae, or leave --labels out")  # fmt: skip
     if pairs < 1:
         raise UserError(f"--pairs must be at least 1, not {pairs}")
-    run_compare(config, out or Path("runs") / f"compare-{config.dataset}", models=models, pairs=pairs,
+    run_compare(config, out or Path("runs") / f"compare-{config.dataset}", models=models, given=given, pairs=pairs,
                 shared_lr=settings["lr"] is not None, progress=progress, log=typer.echo)  # fmt: skip
 
 

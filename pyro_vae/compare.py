@@ -10,7 +10,7 @@ model; and each generative model's samples.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 import torch
 
@@ -42,12 +42,13 @@ def train_or_reuse(config: Config, run_dir: Path, *, log: Callable[[str], None],
     return trainer, sum(row["seconds"] for row in trainer.history)  # all its epochs, also those of an earlier call
 
 
-def compare(config: Config, out: str | Path, *, models: Sequence[str] = MODELS, pairs: int = 4, steps: int = 10,
-            shared_lr: bool = False, log: Callable[[str], None] = print, progress: bool = True) -> Path:  # fmt: skip
+def compare(config: Config, out: str | Path, *, models: Sequence[str] = MODELS, given: Collection[str] = (), pairs: int = 4,
+            steps: int = 10, shared_lr: bool = False, log: Callable[[str], None] = print, progress: bool = True) -> Path:  # fmt: skip
     """Train (or reuse) each of ``models`` in ``out/<name>`` with ``config``'s settings; write ``out/report.md``.
 
     models: built-in names or references to a user's classes (a run folder and a table row are
-    named by the class). Each model trains at its own default learning rate (config.default_lr),
+    named by the class). Each model takes its own prior and networks (Config.for_model) except
+    those named in ``given``, and trains at its own default learning rate (config.default_lr),
     unless ``shared_lr``: then all at ``config.lr``.
     """
     out = Path(out)
@@ -56,7 +57,7 @@ def compare(config: Config, out: str | Path, *, models: Sequence[str] = MODELS, 
         raise UserError(f"compare needs models of different names, not {', '.join(models)}")
     trainers, seconds = {}, {}
     for model, name in zip(models, names):
-        own = config.for_model(model).replace(lr=config.lr if shared_lr else None)  # None: that model's default
+        own = config.for_model(model, given).replace(lr=config.lr if shared_lr else None)  # None: that model's default
         trainers[name], seconds[name] = train_or_reuse(own, out / name, log=log, progress=progress)
 
     test = trainers[names[0]].test_data

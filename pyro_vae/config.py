@@ -11,7 +11,7 @@ import inspect
 import math
 import typing
 from dataclasses import dataclass, field, fields
-from typing import Optional
+from typing import Collection, Optional
 
 from .errors import UserError
 from .parts import resolve
@@ -56,13 +56,13 @@ class Config:
     # the help of model and likelihood is completed by the CLI with the names installed packages add (parts.names)
     model: str = option("cvae", "vae: p(z)p(x|z); cvae: conditioned on the label; hvae: two stochastic layers, p(z2)p(z1|z2)p(x|z1); ae: the deterministic baseline.")
     dataset: str = option("mnist", "Data set; prepared and cached on first use.")
-    net: Optional[str] = option(None, "Encoder/decoder networks: mlp (784-400-z) or conv (stride-2 convolutions sized from the image).",
+    net: Optional[str] = option(None, "Encoder/decoder networks: mlp (fully connected: 784-400-z, or as --hidden-dim and the depths say) or conv (stride-2 convolutions sized from the image).",
                                 show_default="the data set's: mlp for digits, conv for faces and spectrograms")  # fmt: skip
     z_dim: int = option(50, "Latent dimensions (2 for latent-space plots).")
     hidden_dim: Optional[int] = option(None, "Width of the networks' hidden layers.",
-                                       show_default="the model's: 600 for the mlp cvae, 400 for the others")  # fmt: skip
+                                       show_default="the model's: 600 for the mlp cvae (400 with --labels), 400 for the others")  # fmt: skip
     encoder_layers: Optional[int] = option(None, "mlp: hidden layers of the encoder, each also reading the condition (cvae).",
-                                           show_default="the model's: 2 for cvae, 1 for the others")  # fmt: skip
+                                           show_default="the model's: 2 for cvae (1 with --labels), 1 for the others")  # fmt: skip
     decoder_layers: Optional[int] = option(None, "mlp: hidden layers of the decoder, each also reading the condition (cvae).",
                                            show_default="the model's: 2 for cvae, 1 for the others")  # fmt: skip
     prior: Optional[str] = option(None, "p(z): standard N(0, I); conditional: a learned Gaussian p(z|y) per class (cvae); mixture: K learned Gaussians; vamp: the VampPrior, the guide at K learned pseudo-inputs (vae); flow: N(0, I) through --flow-steps learned autoregressive steps.",
@@ -88,7 +88,7 @@ class Config:
     kl_warmup: int = option(0, "Raise the KL weight linearly from 0 to --beta over this many epochs (0: off).")
     labels: Optional[int] = option(None, "cvae: keep N training labels (N / classes of each class, chosen by --seed) and hide the rest; the cvae becomes Kingma et al.'s semi-supervised M2, with a classifier q(y|x) in its guide.",
                                    show_default="all labels")  # fmt: skip
-    classifier: str = option(CLASSIFIER, "--labels: the network of q(y|x): cnn, a small convolutional net (classifier.py's); mlp, the encoder's network (as in Kingma et al.).")
+    classifier: str = option(CLASSIFIER, "--labels: the network of q(y|x): cnn, a small convolutional net (classifier.py's); mlp, the encoder's network (--net) with one hidden layer and K outputs (as in Kingma et al.).")
     classify_weight: float = option(CLASSIFY_WEIGHT, "--labels: weight alpha of each labelled image's classification loss -log q(y|x) (Kingma et al.'s eq. 9; 0: the classifier learns from the unlabelled images' bound alone).")
     epochs: Optional[int] = option(None, "Epochs in all (compare: for each model); with train --resume, the run's own unless given.",
                                    show_default="the data set's: 20 for digits, 30 for spoken digits, 200 for faces")  # fmt: skip
@@ -213,13 +213,14 @@ class Config:
             raise UserError(f"--elbo meanfield needs a guide whose latent sites are independent, and {self.model}'s are not "
                             f"(see its docstring); use --elbo trace or iwae with --model {self.model}")  # fmt: skip
 
-    def for_model(self, model: str) -> "Config":
+    def for_model(self, model: str, given: Collection[str] = ()) -> "Config":
         """These settings for another model, as ``compare`` trains it: a setting at this model's own
-        default (model_defaults) takes the other model's; --labels (and its weight) go to the models
-        that learn from unlabelled images; the others train as they always do."""
+        default (model_defaults) takes the other model's, unless it is named in ``given`` (the options
+        the user gave, which the CLI knows: ``--hidden-dim 600`` is then 600 for all); --labels (and
+        its weight) go to the models that learn from unlabelled images; the others train as they always do."""
         labels = self.labels if _takes_missing_labels(model, self.labels) else None
         mine, theirs = model_defaults(self.model, self.net, self.labels), model_defaults(model, self.net, labels)
-        changes = {name: theirs[name] for name, value in mine.items() if getattr(self, name) == value}
+        changes = {name: theirs[name] for name, value in mine.items() if name not in given and getattr(self, name) == value}
         if labels is None and self.labels is not None:
             changes |= {"labels": None, "classify_weight": CLASSIFY_WEIGHT, "classifier": CLASSIFIER}
         return self.replace(model=model, **changes)

@@ -42,6 +42,9 @@ def test_compare_gives_each_model_its_own_defaults_and_keeps_what_was_given():
     assert (vae.for_model("cvae").hidden_dim, vae.for_model("cvae").encoder_layers) == (600, 2)
     given = Config(model="cvae", prior="mixture", hidden_dim=500, decoder_layers=3)
     assert (given.for_model("vae").prior, given.for_model("vae").hidden_dim, given.for_model("vae").decoder_layers) == ("mixture", 500, 3)
+    # a setting given at the cvae's own default is still given: the CLI names what was typed
+    wide = Config(model="cvae", hidden_dim=600, encoder_layers=2).for_model("vae", given={"hidden_dim", "encoder_layers"})
+    assert (wide.hidden_dim, wide.encoder_layers, wide.decoder_layers) == (600, 2, 1)
 
 
 def test_every_hidden_layer_of_the_decoder_and_encoder_reads_the_condition():

@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
+from typer.testing import CliRunner
 
 from pyro_vae import Trainer, build_model, checkpoint, load_model
+from pyro_vae.cli import app
 from pyro_vae.data.labels import MISSING, LabelledShare, keep_labels
 from pyro_vae.config import CLASSIFY_WEIGHT, Config
 from pyro_vae.errors import UserError
@@ -46,6 +48,9 @@ def test_labels_make_the_cvae_semi_supervised_and_nothing_else():
     assert (shared.for_model("vae").labels, shared.for_model("vae").classify_weight) == (None, CLASSIFY_WEIGHT)
     assert shared.for_model("vae").validate() and shared.for_model("ae").validate()
     assert (shared.for_model("cvae").labels, shared.for_model("cvae").classify_weight) == (100, 20.0)
+    # ... and when no model compared can take them, compare says so before anything trains
+    result = CliRunner().invoke(app, ["compare", "--labels", "100", "--model", "vae", "--model", "ae"])
+    assert result.exit_code == 2 and "none of vae, ae does; add --model cvae, or leave --labels out" in result.output
 
 
 def test_conditioned_layer_equals_the_layer_on_the_concatenation_and_broadcasts():

@@ -2,14 +2,14 @@
 with the label y observed where it is known and latent where it is not.
 
     p(y)     = Categorical(1/K, ..., 1/K)            a uniform prior over the K classes
-    p(z)     = prior                                 as the CVAE's (priors.py; N(0, I) by default)
+    p(z|y)   = prior                                 as the CVAE's (priors.py; a learned Gaussian per class by default)
     p(x|y,z) = likelihood(decoder(z, y))             the CVAE's decoder
     q(y|x)   = Categorical(logits = classifier(x))   the guide's classifier (--classifier), for images without a label
     q(z|x,y) = family(encoder(x, y))                 the CVAE's guide
 
 A labelled image's bound is the CVAE's, on log p(x|y) (its log p(y) is a constant, left out):
 
-    L(x, y) = E_q(z|x,y)[log p(x|y,z)] - KL(q(z|x,y) || p(z))
+    L(x, y) = E_q(z|x,y)[log p(x|y,z)] - KL(q(z|x,y) || p(z|y))
 
 and an unlabelled image's is on log p(x), with y summed out exactly over the K classes:
 
@@ -46,8 +46,8 @@ def build_classifier(config, image_shape, num_classes: int) -> nn.Module:
     cnn (the default): the small convolutional net the package judges samples with (classifier.py).
     From 100 MNIST labels it reached 90.6% where the mlp reached 85.9% after 7 epochs, same seed
     (docs/results.md#learning-from-a-few-labels): translation-invariant features are what a
-    hundred labels cannot teach an mlp. mlp: the encoder's network (--net) with K outputs, as in
-    Kingma et al.
+    hundred labels cannot teach an mlp. mlp: the encoder's network (--net) with one hidden layer and
+    K outputs, as in Kingma et al.
     """
     if config.classifier == "cnn":
         return Classifier(image_shape, num_classes)
