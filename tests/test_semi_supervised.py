@@ -92,7 +92,8 @@ def test_enumerated_bound_equals_the_sampled_bound_in_expectation(float64):
 
 def test_with_every_label_given_the_objective_is_the_cvaes(float64):
     m2 = small_m2()
-    cvae = build_model(small_config(z_dim=2, hidden_dim=8), (1, 4, 4), num_classes=K).double()
+    # the plain cvae with M2's networks (--labels keeps one encoder layer, where the cvae's default has two)
+    cvae = build_model(small_config(z_dim=2, hidden_dim=8, encoder_layers=1), (1, 4, 4), num_classes=K).double()
     cvae.load_state_dict({k: v for k, v in m2.state_dict().items() if not k.startswith("classifier.")})
     x = torch.bernoulli(torch.full((6, 1, 4, 4), 0.4, dtype=torch.float64), generator=torch.Generator().manual_seed(1))
     y = torch.tensor([0, 1, 2, 2, 1, 0])
