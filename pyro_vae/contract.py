@@ -57,6 +57,12 @@ Priors and guides are parts too, each a small ``nn.Module`` (priors.py, guides.p
 The KL weight (``--beta``, ``--kl-warmup``) is no part of the contract: the trainer applies it
 from outside, around ``model`` and ``guide`` (objectives.KLWeight), so a model holds only the math.
 
+The compiled step (``--step compiled``, the default for long runs; compiled_step.py) runs
+``model`` and ``guide`` once per batch shape while a trace records their tensor operations, then
+replays the record. Python that reads a tensor's value (``.item()``, ``if x.sum() > 0``), makes a
+shape from the data, or keeps state from call to call is not part of such a record: a model that
+needs it still trains, with the eager step, after one line that says why.
+
 Two of the package's own Pyro pairs keep only part of the contract, and are not run by the
 trainer: PPCA (models/ppca.py, vectors rather than images: ``model``, ``guide``, ``encode``,
 ``z_dim``) and the quadrant-completion CVAE (models/completion.py, trained by completion.py).
@@ -72,7 +78,6 @@ from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .errors import UserError
 
@@ -218,7 +223,10 @@ def _check_built_as(cls, kind: str, name: str, how: str, positional: int, option
 def condition_vectors(y: torch.Tensor, num_classes: int, dtype=torch.float32) -> torch.Tensor:
     """y in either form the tools pass it -> condition vectors (batch, num_classes): labels (batch,)
     int64 are made one-hot; vectors (batch, num_classes) are kept as they are."""
-    return y.to(dtype) if y.is_floating_point() else F.one_hot(y, num_classes).to(dtype)
+    if y.is_floating_point():
+        return y.to(dtype)
+    # not F.one_hot, which reads the labels back to check them: the compiled step traces this (compiled_step.py)
+    return (y.unsqueeze(-1) == torch.arange(num_classes, device=y.device)).to(dtype)
 
 
 def device_of(model: nn.Module) -> torch.device:

@@ -118,7 +118,9 @@ class KLWeight(Messenger):
     Like ``poutine.scale``, but observed sites keep their weight: run around both the model and the
     guide, it turns Trace_ELBO's loss -E_q[log p(x|z) + log p(z) - log q(z|x)] into
     -E_q[log p(x|z)] + weight * KL(q(z|x) || p(z)) (the closed-form KL of TraceMeanField_ELBO too).
-    ``weight`` may change between steps; at 1 the handler changes nothing.
+    ``weight`` may change between steps; at 1 the handler changes nothing. It may be a 0-dim tensor:
+    the compiled step (compiled_step.py) passes it so, as an input of its graph, and a tensor
+    weight always applies (its value is unknown while the step is traced).
 
         kl = KLWeight()
         model, guide = kl(vae.model), kl(vae.guide)   # wrap once
@@ -130,5 +132,6 @@ class KLWeight(Messenger):
         self.weight = weight
 
     def _process_message(self, msg):
-        if msg["type"] == "sample" and not msg["is_observed"] and not site_is_subsample(msg) and self.weight != 1:
+        applies = torch.is_tensor(self.weight) or self.weight != 1
+        if msg["type"] == "sample" and not msg["is_observed"] and not site_is_subsample(msg) and applies:
             msg["scale"] = self.weight * msg["scale"]
