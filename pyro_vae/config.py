@@ -19,6 +19,10 @@ from .parts import resolve
 DEVICES = ("auto", "cpu", "cuda")
 ON_NAN = ("stop", "skip")
 AMP = ("none", "bf16")
+STEPS = ("auto", "compiled", "eager")
+# --step auto compiles the step of runs at least this long, where the compiler's wait (5-60 s on 2 CPU cores) is
+# paid back (the default cvae run: 4,680 steps, each epoch 13% faster)
+AUTO_COMPILED_STEPS = 2000
 MAX_LR = 1e6
 CLASSIFY_WEIGHT = 50.0  # --labels: alpha, per labelled image of a batch (docs/results.md)
 CLASSIFIER = "cnn"  # --labels: the network of q(y|x) (docs/results.md)
@@ -34,7 +38,7 @@ def choices() -> dict[str, tuple[str, ...]]:
 
     return {
         "dataset": tuple(DATASETS), "net": NETS, "binarize": BINARIZE, "elbo": tuple(ELBOS),
-        "device": DEVICES, "on_nan": ON_NAN, "amp": AMP, "classifier": CLASSIFIERS,
+        "device": DEVICES, "on_nan": ON_NAN, "amp": AMP, "classifier": CLASSIFIERS, "step": STEPS,
     }  # fmt: skip
 
 
@@ -102,6 +106,8 @@ class Config:
     on_nan: str = option("stop", "When the loss turns NaN or infinite: stop (keeping the last good checkpoint) or skip that step.")
     train_size: Optional[int] = option(None, "Train on the first N images only (quick experiments).", show_default="all")
     test_size: Optional[int] = option(None, "Evaluate on the first N test images only.", show_default="all")
+    step: str = option("auto", "compiled: Pyro's training step traced once per batch shape into one graph and compiled (the eager step's numbers, to float rounding; faster where Pyro's Python costs, as with mlp nets: docs/benchmarks.md; the first step waits 10-60 s for the compiler); eager: Pyro's Python runs on every step; auto: compiled for runs of "
+                       f"{AUTO_COMPILED_STEPS} steps or more, where the wait pays.")
     compile: bool = option(False, "torch.compile the networks (the Pyro program stays eager); the first steps wait for the compiler. Meant for GPUs: on 2 CPU cores it was 6-9% slower than eager (docs/benchmarks.md).")
     amp: str = option("none", "bf16: run the networks in bfloat16 under autocast, the ELBO in float32 (for GPUs with bfloat16: A100, H100; on a CPU it is usually slower).")
 
@@ -159,9 +165,26 @@ class Config:
         if self.elbo == "jit" and (self.compile or self.amp != "none"):
             raise UserError("--elbo jit traces the whole step in float32 with torch.jit; "
                             "with --compile or --amp bf16 use --elbo trace (or meanfield)")  # fmt: skip
+        self.check_step()
         self.check_parts(model, prior, guide)
         self.check_labels()
         return self
+
+    def check_step(self) -> None:
+        """Refuse --step compiled with the settings whose step it cannot trace, in one line."""
+        if self.step != "compiled":
+            return
+        if self.compile:
+            raise UserError("--compile compiles the networks inside the eager step, --step compiled the whole step; use one of them")
+        if self.elbo not in ("trace", "meanfield"):
+            how = "is Pyro's own compiled step (torch.jit)" if self.elbo == "jit" else "runs its backward pass itself, out of reach of a trace"
+            raise UserError(f"--step compiled traces Trace_ELBO or TraceMeanField_ELBO, and --elbo {self.elbo} {how}; "
+                            f"use --elbo trace, or --step eager")  # fmt: skip
+        if self.amp != "none":
+            raise UserError("--amp bf16 trains with the eager step; leave --step out, or pass --step eager")
+        if self.labels is not None:
+            raise UserError("--labels splits each batch by which labels are known, a split the data decides, which a trace "
+                            "cannot hold; leave --step out, or pass --step eager")  # fmt: skip
 
     def check_labels(self) -> None:
         """Refuse --labels (semi-supervised training) where it cannot work, in one line."""

@@ -9,6 +9,8 @@ The data path, one step of :meth:`Trainer.train_epoch` (B = --batch-size, P = th
     -> model and guide       both under objectives.KLWeight, which weighs log p(z) and log q(z|x) by the KL weight
     -> ELBO                  loss = -ELBO of the slice, summed over its images (Trace_ELBO by default)
     -> optimizer step        loss.backward(); one Adam step on all weights (svi_step)
+                             (--step compiled: model, guide, ELBO and backward run as one graph, traced
+                             once per batch shape and compiled: compiled_step.py)
     -> checkpoint            after each epoch: test ELBO, checkpoint, metrics.csv, figures (fit_epoch)
 
 From model to optimizer step that is SVI as Pyro documents it for PyTorch optimizers: one torch
@@ -38,7 +40,8 @@ import torch
 from pyro.infer import RenyiELBO
 
 from . import checkpoint, data, distributed
-from .config import Config
+from .compiled_step import CompiledStep
+from .config import AUTO_COMPILED_STEPS, Config
 from .data.labels import LabelledShare, keep_labels
 from .errors import Interrupted, TrainingDiverged, UserError
 from .evaluate import classifier_accuracy, evaluate_elbo
@@ -166,6 +169,11 @@ class Trainer:
                 raise UserError(f"--elbo {config.elbo} cannot train in several processes (Pyro runs its backward pass "
                                 "itself); use --elbo trace under torchrun")  # fmt: skip
             self.parallel = distributed.data_parallel(self.model, self.elbo, self.program, self.device)
+        # --step: Pyro's Python on every batch (svi_step), or traced once per batch shape and compiled
+        self.compiled = None
+        if self.steps_compiled():
+            self.compiled = CompiledStep(self.model, self.loss, self.kl, self.optimizer, self.eager_step, log=self.log,
+                                         skip_nonfinite=config.on_nan == "skip")  # fmt: skip
         # one generator for the data's randomness (order, dynamic binarization); Pyro's z draws use the global RNG
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.epoch = 0
@@ -222,7 +230,8 @@ class Trainer:
             self.log(f"{self.run_dir} is already at epoch {self.epoch} of {cfg.epochs}; pass --epochs N to train further")
             return self.history
         processes = f" in {distributed.world_size()} processes" if self.parallel is not None else ""
-        self.log(f"training {cfg.model} on {cfg.dataset} ({len(self.train_data)} images) on {self.device}{processes}: {self.run_dir}")
+        how = " with the compiled step (the first step waits for the compiler)" if self.compiled is not None else ""
+        self.log(f"training {cfg.model} on {cfg.dataset} ({len(self.train_data)} images) on {self.device}{processes}{how}: {self.run_dir}")
         if cfg.elbo == "meanfield":
             self.note_monte_carlo_kl()
         figures_at = float("-inf")
@@ -390,12 +399,34 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_scale(cfg, epoch, fraction)
 
+    def steps_compiled(self) -> bool:
+        """Whether the compiled step trains (``--step``): with compiled, always; with auto, where it
+        can trace the step and the run has AUTO_COMPILED_STEPS steps or more, so the compiler's wait pays."""
+        cfg = self.config
+        if cfg.step == "compiled" and self.parallel is not None:
+            raise UserError("--step compiled trains in one process; under torchrun leave --step out, or pass --step eager")
+        if cfg.step != "auto":
+            return cfg.step == "compiled"
+        steps = cfg.epochs * self.train_data.num_batches(cfg.batch_size, drop_last=True)
+        traceable = cfg.elbo in ("trace", "meanfield") and not cfg.compile and cfg.amp == "none" and cfg.labels is None
+        return traceable and self.parallel is None and steps >= AUTO_COMPILED_STEPS
+
     def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One SVI step on a batch; returns the batch's loss, the negative bound summed over images (detached).
 
         x: (B/P, C, H, W), y: (B/P,) or (B/P, A): this process's slice of the global batch (all of it
-        in one process), and the loss is its share.
+        in one process), and the loss is its share. The compiled step where ``--step`` chose it, else the eager one.
         """
+        return (self.compiled or self.eager_step)(x, y)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The training loss of a batch, a () tensor to differentiate: the objective on model and guide
+        under the KL weight, in this run's param store. (The compiled step traces this.)"""
+        with pyro.validation_enabled(False), pyro.get_param_store().scope(self.param_state):
+            return self.elbo.differentiable_loss(*self.program, x, y)
+
+    def eager_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """:meth:`step` with Pyro's Python run on this batch (``--step eager``)."""
         return svi_step(self.elbo, self.program, self.optimizer, x, y, self.param_state, self.config.on_nan == "skip",
                         self.parallel, bf16=self.config.amp == "bf16")  # fmt: skip
 
