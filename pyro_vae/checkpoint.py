@@ -4,6 +4,7 @@ A run directory holds::
 
     config.json      the Config, for people to read
     checkpoint.pt    networks, optimizer, epoch, metrics history, RNG states and the Config
+    best.pt          with --validation: the same, of the epoch with the lowest validation -ELBO
     metrics.csv      one row per finished epoch
     samples.png      images drawn from the model after the latest epoch (models with a prior)
     reconstructions.png  test images beside their reconstructions after the latest epoch
@@ -30,6 +31,8 @@ from .models import CVAE, build_model
 from .parts import resolve
 
 CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"  # --validation: the checkpoint of the epoch with the lowest validation -ELBO
+CHECKPOINTS = {"last": CHECKPOINT, "best": BEST}  # what --checkpoint names
 CONFIG = "config.json"
 METRICS = "metrics.csv"
 SAMPLES = "samples.png"
@@ -45,10 +48,11 @@ ADDED = {3: {"decoder_layers": 1}, 4: {"encoder_layers": 1, "classifier": "mlp"}
 REQUIRED = ("config", "epoch", "model", "optimizer", "history", "rng", "image_shape", "classes")
 
 
-def save(run_dir: Path, state: dict) -> None:
-    """Write ``state`` as the run's checkpoint and its metrics as metrics.csv."""
-    save_torch({"format": FORMAT, **state}, Path(run_dir) / CHECKPOINT)
-    save_metrics(run_dir, state["history"])
+def save(run_dir: Path, state: dict, best: bool = False) -> None:
+    """Write ``state`` as the run's checkpoint and its metrics as metrics.csv; ``best``: as best.pt instead."""
+    save_torch({"format": FORMAT, **state}, Path(run_dir) / (BEST if best else CHECKPOINT))
+    if not best:
+        save_metrics(run_dir, state["history"])
 
 
 def save_metrics(run_dir: Path, history: list[dict]) -> None:
@@ -63,12 +67,17 @@ def save_metrics(run_dir: Path, history: list[dict]) -> None:
     save_text(out.getvalue(), Path(run_dir) / METRICS)
 
 
-def load(run_dir: str | Path, map_location="cpu") -> dict:
-    """The checkpoint of ``run_dir``, or a UserError that says what is wrong with it."""
+def load(run_dir: str | Path, map_location="cpu", which: str = "last") -> dict:
+    """The checkpoint of ``run_dir``, or a UserError that says what is wrong with it.
+
+    which: "last" (checkpoint.pt, where training stands) or "best" (best.pt, kept with --validation).
+    """
     run_dir = Path(run_dir)
-    path = run_dir / CHECKPOINT
+    path = run_dir / CHECKPOINTS[which]
     if not run_dir.is_dir():
         raise UserError(f"run directory {run_dir} does not exist; pass a folder made by `train` (see `ls runs/`)")
+    if which == "best" and not path.exists() and (run_dir / CHECKPOINT).exists():
+        raise UserError(f"{run_dir} has no {BEST}: only runs trained with --validation N keep their best epoch; use --checkpoint last")
     if not path.exists():
         raise UserError(f"{run_dir} has no {CHECKPOINT}; train into it first (`train --run-dir {run_dir}`)")
     try:
@@ -162,9 +171,10 @@ def _refuse_edits(path: Path, written: dict, saved: dict) -> None:
                         "or train a new run with those options (--resume takes --epochs)")  # fmt: skip
 
 
-def load_model(run_dir: str | Path, device: torch.device | str = "cpu"):
-    """Rebuild the trained model of ``run_dir`` on ``device``. Returns (model, config, checkpoint)."""
-    state = load(run_dir, map_location=device)
+def load_model(run_dir: str | Path, device: torch.device | str = "cpu", which: str = "last"):
+    """Rebuild the trained model of ``run_dir`` on ``device`` from its last checkpoint (``which="best"``:
+    from best.pt). Returns (model, config, checkpoint)."""
+    state = load(run_dir, map_location=device, which=which)
     config = Config.from_dict(state["config"])
     model = build_model(config, state["image_shape"], len(state["classes"]))
     try:
@@ -174,15 +184,15 @@ def load_model(run_dir: str | Path, device: torch.device | str = "cpu"):
     return model.to(device).eval(), config, state
 
 
-def open_run(run_dir: str | Path, device: torch.device | str = "cpu"):
+def open_run(run_dir: str | Path, device: torch.device | str = "cpu", which: str = "last"):
     """What a command that looks inside a run needs: (model in eval mode, config, checkpoint, test set),
-    all on ``device``.
+    all on ``device``; ``which``: the last checkpoint or the best (:func:`load`).
 
     The test set is the one the run was measured on (its first ``config.test_size`` images), loaded
     with the run's own binarization and condition. A data set prepared again at another image size
     since is refused: the networks were built for the old one.
     """
-    model, config, state = load_model(run_dir, device)
+    model, config, state = load_model(run_dir, device, which)
     _, test = data.load(config.dataset, device, config.binarize, config.condition)
     if list(test.image_shape) != list(state["image_shape"]):
         raise UserError(

@@ -49,6 +49,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Fetch and cache data sets (train does this on first use).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+reproductions_app = typer.Typer(help="The reproductions table (docs/reproductions.md): published numbers beside those of our recipe runs.", no_args_is_help=True)
+app.add_typer(reproductions_app, name="reproductions")
 
 
 def _enum(name: str, values) -> type[Enum]:
@@ -139,6 +141,12 @@ def takes_config(*, repeated_model: bool = False):
     return decorate
 
 
+def given_options(context: typer.Context, names) -> list[str]:
+    """Those of ``names`` (parameters of the running command) that the user set, on the command line
+    or through the environment, rather than left at their defaults."""
+    return [name for name in names if context.get_parameter_source(name).name not in ("DEFAULT", "DEFAULT_MAP")]
+
+
 def _plain(value):
     """An option's value as Config takes it: an Enum member as its string."""
     return value.value if isinstance(value, Enum) else value
@@ -182,9 +190,14 @@ def reports_errors(command):
 RunDir = typer.Argument(..., help="A run directory written by `train` (it holds checkpoint.pt).", show_default=False)
 
 
-def _open_run(run: Path, device: Enum):
-    """(model, config, state, test set) of ``run`` on the device named by a --device option."""
-    return checkpoint.open_run(run, resolve_device(device.value))
+CheckpointName = _enum("checkpoint", checkpoint.CHECKPOINTS)
+WhichCheckpoint = typer.Option("last", "--checkpoint", help="last: where training stands (checkpoint.pt); best: the epoch with the lowest validation -ELBO (best.pt, kept by train --validation N).")
+
+
+def _open_run(run: Path, device: Enum, which: Enum | None = None):
+    """(model, config, state, test set) of ``run`` on the device named by a --device option, from the
+    checkpoint a --checkpoint option names (the last when None)."""
+    return checkpoint.open_run(run, resolve_device(device.value), which.value if which else "last")
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -195,7 +208,9 @@ def _open_run(run: Path, device: Enum):
 @takes_config()
 def train(
     settings: dict,
-    run_dir: Optional[Path] = typer.Option(None, help="Where to write the run.", show_default="runs/<model>-<dataset>-<time>"),
+    context: typer.Context,
+    config_file: Optional[Path] = typer.Option(None, "--config", help="A recipe: a TOML file of settings (recipes/*.toml); the options given here override it, and the run keeps a copy.", show_default=False),
+    run_dir: Optional[Path] = typer.Option(None, help="Where to write the run.", show_default="runs/<model>-<dataset>-<time>, or runs/<recipe>-<time>"),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from its last checkpoint, with its saved settings (only --epochs may change)."),
     progress: bool = typer.Option(True, help="Show a progress bar for each epoch."),
 ):
@@ -203,20 +218,28 @@ def train(
 
     After every epoch the run directory gets checkpoint.pt, metrics.csv, samples.png and reconstructions.png; an interrupted run continues with --resume.
 
+    Recipes that reproduce published numbers: train --config recipes/burda-vae.toml (docs/reproductions.md).
+
     Several processes (GPUs, or CPU workers): torchrun --nproc-per-node N cli.py train ...; --batch-size is then the global batch.
     """
-    from . import distributed
+    from . import distributed, recipes
     from .train import Trainer, default_run_dir
 
     try:  # under torchrun, leave the process group however the run ends
         if resume is not None:
+            if config_file is not None:
+                raise UserError(f"--resume goes on with the settings {resume} was started with; leave --config out")
             trainer = Trainer.resume(resume, epochs=settings["epochs"], progress=progress)
         else:
-            config = Config(**settings).validate()
-            run_dir = run_dir or default_run_dir(config)
+            recipe = recipes.load(config_file) if config_file is not None else None
+            overrides = {name: settings[name] for name in given_options(context, FIELDS)}
+            config = recipe.config(overrides) if recipe else Config(**settings).validate()
+            run_dir = run_dir or default_run_dir(config, recipe.name if recipe else None)
             if (run_dir / checkpoint.CHECKPOINT).exists():
                 raise UserError(f"{run_dir} already holds a trained run; continue it with --resume {run_dir}, or pick another --run-dir")
             trainer = Trainer(config, run_dir, progress=progress)
+            if recipe:
+                recipes.keep(recipe, run_dir, overrides)
         trainer.fit()
     finally:
         distributed.stop()
@@ -531,6 +554,7 @@ def evaluate(
     max_rows: int = typer.Option(8192, help="Rows per batch of the importance sampler (lower it when memory is short)."),
     out: Optional[Path] = typer.Option(None, help="JSON file to write.", show_default="<run>/evaluation-<split>-k<k>.json"),
     device: DeviceName = typer.Option("auto", help="Where to run the networks (auto: a GPU when there is one)."),
+    which: CheckpointName = WhichCheckpoint,
 ):
     """Measure a trained model: ELBO and its parts, -log p(x) by importance sampling, active units, conditional accuracy.
 
@@ -553,7 +577,7 @@ def evaluate(
     for name, value in (("--k", k), ("--samples-per-class", samples_per_class), ("--max-rows", max_rows)):
         if value < 1:
             raise UserError(f"{name} must be at least 1, not {value}")
-    model, config, state, test = _open_run(run, device)
+    model, config, state, test = _open_run(run, device, which)
     images = test
     if split == "train":
         train, _ = data.load(config.dataset, device_of(model), config.binarize, config.condition)
@@ -571,7 +595,8 @@ def evaluate(
         task = bar.add_task(f"log p(x), k={k}", total=len(images))
         result = run_evaluate(model, images, k=k, classifier=classifier, n_per_class=samples_per_class, mirror=bool(config.flip),
                               max_rows=max_rows, progress=lambda done, total: bar.update(task, completed=done))  # fmt: skip
-    result = {"run": str(run), "model": config.model, "dataset": config.dataset, "split": split} | result
+    result = {"run": str(run), "checkpoint": which.value, "epoch": state["epoch"], "model": config.model, "dataset": config.dataset,
+              "split": split} | result  # fmt: skip
     if accuracy is not None:
         result["classifier_test_accuracy"] = accuracy
 
@@ -581,7 +606,7 @@ def evaluate(
     for row in summary_rows(result, test.classes, conditional=model.conditional):
         table.add_row(*row)
     Console().print(table)
-    path = out or run / f"evaluation-{split}-k{k}.json"
+    path = out or run / f"evaluation-{split}-k{k}{'-best' if which.value == 'best' else ''}.json"
     save_json(result, path)
     typer.echo(f"wrote {path}")
 
@@ -698,6 +723,39 @@ def data_prepare(
         raise UserError(f"--limit must be at least 1 (or left out for all), not {limit}")
     path, source = data.prepare(name.value, force=force, **options)
     typer.echo(f"{name.value}: {path} (from {source})")
+
+
+@command(reproductions_app, "record")
+@reports_errors
+def reproductions_record(
+    run: Path = RunDir,
+    which: CheckpointName = WhichCheckpoint,
+    k: int = typer.Option(5000, "--k", help="The importance samples of the evaluation to read (evaluate --k K wrote it)."),
+    hardware: Optional[str] = typer.Option(None, help="Where the run trained, in a few words.", show_default="this machine: its GPU, or its CPU and cores"),
+    notes: Optional[str] = typer.Option(None, help="A sentence for the row: what was cut short, what differs from the paper."),
+    rows: Path = typer.Option(Path("docs/reproductions.json"), help="The table's rows."),
+):
+    """Add the row of a recipe run (trained with train --config, measured with evaluate --k 5000) to the table's rows, and write the table again.
+
+    A row of the same recipe is replaced. The published number comes from the run's copy of the recipe, ours from its evaluation JSON, epochs and minutes from its checkpoint.
+    """
+    from . import reproductions
+
+    row = reproductions.row_of(run, which.value, k, hardware or reproductions.hardware())
+    if notes:
+        row["notes"] = notes
+    reproductions.record(row, rows)
+    table = reproductions.write_table(rows, rows.with_suffix(".md"))
+    typer.echo(f"{row['recipe']}: published {row['published']:.2f}, ours {row['ours']:.2f} ± {row['stderr']:.2f}; wrote {rows} and {table}")
+
+
+@command(reproductions_app, "table")
+@reports_errors
+def reproductions_table(rows: Path = typer.Option(Path("docs/reproductions.json"), help="The table's rows.")):
+    """Write docs/reproductions.md again from the rows in docs/reproductions.json."""
+    from . import reproductions
+
+    typer.echo(f"wrote {reproductions.write_table(rows, rows.with_suffix('.md'))}")
 
 
 def main() -> int:

@@ -33,12 +33,14 @@ def choices() -> dict[str, tuple[str, ...]]:
     define them. Options that name a part (model, likelihood, prior, guide) also take the user's classes: parts.py."""
     from .data import BINARIZE, DATASETS
     from .models.semi_supervised import CLASSIFIERS
-    from .networks import NETS
+    from .networks import ACTIVATIONS, NETS
     from .objectives import ELBOS
+    from .schedules import SCHEDULES
 
     return {
         "dataset": tuple(DATASETS), "net": NETS, "binarize": BINARIZE, "elbo": tuple(ELBOS),
         "device": DEVICES, "on_nan": ON_NAN, "amp": AMP, "classifier": CLASSIFIERS, "step": STEPS,
+        "activation": ACTIVATIONS, "lr_schedule": tuple(SCHEDULES),
     }  # fmt: skip
 
 
@@ -69,13 +71,14 @@ class Config:
                                            show_default="the model's: 2 for cvae (1 with --labels), 1 for the others")  # fmt: skip
     decoder_layers: Optional[int] = option(None, "mlp: hidden layers of the decoder, each also reading the condition (cvae).",
                                            show_default="the model's: 2 for cvae, 1 for the others")  # fmt: skip
+    activation: str = option("relu", "mlp: the hidden layers' nonlinearity: relu; tanh (Burda et al.'s networks); gated: a linear unit times a sigmoid gate, h = (W v) * sigmoid(V v) (Tomczak and Welling's GatedDense).")
     prior: Optional[str] = option(None, "p(z): standard N(0, I); conditional: a learned Gaussian p(z|y) per class (cvae); mixture: K learned Gaussians; vamp: the VampPrior, the guide at K learned pseudo-inputs (vae); flow: N(0, I) through --flow-steps learned autoregressive steps.",
                                   show_default="the model's: conditional for cvae, standard for the others")  # fmt: skip
     guide: str = option("diagonal", "q(z|x): diagonal Gaussian; full-rank: a Gaussian with a learned covariance per image; iaf: the diagonal Gaussian followed by --flow-steps inverse autoregressive flow steps.")
     prior_components: Optional[int] = option(None, "mixture / vamp: the number K of components (of pseudo-inputs for vamp).",
                                              show_default="10 for mixture, 500 for vamp (Tomczak and Welling's)")  # fmt: skip
     flow_steps: int = option(2, "flow prior / iaf guide: the number of flow steps.")
-    likelihood: Optional[str] = option(None, "p(x|z): bernoulli (logits); continuous-bernoulli (a density on [0, 1]); gaussian / laplace with one noise scale, learned unless --likelihood-scale fixes it.",
+    likelihood: Optional[str] = option(None, "p(x|z): bernoulli (logits); autoregressive: Bernoulli pixels that also read the pixels before them, through a small masked-convolution network (binary images; docs/reproductions.md); continuous-bernoulli (a density on [0, 1]); gaussian / laplace with one noise scale, learned unless --likelihood-scale fixes it.",
                                        show_default="the data set's: bernoulli for digits, gaussian for faces and spectrograms")  # fmt: skip
     likelihood_scale: Optional[float] = option(None, "gaussian / laplace: fix the noise scale (pixel values are in [0, 1]) instead of learning it.",
                                                show_default="learned")  # fmt: skip
@@ -101,6 +104,12 @@ class Config:
     lr: Optional[float] = option(None, "Adam learning rate (compare: all models at this rate; left out, each at its own).",
                                  show_default="2e-3; 5e-4 for ae with a learned Gaussian or Laplace scale")  # fmt: skip
     lr_warmup: int = option(0, "Raise the learning rate linearly to --lr over this many epochs (0: off); steadies the faces CVAE's start (try 5).")
+    lr_schedule: str = option("constant", "The learning rate over the run: constant; stages: Burda et al.'s, stage i = 0..7 lasts 3^i epochs at --lr x 10^(-i/7) (3,280 epochs); milestones: x 10^(-1/5) after epochs 200, 350, 500, 750 and 1000 (pythae's); cosine: half a cosine from --lr to 0 at the last epoch.")
+    adam_eps: float = option(1e-8, "Adam's epsilon, added to the root of its second-moment estimate (Burda et al. used 1e-4).")
+    validation: Optional[int] = option(None, "Hold out N training images, chosen by --seed, as a validation set: its -ELBO is measured each epoch, and best.pt keeps the epoch where it was lowest (the test set never chooses).",
+                                       show_default="none")  # fmt: skip
+    early_stopping: Optional[int] = option(None, "With --validation: stop when the validation -ELBO has not improved for this many epochs (Tomczak and Welling: 50).",
+                                           show_default="off")  # fmt: skip
     seed: int = option(0, "Seed: the same seed on the same device gives the same numbers.")
     device: str = option("auto", "auto picks CUDA when a GPU is visible, else the CPU.")
     on_nan: str = option("stop", "When the loss turns NaN or infinite: stop (keeping the last good checkpoint) or skip that step.")
@@ -135,7 +144,7 @@ class Config:
         for name in ("z_dim", "hidden_dim", "encoder_layers", "decoder_layers", "epochs", "batch_size", "particles", "flow_steps"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
-        for name in ("train_size", "test_size"):
+        for name in ("train_size", "test_size", "validation", "early_stopping"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1 (or left out for all), not {getattr(self, name)}")
         for part in ("encoder", "decoder"):
@@ -146,13 +155,19 @@ class Config:
                 raise UserError(f"--likelihood-scale fixes the noise of a gaussian or laplace likelihood, not of {self.likelihood}")
             if not self.likelihood_scale > 0:
                 raise UserError(f"--likelihood-scale must be positive (or left out to learn it), not {self.likelihood_scale}")
-        for name in ("lr", "beta", "alpha", "likelihood_scale"):
+        if self.early_stopping is not None and self.validation is None:
+            raise UserError("--early-stopping watches the validation -ELBO: give --validation N as well (e.g. 10000)")
+        if self.activation != "relu" and self.net != "mlp":
+            raise UserError(f"--activation sets the mlp's nonlinearity; --net {self.net} has its own: leave it out")
+        for name in ("lr", "beta", "alpha", "likelihood_scale", "adam_eps"):
             if getattr(self, name) is not None and not math.isfinite(getattr(self, name)):
                 raise UserError(f"--{name.replace('_', '-')} must be a finite number, not {getattr(self, name)}")
         if not self.lr > 0:
             raise UserError(f"--lr must be positive, not {self.lr}")
         if self.lr > MAX_LR:  # far beyond any use, and Adam's float32 step overflows past about 3e37
             raise UserError(f"--lr must be at most {MAX_LR:g} (Adam's usual values are 1e-4 to 1e-2), not {self.lr:g}")
+        if not self.adam_eps > 0:
+            raise UserError(f"--adam-eps must be positive (Adam's default is 1e-8), not {self.adam_eps}")
         if not self.beta > 0:
             raise UserError(f"--beta must be positive, not {self.beta}")
         for name in ("kl_warmup", "lr_warmup"):

@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 NETS = ("mlp", "conv")
+ACTIVATIONS = ("relu", "tanh", "gated")  # --activation: the mlp's hidden nonlinearity
 
 # A scale must stay positive; the floor keeps log q(z|x) finite when the exponential underflows.
 MIN_SCALE = 1e-4
@@ -45,16 +46,31 @@ def conditioned(layer: nn.Linear, h: torch.Tensor, c: torch.Tensor | None) -> to
     return F.linear(h, layer.weight[:, :width], layer.bias) + F.linear(c.to(h.dtype), layer.weight[:, width:])
 
 
-def deeper_layers(hidden_dim: int, cond_dim: int, layers: int) -> nn.ModuleList:
+def hidden_layer(in_dim: int, hidden_dim: int, activation: str = "relu") -> nn.Linear:
+    """The linear map of one mlp hidden layer: a gated layer makes the unit and its gate in one product."""
+    return nn.Linear(in_dim, 2 * hidden_dim if activation == "gated" else hidden_dim)
+
+
+def activate(pre: torch.Tensor, activation: str) -> torch.Tensor:
+    """A hidden layer's output from its pre-activation (batch..., width): relu, tanh, or gated,
+    where the pre-activation holds the unit a and the gate g side by side, -> a * sigmoid(g)."""
+    if activation == "gated":
+        unit, gate = pre.chunk(2, dim=-1)
+        return unit * torch.sigmoid(gate)
+    return torch.tanh(pre) if activation == "tanh" else F.relu(pre)
+
+
+def deeper_layers(hidden_dim: int, cond_dim: int, layers: int, activation: str = "relu") -> nn.ModuleList:
     """The hidden layers after the first of an mlp of ``layers`` hidden layers, each reading the condition too."""
-    return nn.ModuleList(nn.Linear(hidden_dim + cond_dim, hidden_dim) for _ in range(layers - 1))
+    return nn.ModuleList(hidden_layer(hidden_dim + cond_dim, hidden_dim, activation) for _ in range(layers - 1))
 
 
-def hidden_features(first: nn.Linear, deeper: nn.ModuleList, h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-    """h (batch..., in_dim) through ReLU hidden layers that each read c as well -> (batch..., hidden_dim)."""
-    h = F.relu(conditioned(first, h, c))
+def hidden_features(first: nn.Linear, deeper: nn.ModuleList, h: torch.Tensor, c: torch.Tensor | None,
+                    activation: str = "relu") -> torch.Tensor:  # fmt: skip
+    """h (batch..., in_dim) through hidden layers (ReLU by default) that each read c as well -> (batch..., hidden_dim)."""
+    h = activate(conditioned(first, h, c), activation)
     for layer in deeper:
-        h = F.relu(conditioned(layer, h, c))
+        h = activate(conditioned(layer, h, c), activation)
     return h
 
 
@@ -83,14 +99,15 @@ class MLPEncoder(nn.Module):
     """
 
     def __init__(self, image_shape, z_dim: int, hidden_dim: int = 400, cond_dim: int = 0,
-                 head: Callable[[], nn.Module] | None = None, layers: int = 1):  # fmt: skip
+                 head: Callable[[], nn.Module] | None = None, layers: int = 1, activation: str = "relu"):  # fmt: skip
         super().__init__()
-        self.hidden = nn.Linear(math.prod(image_shape) + cond_dim, hidden_dim)
-        self.deeper = deeper_layers(hidden_dim, cond_dim, layers)
+        self.activation = activation
+        self.hidden = hidden_layer(math.prod(image_shape) + cond_dim, hidden_dim, activation)
+        self.deeper = deeper_layers(hidden_dim, cond_dim, layers, activation)
         self.head = GaussianHead(hidden_dim, z_dim) if head is None else head()
 
     def forward(self, x, c=None):
-        return self.head(hidden_features(self.hidden, self.deeper, x.flatten(1), c))
+        return self.head(hidden_features(self.hidden, self.deeper, x.flatten(1), c, self.activation))
 
 
 class MLPDecoder(nn.Module):
@@ -102,15 +119,15 @@ class MLPDecoder(nn.Module):
     changed nothing (docs/results.md#class-control).
     """
 
-    def __init__(self, image_shape, z_dim: int, hidden_dim: int = 400, cond_dim: int = 0, layers: int = 1):
+    def __init__(self, image_shape, z_dim: int, hidden_dim: int = 400, cond_dim: int = 0, layers: int = 1, activation: str = "relu"):
         super().__init__()
-        self.image_shape = tuple(image_shape)
-        self.hidden = nn.Linear(z_dim + cond_dim, hidden_dim)
-        self.deeper = deeper_layers(hidden_dim, cond_dim, layers)
+        self.image_shape, self.activation = tuple(image_shape), activation
+        self.hidden = hidden_layer(z_dim + cond_dim, hidden_dim, activation)
+        self.deeper = deeper_layers(hidden_dim, cond_dim, layers, activation)
         self.out = nn.Linear(hidden_dim, math.prod(image_shape))
 
     def forward(self, z, c=None):
-        h = hidden_features(self.hidden, self.deeper, z, c)  # (batch..., hidden_dim): z's and c's leading dimensions
+        h = hidden_features(self.hidden, self.deeper, z, c, self.activation)  # (batch..., hidden_dim): z's and c's leading dimensions
         return self.out(h).float().view(*h.shape[:-1], *self.image_shape)
 
 
@@ -169,18 +186,20 @@ class ConvDecoder(nn.Module):
 
 
 class GaussianMLP(nn.Module):
-    """v (batch..., in_dim) -> one ReLU hidden layer -> (loc, scale) of a diagonal Gaussian, each (batch..., out_dim).
+    """v (batch..., in_dim) -> ``layers`` hidden layers (ReLU by default) -> (loc, scale) of a diagonal Gaussian, each (batch..., out_dim).
 
     The conditional Gaussians between two stochastic layers (models/hvae.py): p(z1|z2) and q(z2|z1).
     """
 
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int):
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, layers: int = 1, activation: str = "relu"):
         super().__init__()
-        self.hidden = nn.Linear(in_dim, hidden_dim)
+        self.activation = activation
+        self.hidden = hidden_layer(in_dim, hidden_dim, activation)
+        self.deeper = deeper_layers(hidden_dim, 0, layers, activation)
         self.head = GaussianHead(hidden_dim, out_dim)
 
     def forward(self, v):
-        return self.head(F.relu(self.hidden(v)))
+        return self.head(hidden_features(self.hidden, self.deeper, v, None, self.activation))
 
 
 class PriorNet(nn.Module):
@@ -193,6 +212,52 @@ class PriorNet(nn.Module):
 
     def forward(self, c):
         return self.head(F.softplus(self.hidden(c)))
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A same-size convolution that, at each pixel, sees only the pixels before it in raster order
+    (rows above, then the pixels to its left): van den Oord et al.'s (2016) masked convolution.
+
+    ``first``: the mask of the first layer (type A), which hides the pixel itself too; later layers
+    (type B) see it, since their input at that pixel holds only what came before it.
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, first: bool):
+        super().__init__(c_in, c_out, kernel, padding=kernel // 2)
+        mask = torch.ones_like(self.weight)  # (c_out, c_in, kernel, kernel)
+        mask[:, :, kernel // 2, kernel // 2 + (0 if first else 1) :] = 0  # the pixel itself (A) and those to its right
+        mask[:, :, kernel // 2 + 1 :] = 0  # the rows below
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+class PixelContext(nn.Module):
+    """What the pixels before each pixel say about it: x (batch, C, H, W) -> (batch, 2C, H, W), at
+    each pixel two numbers per channel (an offset and a gain for its logit) computed from the
+    pixels before it alone.
+
+    A 7x7 masked convolution (the 3 rows above and the 3 pixels to the left), ``layers`` residual
+    3x3 masked convolutions that widen the view, and two 1x1 convolutions. The output layer starts
+    at zero, so that a model starts as the plain factorized one (offset 0, gain 1).
+    """
+
+    def __init__(self, channels: int = 1, width: int = 32, layers: int = 2):
+        super().__init__()
+        self.first = MaskedConv2d(channels, width, 7, first=True)
+        self.blocks = nn.ModuleList(MaskedConv2d(width, width, 3, first=False) for _ in range(layers))
+        self.mix = nn.Conv2d(width, width, 1)
+        self.out = nn.Conv2d(width, 2 * channels, 1)
+        self.rows_above = 7 // 2 + layers  # how far up a pixel's output reads: 3 rows, and 1 more per 3x3 layer
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x):
+        h = F.relu(self.first(x))
+        for block in self.blocks:
+            h = h + F.relu(block(h))
+        return self.out(F.relu(self.mix(h)))
 
 
 class CompletionNet(nn.Module):
@@ -214,17 +279,18 @@ class CompletionNet(nn.Module):
 
 
 def build_encoder(net: str, image_shape, z_dim: int, hidden_dim: int, cond_dim: int = 0,
-                  head: Callable[[], nn.Module] | None = None, layers: int = 1) -> nn.Module:  # fmt: skip
+                  head: Callable[[], nn.Module] | None = None, layers: int = 1, activation: str = "relu") -> nn.Module:  # fmt: skip
     """The encoder ``net`` names, ending in the layer ``head()`` makes (features (batch, hidden_dim)
-    -> the guide's parameters; a diagonal Gaussian's (loc, scale) when None); ``layers``: the MLP's
-    hidden layers (the conv encoder has its own plan)."""
+    -> the guide's parameters; a diagonal Gaussian's (loc, scale) when None); ``layers`` and
+    ``activation``: the MLP's hidden layers (the conv encoder has its own plan)."""
     if net == "mlp":
-        return MLPEncoder(image_shape, z_dim, hidden_dim, cond_dim, head, layers)
+        return MLPEncoder(image_shape, z_dim, hidden_dim, cond_dim, head, layers, activation)
     return ConvEncoder(image_shape, z_dim, hidden_dim, cond_dim, head)
 
 
-def build_decoder(net: str, image_shape, z_dim: int, hidden_dim: int, cond_dim: int = 0, layers: int = 1) -> nn.Module:
-    """The decoder ``net`` names; ``layers``: the MLP's hidden layers (the conv decoder has its own plan)."""
+def build_decoder(net: str, image_shape, z_dim: int, hidden_dim: int, cond_dim: int = 0, layers: int = 1,
+                  activation: str = "relu") -> nn.Module:  # fmt: skip
+    """The decoder ``net`` names; ``layers`` and ``activation``: the MLP's hidden layers (the conv decoder has its own plan)."""
     if net == "mlp":
-        return MLPDecoder(image_shape, z_dim, hidden_dim, cond_dim, layers)
+        return MLPDecoder(image_shape, z_dim, hidden_dim, cond_dim, layers, activation)
     return ConvDecoder(image_shape, z_dim, hidden_dim, cond_dim)

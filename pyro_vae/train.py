@@ -47,9 +47,10 @@ from .errors import Interrupted, TrainingDiverged, UserError
 from .evaluate import classifier_accuracy, evaluate_elbo
 from .files import remove_leftovers, save_json
 from .models import build_model
-from .objectives import KLWeight, kl_weight, make_elbo, monte_carlo_sites, warmup
+from .objectives import KLWeight, kl_weight, make_elbo, monte_carlo_sites
 from .parts import resolve, short_name
 from .plots import reconstruction_figure, sample_figure
+from .schedules import lr_scale
 
 FIGURE_INTERVAL_S = 30  # the sample and reconstruction figures are redrawn at most this often, and at the end
 # Pyro warns at each NaN loss; the trainer reports it itself, once, with the epoch, step and cause
@@ -70,24 +71,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(parameters, lr: float, device: torch.device) -> torch.optim.Adam:
-    """Adam over ``parameters``, with PyTorch's fused kernel where it has one.
+def make_optimizer(parameters, lr: float, device: torch.device, eps: float = 1e-8) -> torch.optim.Adam:
+    """Adam over ``parameters``, with PyTorch's fused kernel where it has one; ``eps``: ``--adam-eps``.
 
     Fused, each weight tensor is updated in one pass instead of about ten elementwise ops: on 2
     CPU cores that makes an MLP training step about 15% faster (benchmarks/train_throughput.py).
     A resumed run keeps the setting its checkpoint was saved with.
     """
-    return torch.optim.Adam(parameters, lr=lr, fused=device.type in ("cpu", "cuda"))
-
-
-def lr_scale(config, epoch: int, fraction: float) -> float:
-    """The share of ``config.lr`` used after ``fraction`` (0 < fraction <= 1) of ``epoch`` (1-based).
-
-    With ``--lr-warmup N`` it rises linearly over the first N epochs, so the first steps are small.
-    On the faces, Adam's first full-size steps can throw a conditional-prior CVAE out of its
-    start (test -ELBO +1.2 million after epoch 2 for seed 3); see docs/results.md.
-    """
-    return warmup(config.lr_warmup, epoch, fraction)
+    return torch.optim.Adam(parameters, lr=lr, eps=eps, fused=device.type in ("cpu", "cuda"))
 
 
 def compile_networks(model: torch.nn.Module) -> None:
@@ -103,9 +94,11 @@ def compile_networks(model: torch.nn.Module) -> None:
             module.compile()
 
 
-def default_run_dir(config: Config) -> Path:
-    """runs/<model>-<dataset>-<time>; a model named by reference (file.py:Class, package.module:Class) by its class."""
-    return Path("runs") / f"{short_name(config.model)}-{config.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+def default_run_dir(config: Config, recipe: str | None = None) -> Path:
+    """runs/<model>-<dataset>-<time>, or runs/<recipe>-<time> for a run of a recipe; a model named by
+    reference (file.py:Class, package.module:Class) by its class."""
+    name = recipe or f"{short_name(config.model)}-{config.dataset}"
+    return Path("runs") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 class Trainer:
@@ -131,6 +124,9 @@ class Trainer:
         train, test = data.load(config.dataset, self.device, config.binarize, config.condition)
         if self.main:
             distributed.barrier()
+        self.valid_data = None  # --validation: training images held out to choose the best epoch by
+        if config.validation is not None:
+            train, self.valid_data = data.hold_out(train, config.validation, config.seed, config.binarize)
         self.train_data, self.test_data = train.head(config.train_size), test.head(config.test_size)
         self.labelled = None  # --labels: the labelled images added to every batch
         if config.labels is not None:
@@ -145,7 +141,7 @@ class Trainer:
         self.model = build_model(config, self.train_data.image_shape, self.train_data.num_classes).to(self.device)
         if config.compile:
             compile_networks(self.model)
-        self.optimizer = make_optimizer(self.model.parameters(), config.lr, self.device)
+        self.optimizer = make_optimizer(self.model.parameters(), config.lr, self.device, config.adam_eps)
         self.elbo = make_elbo(config, self.model)
         # what the training loss is: the ELBO itself, or another objective (a tighter bound, a weighted KL,
         # the semi-supervised objective with its classification term, over batches with labelled images added)
@@ -237,17 +233,37 @@ class Trainer:
         figures_at = float("-inf")
         with self.stop_on_interrupt():
             for epoch in range(self.epoch + 1, cfg.epochs + 1):
+                if self.stopped_early():
+                    break
                 figures_at = self.fit_epoch(epoch, figures_at)
+        if self.stopped_early():
+            self.log(f"stopped early at epoch {self.epoch}: the validation -ELBO has not improved for {cfg.early_stopping} epochs "
+                     f"since epoch {self.best_epoch()}, kept in best.pt")  # fmt: skip
         self.log(f"done: {self.run_dir}")
         return self.history
+
+    def random_state_kept(self):
+        """A context in which random draws leave the run's own stream as it was: so that the test set
+        (its size, which images) plays no part in training, and the validation set only chooses the best epoch."""
+        return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
+
+    def best_epoch(self) -> int | None:
+        """The epoch with the lowest validation -ELBO so far (the first of equals): the one best.pt
+        holds; None without --validation."""
+        scored = [row for row in self.history if "valid_neg_elbo" in row]
+        return min(scored, key=lambda row: row["valid_neg_elbo"])["epoch"] if scored else None
+
+    def stopped_early(self) -> bool:
+        """Whether --early-stopping ends the run: no better validation -ELBO for that many epochs."""
+        best = self.best_epoch()
+        return self.config.early_stopping is not None and best is not None and self.epoch - best >= self.config.early_stopping
 
     def note_monte_carlo_kl(self) -> None:
         """--elbo meanfield: say once which KL terms have no closed form, and are sampled instead."""
         x, y = self.train_data.x[:2], self.train_data.y[:2]
         # a look that leaves no trace: the run's z draws go on as if it had not been taken (resume
         # stays exact), and its weights stay out of the global param store
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), pyro.validation_enabled(False), pyro.get_param_store().scope(self.param_state):
+        with self.random_state_kept(), pyro.validation_enabled(False), pyro.get_param_store().scope(self.param_state):
             sites = monte_carlo_sites(self.model.model, self.model.guide, x, y)
         if sites:
             self.log(f"--elbo meanfield: no closed-form KL for {', '.join(sites)}; those terms are Monte Carlo estimates, as in --elbo trace")
@@ -262,7 +278,12 @@ class Trainer:
             if self.stop_requested:
                 raise Interrupted(f"stopped after epoch {epoch}")
             return figures_at
-        test = evaluate_elbo(self.model, self.test_data)
+        # measuring draws z too: each measure from the run's random state, which training then goes on from as
+        # if nothing had looked
+        with self.random_state_kept():
+            test = evaluate_elbo(self.model, self.test_data)
+        with self.random_state_kept():
+            valid = evaluate_elbo(self.model, self.valid_data)["neg_elbo"] if self.valid_data is not None else None
         if hasattr(self.model, "q_y"):  # a semi-supervised model's classifier: how often it names the test label
             test["classifier_accuracy"] = classifier_accuracy(self.model, self.test_data)
         if not (math.isfinite(test["neg_elbo"]) and math.isfinite(train_loss)):
@@ -275,10 +296,13 @@ class Trainer:
             "test_recon": round(test["recon"], 4),
             "test_kl": round(test["kl"], 4),
             "test_bits_per_dim": round(test["bits_per_dim"], 5),
+            **({"valid_neg_elbo": round(valid, 4)} if valid is not None else {}),
             **({"test_classifier_accuracy": round(test["classifier_accuracy"], 5)} if "classifier_accuracy" in test else {}),
             "seconds": round(time.perf_counter() - start, 2),
         })  # fmt: skip
         checkpoint.save(self.run_dir, self.state())
+        if valid is not None and self.best_epoch() == epoch:
+            checkpoint.save(self.run_dir, self.state(), best=True)
         # drawing costs about a second: on small data sets, where epochs take less, not every epoch
         if epoch == cfg.epochs or time.perf_counter() - figures_at >= FIGURE_INTERVAL_S:
             self.save_figures()
@@ -288,6 +312,7 @@ class Trainer:
             f"{self.train_name} {train_loss:.2f}  test {test['neg_elbo']:.2f} = recon {test['recon']:.2f} + KL {test['kl']:.2f}"
             f" ({test['bits_per_dim']:.3f} bits/dim)"
             + (f"  q(y|x) test accuracy {test['classifier_accuracy']:.2%}" if "classifier_accuracy" in test else "")
+            + (f"  validation {valid:.2f}" + (" (best so far: best.pt)" if self.best_epoch() == epoch else "") if valid is not None else "")
         )
         if self.stop_requested:
             raise Interrupted(f"stopped after epoch {epoch}; continue with: python cli.py train --resume {self.run_dir}")
@@ -388,14 +413,14 @@ class Trainer:
         return order, first, EpochLoss(self.config.on_nan == "skip", total, skipped)
 
     def set_schedules(self, epoch: int, fraction: float) -> None:
-        """Set the KL weight (--beta, --kl-warmup) and Adam's learning rate (--lr-warmup) for the
+        """Set the KL weight (--beta, --kl-warmup) and Adam's learning rate (--lr-schedule, --lr-warmup) for the
         step that ends ``fraction`` (0 < fraction <= 1) of ``epoch``.
 
         Both are functions of the epoch and the step alone, so a resumed run goes on with the same schedule.
         """
         cfg = self.config
         self.kl.weight = kl_weight(cfg, epoch, fraction)
-        if cfg.lr_warmup:
+        if cfg.lr_warmup or cfg.lr_schedule != "constant":
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_scale(cfg, epoch, fraction)
 

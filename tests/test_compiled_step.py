@@ -56,6 +56,7 @@ def assert_same_steps(results, rtol: float, atol: float) -> None:
     dict(model="cvae", prior="standard"),
     dict(model="vae", likelihood="gaussian"), dict(model="vae", likelihood="laplace", likelihood_scale=0.1),
     dict(model="vae", likelihood="continuous-bernoulli"), dict(model="cvae", dataset="faces", net="conv"),
+    dict(model="vae", likelihood="autoregressive"), dict(model="hvae", activation="gated", encoder_layers=2),
 ], ids=lambda changes: "-".join(map(str, changes.values())))  # fmt: skip
 def test_the_traced_step_takes_the_eager_steps(tmp_path, changes):
     results = twin_runs(tmp_path, **changes)

@@ -65,3 +65,48 @@ def test_gaussian_scale_is_learned_or_fixed():
     loc, x = torch.zeros(3, 1, 2, 2), torch.full((3, 1, 2, 2), 0.2)
     torch.testing.assert_close(fixed(loc).log_prob(x), dist.Normal(loc, 0.2).to_event(3).log_prob(x))
     assert fixed.state_dict()["log_scale"].exp().item() == pytest.approx(0.2)  # it travels with a checkpoint
+
+
+def autoregressive(image_shape, seed=0):
+    """The autoregressive likelihood with random weights (its output layer starts at zero, which would hide bugs)."""
+    torch.manual_seed(seed)
+    likelihood = LIKELIHOODS["autoregressive"](image_shape)
+    for weight in likelihood.parameters():
+        torch.nn.init.normal_(weight, std=0.5)
+    return likelihood
+
+
+def test_autoregressive_pixels_sum_to_one_over_every_image():
+    import itertools
+
+    likelihood = autoregressive((1, 2, 3))
+    decoded = torch.randn(4, 1, 2, 3)  # four codes' decoder outputs
+    images = torch.tensor(list(itertools.product([0.0, 1.0], repeat=6))).view(64, 1, 1, 2, 3)  # all 2^6 binary images
+    total = likelihood(decoded).log_prob(images).exp().sum(0)  # (4,)
+    torch.testing.assert_close(total, torch.ones(4))
+    # and it is not the factorized Bernoulli: the pixels before a pixel move its probability
+    assert not torch.allclose(likelihood(decoded).log_prob(images), LIKELIHOODS["bernoulli"]((1, 2, 3))(decoded).log_prob(images))
+
+
+def test_a_pixel_reads_only_the_pixels_before_it():
+    likelihood = autoregressive((1, 28, 28))
+    d = likelihood(torch.randn(1, 1, 28, 28))
+    x = torch.bernoulli(torch.full((1, 1, 28, 28), 0.3))
+    for i, j in [(0, 0), (10, 10), (27, 27), (5, 0)]:
+        flipped = x.clone()
+        flipped[..., i, j] = 1 - flipped[..., i, j]
+        changed = ((d.logits(flipped) - d.logits(x)).abs() > 0).flatten().nonzero().flatten()
+        assert changed.numel() > 0 or (i, j) == (27, 27)
+        assert changed.numel() == 0 or changed.min() > i * 28 + j  # only pixels after it
+
+
+def test_autoregressive_decoding_samples_and_broadcasts():
+    likelihood = autoregressive((1, 28, 28))
+    d = likelihood(torch.randn(3, 1, 28, 28))
+    mean = d.mean  # the greedy path, decoded a few rows at a time: the same as reading the whole image
+    torch.testing.assert_close(mean, torch.sigmoid(d.logits((mean > 0.5).float())))
+    assert d.sample().shape == (3, 1, 28, 28) and set(d.sample().unique().tolist()) <= {0.0, 1.0}
+    x = torch.bernoulli(torch.full((3, 1, 28, 28), 0.2))
+    many = likelihood(torch.randn(5, 3, 1, 28, 28))  # five codes per image, as importance sampling scores them
+    assert many.log_prob(x).shape == (5, 3) and many.expand((2, 5, 3)).log_prob(x).shape == (2, 5, 3)
+    torch.testing.assert_close(many.log_prob(x)[2], likelihood(many.decoded[2]).log_prob(x))

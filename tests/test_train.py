@@ -176,7 +176,7 @@ def test_default_learning_rate_is_lower_only_for_an_autoencoder_that_learns_its_
 
 
 def test_learning_rate_warms_up_step_by_step_and_then_stays(tmp_path):
-    from pyro_vae.train import lr_scale
+    from pyro_vae.schedules import lr_scale
 
     config = small_config(lr_warmup=4)
     assert lr_scale(config, 1, 0.5) == pytest.approx(0.125) and lr_scale(config, 4, 1.0) == 1.0 == lr_scale(config, 9, 0.1)

@@ -132,4 +132,19 @@ def load(name: str, device: torch.device | str = "cpu", binarize: str = "dynamic
     return train, test
 
 
-__all__ = ["DATASETS", "BINARIZE", "ImageSet", "Source", "data_home", "load", "prepare"]
+def hold_out(train: ImageSet, n: int, seed: int, binarize: str) -> tuple[ImageSet, ImageSet]:
+    """``train`` split into (the images to train on, ``n`` validation images), chosen at random by ``seed``.
+
+    The images left to train on keep their order. With ``binarize="dynamic"`` the validation images
+    are binarized once, as the test set is, so that every epoch is measured on the same binary images.
+    """
+    if not 1 <= n < len(train):
+        raise UserError(f"--validation {n} must leave images to train on: give 1 to {len(train) - 1}")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).to(train.x.device)
+    valid, rest = train.take(order[:n]), train.take(order[n:].sort().values)
+    if binarize == "dynamic":
+        valid = valid.binarized(torch.Generator(device=train.x.device).manual_seed(BINARIZE_SEED))
+    return rest, valid
+
+
+__all__ = ["DATASETS", "hold_out", "BINARIZE", "ImageSet", "Source", "data_home", "load", "prepare"]

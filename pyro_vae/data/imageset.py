@@ -87,6 +87,10 @@ class ImageSet:
             return self
         return ImageSet(self.x[:n], self.y[:n], self.classes, self.features)
 
+    def take(self, index: torch.Tensor) -> "ImageSet":
+        """The images at ``index`` ((n,) int64), in that order."""
+        return ImageSet(self.x[index], self.y[index], self.classes, self.features)
+
     def binarized(self, generator: torch.Generator) -> "ImageSet":
         """One Bernoulli draw of every pixel: a fixed binary copy of the split."""
         return ImageSet(torch.bernoulli(self.x, generator=generator), self.y, self.classes, self.features)

@@ -9,7 +9,7 @@
 The ELBO is E_q[log p(x|z1) + log p(z1|z2) + log p(z2) - log q(z1|x) - log q(z2|z1)]. The top
 layer has --z-dim dimensions and the bottom one twice as many (Burda et al.'s 50 and 100); the
 networks between the two layers are half as wide as the encoder's hidden layer (their 100 beside
-200). The latent-space tools see z2: ``encode`` gives its code and ``decode`` takes it.
+200), with as many hidden layers as the encoder (bottom up) and the decoder (top down). The latent-space tools see z2: ``encode`` gives its code and ``decode`` takes it.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ class HVAE(LatentVariableModel):
     def __init__(self, config, image_shape, num_classes):
         super().__init__(config, image_shape, num_classes, code_dim=2 * config.z_dim)
         z1_dim, z2_dim, width = 2 * config.z_dim, config.z_dim, max(config.hidden_dim // 2, 1)
-        self.top_down = GaussianMLP(z2_dim, width, z1_dim)  # z2 -> p(z1|z2)
-        self.bottom_up = GaussianMLP(z1_dim, width, z2_dim)  # z1 -> q(z2|z1)
+        # as deep as the decoder and the encoder, with their nonlinearity (Burda et al.: two tanh layers each)
+        self.top_down = GaussianMLP(z2_dim, width, z1_dim, config.decoder_layers, config.activation)  # z2 -> p(z1|z2)
+        self.bottom_up = GaussianMLP(z1_dim, width, z2_dim, config.encoder_layers, config.activation)  # z1 -> q(z2|z1)
 
     def model(self, x, y=None):
         """x: (batch, C, H, W). The label y is ignored."""
