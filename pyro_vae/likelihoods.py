@@ -237,7 +237,7 @@ class Autoregressive(nn.Module):
         return AutoregressiveBernoulliImage(decoded, self.context, validate_args=False)
 
 
-LIKELIHOODS = {"bernoulli": Bernoulli, "autoregressive": Autoregressive, "continuous-bernoulli": ContinuousBernoulli, "gaussian": Gaussian, "laplace": Laplace}
+LIKELIHOODS = {"bernoulli": Bernoulli, "continuous-bernoulli": ContinuousBernoulli, "gaussian": Gaussian, "laplace": Laplace, "autoregressive": Autoregressive}
 
 
 def build_likelihood(config, image_shape) -> nn.Module:

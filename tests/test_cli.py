@@ -127,7 +127,7 @@ def listed_options(help_text: str) -> set[str]:
 
 def test_train_and_compare_take_every_training_option():
     expected = {"--" + field.name.replace("_", "-") for field in dataclasses.fields(Config)}
-    own = {"train": {"--run-dir", "--resume", "--progress", "--help"}, "compare": {"--pairs", "--out", "--progress", "--help"}}
+    own = {"train": {"--config", "--run-dir", "--resume", "--progress", "--help"}, "compare": {"--pairs", "--out", "--progress", "--help"}}
     for command, options in own.items():
         result = cli(command, "--help")
         assert result.returncode == 0, result.stderr
