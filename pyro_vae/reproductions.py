@@ -63,6 +63,10 @@ def row_of(run_dir: Path, which: str, k: int, where: str) -> dict:
                         + (" --checkpoint best" if which == "best" else ""))  # fmt: skip
     result = json.loads(measured.read_text())
     state = checkpoint.load(run_dir, which=which)
+    if result.get("epoch") != state["epoch"]:  # trained on since (or measured by a version that did not say)
+        raise UserError(f"{measured} measured epoch {result.get('epoch', '(not recorded)')}, and the {which} checkpoint of {run_dir} "
+                        f"is epoch {state['epoch']}; measure it again: python cli.py evaluate {run_dir} --k {k}"
+                        + (" --checkpoint best" if which == "best" else ""))  # fmt: skip
     last = state if which == "last" else checkpoint.load(run_dir)
     config = Config.from_dict(state["config"])
     schedule = recipe.config().epochs
@@ -145,7 +149,8 @@ def render(rows: list[dict]) -> str:
         )
     lines += ["", "## Each run", ""]
     for r in rows:
-        lines.append(f"- `{r['recipe']}` ({r['checkpoint']} checkpoint): `{r['command']}`" + (f". {r['notes']}" if r.get("notes") else ""))
+        notes = f" {r['notes'].rstrip('.')}." if r.get("notes") else ""
+        lines.append(f"- `{r['recipe']}`, checkpoint {r['checkpoint']}: `{r['command']}`.{notes}")
     return "\n".join(lines) + "\n"
 
 

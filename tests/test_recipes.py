@@ -219,6 +219,10 @@ def test_a_row_is_read_off_a_run_and_the_table_made_from_the_rows(tmp_path):
     assert row["command"].startswith("python cli.py train --config recipes/mine.toml --epochs 1 ")
     table = (tmp_path / "rows.md").read_text()
     assert "| `mine` | A (2020): Table 9 | 90.50 (k = 5000) |" in table and f"**{row['ours']:.2f}**" in table and "no: cut short" in table
+    # trained on after it was measured: the row would mix two epochs, so it is refused
+    assert cli("train", "--resume", run, "--epochs", "2", "--no-progress").exit_code == 0
+    result = cli("reproductions", "record", run, "--k", "7", "--rows", rows)
+    assert result.exit_code == 2 and "measured epoch 1, and the last checkpoint" in result.output and "is epoch 2" in result.output
 
 
 def test_the_committed_table_is_made_from_the_committed_rows():
