@@ -23,6 +23,7 @@ from .config import Config
 from .errors import UserError
 from .files import save_json, save_text
 from .parts import resolve
+from .train import stopped_early
 
 # every row has these keys (and may have "notes")
 KEYS = ("recipe", "paper", "row", "published", "published_k", "ours", "stderr", "k", "test_images", "stochastic_layers", "epochs",
@@ -71,12 +72,13 @@ def row_of(run_dir: Path, which: str, k: int, where: str) -> dict:
     config = Config.from_dict(state["config"])
     schedule = recipe.config().epochs
     seconds = sum(row.get("seconds", 0) for row in last["history"])
-    stopped_early = config.early_stopping is not None and _stopped_early(last["history"], config.early_stopping)
+    early = stopped_early(last["history"], last["epoch"], config.early_stopping)
     header = copy.read_text().splitlines()[0]  # the options the command line changed
     given = header.partition("options given on the command line: ")[2]
-    command = f"python cli.py train --config recipes/{_recipe_name(header)}.toml" + (f" {given}" if given and given != "none" else "")
+    name = _recipe_name(header)
+    command = f"python cli.py train --config recipes/{name}.toml" + (f" {given}" if given and given != "none" else "")
     return {
-        "recipe": _recipe_name(header),
+        "recipe": name,
         "paper": recipe.reproduces.get("paper", ""),
         "row": recipe.reproduces.get("row", ""),
         "published": recipe.reproduces["published"],
@@ -90,18 +92,10 @@ def row_of(run_dir: Path, which: str, k: int, where: str) -> dict:
         "schedule_epochs": schedule,
         "minutes": round(seconds / 60, 1),
         "hardware": where,
-        "complete": bool(last["epoch"] >= schedule or stopped_early),
+        "complete": bool(last["epoch"] >= schedule or early),
         "checkpoint": f"{which} (epoch {state['epoch']})",
         "command": command,
     }
-
-
-def _stopped_early(history: list[dict], patience: int) -> bool:
-    scored = [row for row in history if "valid_neg_elbo" in row]
-    if not scored:
-        return False
-    best = min(scored, key=lambda row: row["valid_neg_elbo"])["epoch"]
-    return history[-1]["epoch"] - best >= patience
 
 
 def _recipe_name(header: str) -> str:

@@ -248,15 +248,12 @@ class Trainer:
         return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
 
     def best_epoch(self) -> int | None:
-        """The epoch with the lowest validation -ELBO so far (the first of equals): the one best.pt
-        holds; None without --validation."""
-        scored = [row for row in self.history if "valid_neg_elbo" in row]
-        return min(scored, key=lambda row: row["valid_neg_elbo"])["epoch"] if scored else None
+        """The epoch best.pt holds (:func:`best_epoch`); None without --validation."""
+        return best_epoch(self.history)
 
     def stopped_early(self) -> bool:
-        """Whether --early-stopping ends the run: no better validation -ELBO for that many epochs."""
-        best = self.best_epoch()
-        return self.config.early_stopping is not None and best is not None and self.epoch - best >= self.config.early_stopping
+        """Whether --early-stopping ends the run (:func:`stopped_early`)."""
+        return stopped_early(self.history, self.epoch, self.config.early_stopping)
 
     def note_monte_carlo_kl(self) -> None:
         """--elbo meanfield: say once which KL terms have no closed form, and are sampled instead."""
@@ -494,6 +491,18 @@ class Trainer:
             checkpoint.save(self.run_dir, self.state())
         raise Interrupted(f"stopped at epoch {epoch}, step {step} of {n_batches}, and saved that point; "
                           f"continue with: python cli.py train --resume {self.run_dir}")  # fmt: skip
+
+
+def best_epoch(history: list[dict]) -> int | None:
+    """The epoch with the lowest validation -ELBO in ``history`` (the first of equals); None without --validation."""
+    scored = [row for row in history if "valid_neg_elbo" in row]
+    return min(scored, key=lambda row: row["valid_neg_elbo"])["epoch"] if scored else None
+
+
+def stopped_early(history: list[dict], epoch: int, patience: int | None) -> bool:
+    """Whether --early-stopping ``patience`` ends a run at ``epoch``: no better validation -ELBO for that many epochs."""
+    best = best_epoch(history)
+    return patience is not None and best is not None and epoch - best >= patience
 
 
 def augment(x: torch.Tensor, config: Config, generator: torch.Generator) -> torch.Tensor:
