@@ -21,6 +21,7 @@ is written beside each field (config.option), so the two commands cannot drift a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -194,10 +195,10 @@ CheckpointName = _enum("checkpoint", checkpoint.CHECKPOINTS)
 WhichCheckpoint = typer.Option("last", "--checkpoint", help="last: where training stands (checkpoint.pt); best: the epoch with the lowest validation -ELBO (best.pt, kept by train --validation N).")
 
 
-def _open_run(run: Path, device: Enum, which: Enum | None = None):
+def _open_run(run: Path, device: Enum, which: Enum):
     """(model, config, state, test set) of ``run`` on the device named by a --device option, from the
-    checkpoint a --checkpoint option names (the last when None)."""
-    return checkpoint.open_run(run, resolve_device(device.value), which.value if which else "last")
+    checkpoint a --checkpoint option names."""
+    return checkpoint.open_run(run, resolve_device(device.value), which.value)
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -222,25 +223,31 @@ def train(
 
     Several processes (GPUs, or CPU workers): torchrun --nproc-per-node N cli.py train ...; --batch-size is then the global batch.
     """
-    from . import distributed, recipes
+    from . import distributed, lock, recipes
     from .train import Trainer, default_run_dir
 
     try:  # under torchrun, leave the process group however the run ends
         if resume is not None:
             if config_file is not None:
                 raise UserError(f"--resume goes on with the settings {resume} was started with; leave --config out")
-            trainer = Trainer.resume(resume, epochs=settings["epochs"], progress=progress)
-        else:
-            recipe = recipes.load(config_file) if config_file is not None else None
-            overrides = {name: settings[name] for name in given_options(context, FIELDS)}
-            config = recipe.config(overrides) if recipe else Config(**settings).validate()
-            run_dir = run_dir or default_run_dir(config, recipe.name if recipe else None)
+            if distributed.launched_main():
+                lock.check_free(resume)  # before anything is loaded; Trainer.fit holds the lock
+            Trainer.resume(resume, epochs=settings["epochs"], progress=progress).fit()
+            return
+        recipe = recipes.load(config_file) if config_file is not None else None
+        overrides = {name: settings[name] for name in given_options(context, FIELDS)}
+        config = recipe.config(overrides) if recipe else Config(**settings).validate()
+        run_dir = run_dir or default_run_dir(config, recipe.name if recipe else None)
+        if distributed.launched_main():
+            lock.check_free(run_dir)  # a run being trained is named as such, before anything is loaded
+        trainer = Trainer(config, run_dir, progress=progress)
+        # held from the check to the end: a run finished or started meanwhile is never written over
+        with lock.hold(run_dir) if distributed.launched_main() else contextlib.nullcontext():
             if (run_dir / checkpoint.CHECKPOINT).exists():
                 raise UserError(f"{run_dir} already holds a trained run; continue it with --resume {run_dir}, or pick another --run-dir")
-            trainer = Trainer(config, run_dir, progress=progress)
             if recipe:
                 recipes.keep(recipe, run_dir, overrides)
-        trainer.fit()
+            trainer.fit()
     finally:
         distributed.stop()
 
@@ -281,6 +288,7 @@ def sample(
     seed: int = typer.Option(0, help="Seed of the prior draws."),
     out: Optional[Path] = typer.Option(None, help="PNG to write; for spoken digits, a folder for the WAV files and spectrograms.png.", show_default="<run>/sample.png, or <run>/sample/"),
     device: DeviceName = typer.Option("cpu", help="Where to run the decoder."),
+    which: CheckpointName = WhichCheckpoint,
 ):
     """Draw new images from the model's prior and save them as a grid (for a cvae: one row per class).
 
@@ -291,7 +299,7 @@ def sample(
 
     if n < 1:
         raise UserError(f"--n must be at least 1, not {n}")
-    model, config, state = checkpoint.load_model(run, resolve_device(device.value))
+    model, config, state = checkpoint.load_model(run, resolve_device(device.value), which.value)
     if not model.generative:
         raise UserError(f"{run} holds an autoencoder, which has no prior to sample from; use `reconstruct`, or a vae/cvae run")
     attributes = config.condition is not None
@@ -325,6 +333,7 @@ def reconstruct(
     start: int = typer.Option(0, help="Index of the first test image."),
     out: Optional[Path] = typer.Option(None, help="PNG to write; for spoken digits, a folder for WAV files and reconstructions.png.", show_default="<run>/reconstruct.png, or <run>/reconstruct/"),
     device: DeviceName = typer.Option("cpu", help="Where to run the networks."),
+    which: CheckpointName = WhichCheckpoint,
 ):
     """Show test images beside their reconstructions (decoded from the guide's mean code).
 
@@ -335,7 +344,7 @@ def reconstruct(
 
     from .plots import reconstruction_figure
 
-    model, _, state, test = _open_run(run, device)
+    model, _, state, test = _open_run(run, device, which)
     if n < 1 or not 0 <= start < len(test):
         raise UserError(f"--n must be at least 1 and --start within 0..{len(test) - 1}")
     ncol = min(n, 10)
@@ -378,6 +387,7 @@ def plot_latent(
     seed: int = typer.Option(0, help="Seed of the t-SNE layout."),
     out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/latent.png"),
     device: DeviceName = typer.Option("cpu", help="Where to run the encoder."),
+    which: CheckpointName = WhichCheckpoint,
 ):
     """Scatter the test set's codes (the guide's means), coloured by class.
 
@@ -389,7 +399,7 @@ def plot_latent(
     from .latent import describe_codes, encode_all, project
     from .plots import latent_figure
 
-    model, config, state, test = _open_run(run, device)
+    model, config, state, test = _open_run(run, device, which)
     if n is not None:
         if n < 2:
             raise UserError(f"--n must be at least 2, not {n}")
@@ -416,6 +426,7 @@ def manifold(
     dims: Tuple[int, int] = typer.Option((0, 1), help="The two latent dimensions to vary (for z_dim > 2; the others stay at 0)."),
     out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/manifold.png"),
     device: DeviceName = typer.Option("cpu", help="Where to run the decoder."),
+    which: CheckpointName = WhichCheckpoint,
 ):
     """Decode a regular grid over the prior's quantiles: the learned manifold of a 2-D latent space.
 
@@ -423,7 +434,7 @@ def manifold(
     """
     from .plots import manifold_figure
 
-    model, _, state, _ = _open_run(run, device)
+    model, _, state, _ = _open_run(run, device, which)
     if not model.generative:
         raise UserError(f"{run} holds an autoencoder, whose codes have no prior to take quantiles of; use a vae or cvae run")
     if n is not None and n < 2:
@@ -453,6 +464,7 @@ def interpolate(
     seed: int = typer.Option(0, help="Seed of the random pairs."),
     out: Optional[Path] = typer.Option(None, help="PNG to write; for spoken digits, a folder for WAV files and interpolate.png.", show_default="<run>/interpolate.png, or <run>/interpolate/"),
     device: DeviceName = typer.Option("cpu", help="Where to run the networks."),
+    which: CheckpointName = WhichCheckpoint,
 ):
     """Decode codes on the line between two test images' codes, one strip per pair.
 
@@ -465,7 +477,7 @@ def interpolate(
     from .latent import interpolation_pairs, interpolation_strip
     from .plots import strips_figure
 
-    model, _, state, test = _open_run(run, device)
+    model, _, state, test = _open_run(run, device, which)
     if steps < 2:
         raise UserError(f"--steps must be at least 2, not {steps}")
     if label_path and not model.conditional:
@@ -504,6 +516,7 @@ def traverse(
     span: float = typer.Option(3.0, help="Values run from -span to +span (prior standard deviations)."),
     out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/traverse.png"),
     device: DeviceName = typer.Option("cpu", help="Where to run the networks."),
+    which: CheckpointName = WhichCheckpoint,
 ):
     """Vary one latent dimension at a time around a test image's code; one row per dimension."""
     import torch
@@ -511,7 +524,7 @@ def traverse(
     from .latent import traverse as traverse_codes
     from .plots import image_grid
 
-    model, _, _, test = _open_run(run, device)
+    model, _, _, test = _open_run(run, device, which)
     index = _index(index, test, "--index")
     dims = list(dim) if dim else list(range(min(model.z_dim, 10)))
     bad = [d for d in dims if not 0 <= d < model.z_dim]
@@ -631,9 +644,9 @@ def compare(
     models = settings.pop("model")
     given = {name for name, value in settings.items() if value is not None}  # None: left out, each model's own
     config = Config(**settings).validate()
-    for model in models:  # a mistyped or unfit --model is refused before anything trains
-        config.for_model(model, given).validate()
-    if config.labels is not None and all(config.for_model(model, given).labels is None for model in models):
+    # a mistyped or unfit --model is refused before anything trains
+    configs = [config.for_model(model, given).validate() for model in models]
+    if config.labels is not None and all(each.labels is None for each in configs):
         raise UserError(f"--labels trains the models that learn from unlabelled images, and none of {', '.join(models)} does; "
                         "add --model cvae, or leave --labels out")  # fmt: skip
     if pairs < 1:

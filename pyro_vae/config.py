@@ -53,6 +53,22 @@ def option(default, help: str, *, show_default: str | None = None):
     return field(default=default, metadata={"help": help, "show_default": show_default})
 
 
+UNITS = {"s": 1, "m": 60, "h": 3600}  # of a duration such as --checkpoint-every 10m
+
+
+def seconds(duration: str) -> float:
+    """A duration as the options write it ("30s", "10m", "1.5h", "0") in seconds, or a UserError."""
+    text = duration.strip().lower()
+    number, unit = (text[:-1], text[-1]) if text[-1:] in UNITS else (text, "s")
+    try:
+        value = float(number) * UNITS[unit]
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value >= 0):
+        raise UserError(f"--checkpoint-every takes a duration such as 30s, 10m or 1h (0: off), not {duration!r}")
+    return value
+
+
 @dataclass
 class Config:
     """Every setting of a training run. None means the data set's own choice (data.DATASETS), filled
@@ -110,6 +126,7 @@ class Config:
                                        show_default="none")  # fmt: skip
     early_stopping: Optional[int] = option(None, "With --validation: stop when the validation -ELBO has not improved for this many epochs (Tomczak and Welling: 50).",
                                            show_default="off")  # fmt: skip
+    checkpoint_every: str = option("10m", "Inside an epoch, save the point reached this often as well (30s, 10m, 1h; 0: at the end of each epoch only): a run killed at any moment loses at most that much, and --resume goes on from the saved step.")
     seed: int = option(0, "Seed: the same seed on the same device gives the same numbers.")
     device: str = option("auto", "auto picks CUDA when a GPU is visible, else the CPU.")
     on_nan: str = option("stop", "When the loss turns NaN or infinite: stop (keeping the last good checkpoint) or skip that step.")
@@ -155,6 +172,7 @@ class Config:
                 raise UserError(f"--likelihood-scale fixes the noise of a gaussian or laplace likelihood, not of {self.likelihood}")
             if not self.likelihood_scale > 0:
                 raise UserError(f"--likelihood-scale must be positive (or left out to learn it), not {self.likelihood_scale}")
+        seconds(self.checkpoint_every)  # refuses what is not a duration
         if self.early_stopping is not None and self.validation is None:
             raise UserError("--early-stopping watches the validation -ELBO: give --validation N as well (e.g. 10000)")
         if self.activation != "relu" and self.net != "mlp":
@@ -187,19 +205,23 @@ class Config:
 
     def check_step(self) -> None:
         """Refuse --step compiled with the settings whose step it cannot trace, in one line."""
-        if self.step != "compiled":
-            return
+        if self.step == "compiled" and (reason := self.untraceable()) is not None:
+            raise UserError(reason)
+
+    def untraceable(self) -> str | None:
+        """Why the compiled step cannot trace this run's step (one line that says what to do), or None
+        where it can: the rule behind both --step compiled's refusal and --step auto's choice."""
         if self.compile:
-            raise UserError("--compile compiles the networks inside the eager step, --step compiled the whole step; use one of them")
+            return "--compile compiles the networks inside the eager step, --step compiled the whole step; use one of them"
         if self.elbo not in ("trace", "meanfield"):
             how = "is Pyro's own compiled step (torch.jit)" if self.elbo == "jit" else "runs its backward pass itself, out of reach of a trace"
-            raise UserError(f"--step compiled traces Trace_ELBO or TraceMeanField_ELBO, and --elbo {self.elbo} {how}; "
-                            f"use --elbo trace, or --step eager")  # fmt: skip
+            return f"--step compiled traces Trace_ELBO or TraceMeanField_ELBO, and --elbo {self.elbo} {how}; use --elbo trace, or --step eager"
         if self.amp != "none":
-            raise UserError("--amp bf16 trains with the eager step; leave --step out, or pass --step eager")
+            return "--amp bf16 trains with the eager step; leave --step out, or pass --step eager"
         if self.labels is not None:
-            raise UserError("--labels splits each batch by which labels are known, a split the data decides, which a trace "
-                            "cannot hold; leave --step out, or pass --step eager")  # fmt: skip
+            return ("--labels splits each batch by which labels are known, a split the data decides, which a trace "
+                    "cannot hold; leave --step out, or pass --step eager")  # fmt: skip
+        return None
 
     def check_labels(self) -> None:
         """Refuse --labels (semi-supervised training) where it cannot work, in one line."""

@@ -29,6 +29,11 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def launched_main() -> bool:
+    """Whether this process is process 0 (the one that writes), known before the group is joined."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def rank() -> int:
     return dist.get_rank() if dist.is_initialized() else 0
 

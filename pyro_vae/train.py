@@ -11,15 +11,18 @@ The data path, one step of :meth:`Trainer.train_epoch` (B = --batch-size, P = th
     -> optimizer step        loss.backward(); one Adam step on all weights (svi_step)
                              (--step compiled: model, guide, ELBO and backward run as one graph, traced
                              once per batch shape and compiled: compiled_step.py)
-    -> checkpoint            after each epoch: test ELBO, checkpoint, metrics.csv, figures (fit_epoch)
+    -> checkpoint            after each epoch: test ELBO, checkpoint, metrics.csv, figures (fit_epoch);
+                             inside an epoch, the point reached every --checkpoint-every (save_point)
 
 From model to optimizer step that is SVI as Pyro documents it for PyTorch optimizers: one torch
 Adam over every weight is faster than ``pyro.infer.SVI``'s per-parameter wrappers, and its state is
 a plain state dict. Every file is written atomically.
 
-Faults: a run killed at any moment keeps its last complete epoch. Ctrl-C stops at the end of the
-current step (several processes: of the next 20th step, all together) and saves a checkpoint of
-that point, from which ``resume`` goes on as if nothing had happened. A NaN or infinite loss stops the run with a message naming the epoch, the step and the
+Faults: a run killed at any moment keeps its last checkpoint: of the last epoch, or of the point
+reached inside one at most --checkpoint-every (10 minutes) ago. One process writes a run at a time
+(lock.py). Ctrl-C stops at the end of the current step (several processes: of the next 20th step,
+all together) and saves a checkpoint of that point, from which ``resume`` goes on as if nothing had
+happened. A NaN or infinite loss stops the run with a message naming the epoch, the step and the
 likely cause (or, with ``on_nan="skip"``, skips that step); the last good checkpoint is kept.
 """
 
@@ -39,9 +42,9 @@ import pyro
 import torch
 from pyro.infer import RenyiELBO
 
-from . import checkpoint, data, distributed
+from . import checkpoint, data, distributed, lock
 from .compiled_step import CompiledStep
-from .config import AUTO_COMPILED_STEPS, Config
+from .config import AUTO_COMPILED_STEPS, Config, seconds
 from .data.labels import LabelledShare, keep_labels
 from .errors import Interrupted, TrainingDiverged, UserError
 from .evaluate import classifier_accuracy, evaluate_elbo
@@ -176,6 +179,8 @@ class Trainer:
         self.history: list[dict] = []
         self.partial: dict | None = None  # where an interrupted epoch stopped: {epoch, step, order, total}
         self.stop_requested = False  # set by Ctrl-C: stop after the current step
+        self.save_requested = False  # set when --checkpoint-every has passed: save after the current step
+        self.saved_at = time.monotonic()  # when the last checkpoint was written (or training began)
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, epochs: int | None = None, **kwargs) -> "Trainer":
@@ -192,11 +197,27 @@ class Trainer:
             raise UserError(f"the networks in {run_dir} do not match its config: {str(e).splitlines()[0]}") from e
         trainer.epoch, trainer.history = state["epoch"], list(state["history"])
         trainer.partial = state.get("partial")
-        trainer.generator.set_state(state["rng"]["data"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and trainer.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng"]["cuda"], trainer.device)
+        trainer.restore_random_state(state["rng"])
         return trainer
+
+    def restore_random_state(self, rng: dict) -> None:
+        """Go on with the random streams a checkpoint saved: exactly, on the kind of device that saved them.
+
+        A run that moves between a GPU and the CPU cannot: a CUDA generator's state (Philox, 16 bytes)
+        means nothing to the CPU's (Mersenne twister) and back. There the data stream (order, binarization)
+        starts afresh from the seed and the epoch, the z draws go on from the CPU's saved stream (or the
+        GPU's, seeded by PyTorch), and the run says once that its numbers now differ from an unbroken one's.
+        """
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        try:
+            self.generator.set_state(rng["data"])
+        except RuntimeError:  # "RNG state is wrong size": saved by a generator of the other kind of device
+            self.generator.manual_seed(self.config.seed * 1_000_003 + self.epoch)
+            saved = "a GPU" if self.device.type == "cpu" else "the CPU"
+            self.log(f"{self.run_dir} was saved on {saved} and goes on on {self.device.type}: its data order starts a new random "
+                     "stream here, so from now on its numbers differ from those of an unbroken run")  # fmt: skip
 
     def state(self) -> dict:
         rng = {"torch": torch.get_rng_state(), "data": self.generator.get_state()}
@@ -217,9 +238,13 @@ class Trainer:
 
     def fit(self) -> list[dict]:
         """Train from the current epoch to ``config.epochs``; returns the metrics of every epoch."""
+        # one writer per run directory (lock.py): a second train or --resume into it is refused
+        with lock.hold(self.run_dir) if self.main else contextlib.nullcontext():
+            return self._fit()
+
+    def _fit(self) -> list[dict]:
         cfg = self.config
         if self.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
             remove_leftovers(self.run_dir)  # half-written files of a run that was killed while saving
             save_json(cfg.to_dict(), self.run_dir / checkpoint.CONFIG)
         if self.epoch >= cfg.epochs:
@@ -298,6 +323,7 @@ class Trainer:
             "seconds": round(time.perf_counter() - start, 2),
         })  # fmt: skip
         checkpoint.save(self.run_dir, self.state())
+        self.save_requested, self.saved_at = False, time.monotonic()
         if valid is not None and self.best_epoch() == epoch:
             checkpoint.save(self.run_dir, self.state(), best=True)
         # drawing costs about a second: on small data sets, where epochs take less, not every epoch
@@ -384,6 +410,8 @@ class Trainer:
                         self.check_in(step, losses, bar)
                     if self.stop_due(step, n_batches):
                         self.stop_mid_epoch(epoch, step, n_batches, order, losses)
+                    if self.save_requested and step < n_batches:  # --checkpoint-every: the clock says so
+                        self.save_point(epoch, step, order, losses)
             mean = losses.epoch_mean(n_batches, cfg.batch_size)
         except NotFinite as e:
             self.diverged(epoch, e.step, e.what)
@@ -430,8 +458,7 @@ class Trainer:
         if cfg.step != "auto":
             return cfg.step == "compiled"
         steps = cfg.epochs * self.train_data.num_batches(cfg.batch_size, drop_last=True)
-        traceable = cfg.elbo in ("trace", "meanfield") and not cfg.compile and cfg.amp == "none" and cfg.labels is None
-        return traceable and self.parallel is None and steps >= AUTO_COMPILED_STEPS
+        return cfg.untraceable() is None and self.parallel is None and steps >= AUTO_COMPILED_STEPS
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One SVI step on a batch; returns the batch's loss, the negative bound summed over images (detached).
@@ -462,15 +489,19 @@ class Trainer:
         return step % CHECK_IN_EVERY == 0 or step == n_batches or (self.stop_requested and self.parallel is None)
 
     def check_in(self, step: int, losses: "EpochLoss", bar: Callable[[int, float], None]) -> None:
-        """Stop if a loss was not finite, then show the running loss on the progress bar.
+        """Stop if a loss was not finite, ask for a checkpoint if --checkpoint-every has passed since the
+        last one, then show the running loss on the progress bar.
 
         In several processes, all first agree, in one all-reduce, on the first bad step and on
-        whether Ctrl-C was pressed in any of them, so that all stop at the same step.
+        whether Ctrl-C was pressed or a checkpoint is due in any of them, so that all act at the same step.
         """
+        interval = seconds(self.config.checkpoint_every)
+        save = interval > 0 and time.monotonic() - self.saved_at >= interval
         if self.parallel is not None:
-            stop = torch.tensor(int(self.stop_requested), device=self.device)
-            losses.bad_step, stop = distributed.all_max(torch.stack([losses.bad_step, stop]))
+            flags = torch.tensor([int(self.stop_requested), int(save)], device=self.device)
+            losses.bad_step, stop, save = distributed.all_max(torch.cat([losses.bad_step.view(1), flags]))
             self.stop_requested = bool(stop)
+        self.save_requested = bool(save)
         losses.raise_if_bad()
         bar(step, losses.mean(step, self.config.batch_size // distributed.world_size()))  # this process's images
 
@@ -479,8 +510,9 @@ class Trainer:
         next check-in, where all of them know of it. After the last step the epoch ends as usual."""
         return self.stop_requested and step < n_batches and (step % CHECK_IN_EVERY == 0 or self.parallel is None)
 
-    def stop_mid_epoch(self, epoch: int, step: int, n_batches: int, order: torch.Tensor, losses: "EpochLoss"):
-        """Save the point reached (step ``step`` of ``epoch``) and stop: ``resume`` goes on from the next step.
+    def save_point(self, epoch: int, step: int, order: torch.Tensor, losses: "EpochLoss") -> None:
+        """Save the point reached, step ``step`` of ``epoch``: ``resume`` goes on from the next step
+        exactly as if nothing had happened (Ctrl-C, --checkpoint-every).
 
         The checkpoint's ``partial`` holds the epoch's order (N,), the running loss summed over the
         processes and the steps skipped; :meth:`start_epoch` takes them up again.
@@ -489,6 +521,11 @@ class Trainer:
                         "skipped": losses.skipped}  # fmt: skip
         if self.main:
             checkpoint.save(self.run_dir, self.state())
+        self.partial, self.save_requested, self.saved_at = None, False, time.monotonic()
+
+    def stop_mid_epoch(self, epoch: int, step: int, n_batches: int, order: torch.Tensor, losses: "EpochLoss"):
+        """Save the point reached (step ``step`` of ``epoch``, :meth:`save_point`) and stop."""
+        self.save_point(epoch, step, order, losses)
         raise Interrupted(f"stopped at epoch {epoch}, step {step} of {n_batches}, and saved that point; "
                           f"continue with: python cli.py train --resume {self.run_dir}")  # fmt: skip
 

@@ -26,9 +26,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import cli as cli_module
-from pyro_vae import Trainer, checkpoint, data
+from pyro_vae import Trainer, checkpoint, data, lock
+from pyro_vae import train as train_module
 from pyro_vae.data.imageset import ImageSet
 from pyro_vae.errors import Interrupted, TrainingDiverged, UserError
+from pyro_vae.files import save_torch
 
 from conftest import small_config, train_small
 from test_cli import SMALL, cli
@@ -140,6 +142,124 @@ def test_ctrl_c_resume_within_an_epoch_is_exact(tmp_path):
     assert resumed.partial["step"] == 7 and resumed.epoch == 1
     resumed.fit()
     assert comparable(resumed.history) == comparable(whole.history)
+
+
+def test_a_second_writer_is_refused_while_reading_goes_on_and_a_kill_releases_the_run(tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, str(Path(cli_module.__file__)), "train", "--run-dir", str(run), *FAULT, "--epochs", "100"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_epoch(run, process, 1)
+        refused = f"{run} is being trained by process {process.pid} right now; wait for it to finish, or stop it (kill {process.pid})"
+        one_error_line(cli("train", "--resume", run, "--no-progress"), refused)
+        one_error_line(cli("train", "--run-dir", run, *FAULT), refused)
+        assert cli("sample", run, "--out", tmp_path / "during.png").returncode == 0  # reading needs no lock
+        assert process.poll() is None, "the run ended before the second writers were refused"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    epoch = checkpoint.load(run)["epoch"]
+    result = cli("train", "--resume", run, "--epochs", epoch, "--no-progress")  # the kill released the run
+    assert result.returncode == 0 and f"already at epoch {epoch} of {epoch}" in result.stdout, result.stderr
+    assert not (run / lock.PID).exists()
+
+
+def test_a_kill_loses_at_most_the_checkpoint_interval_and_resume_matches(tmp_path, reference):
+    """kill -9 inside epoch 2 of a run saved every 0.2 s: its last checkpoint is at most that (plus one
+    check-in of 20 steps) old, and the resumed run ends with the unbroken run's numbers."""
+    run, interval = tmp_path / "run", 0.2
+    command = [sys.executable, str(Path(cli_module.__file__)), "train", "--run-dir", str(run), *FAULT,
+               "--checkpoint-every", f"{interval}s"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_epoch(run, process, 1)
+    while checkpoint.load(run)["partial"] is None:  # a point inside an epoch, saved by the clock
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.02)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    process.wait()
+    lost = killed_at - (run / checkpoint.CHECKPOINT).stat().st_mtime
+    assert lost < interval + 1.0, lost
+    result = cli("train", "--resume", run, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert comparable(metrics(run)) == reference
+
+
+def test_the_lock_names_its_holder_nests_and_dies_with_it(tmp_path):
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pyro_vae import lock\n"
+                               "with lock.hold(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)", str(run)],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert holder.stdout.readline() == "held\n"
+    for attempt in (lock.hold(run).__enter__, lambda: lock.check_free(run)):
+        with pytest.raises(UserError, match=f"being trained by process {holder.pid} right now; .*kill {holder.pid}"):
+            attempt()
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert (run / lock.PID).read_text() == f"{holder.pid}\n"  # left by the kill, and harmless:
+    with lock.hold(run):  # the system let the lock go with the process
+        with lock.hold(run):  # the same process again: nested
+            assert (run / lock.PID).read_text() == f"{os.getpid()}\n"
+        lock.check_free(run)  # its own holder is never refused
+        assert (run / lock.PID).exists()
+    assert not (run / lock.PID).exists()
+
+
+def test_checkpoint_every_saves_inside_an_epoch_and_resume_is_exact(tmp_path, monkeypatch):
+    """With a checkpoint at every check-in (every 3 steps here), a run killed after step 11 of 20 keeps
+    step 9, and the resumed run ends with the unbroken run's numbers."""
+    whole = train_small(tmp_path / "whole", epochs=2)
+    monkeypatch.setattr(train_module, "CHECK_IN_EVERY", 3)
+    trainer = Trainer(small_config(epochs=2, checkpoint_every="1e-6s"), tmp_path / "parts", progress=False, log=lambda line: None)
+    step, steps_in_epoch_2 = trainer.step, []
+
+    class Killed(Exception):
+        pass
+
+    def step_then_die(x, y):  # the process dies after step 11 of epoch 2, as under kill -9: nothing more is saved
+        loss = step(x, y)
+        steps_in_epoch_2.extend([1] if trainer.history else [])
+        if len(steps_in_epoch_2) == 11:
+            raise Killed
+        return loss
+
+    trainer.step = step_then_die
+    with pytest.raises(Killed):
+        trainer.fit()
+    saved = checkpoint.load(tmp_path / "parts")
+    assert saved["epoch"] == 1 and saved["partial"]["epoch"] == 2 and saved["partial"]["step"] == 9
+    resumed = Trainer.resume(tmp_path / "parts", progress=False, log=lambda line: None)
+    resumed.fit()
+    assert comparable(resumed.history) == comparable(whole.history)
+
+
+def test_a_checkpoint_with_cuda_random_state_resumes_on_the_cpu(tmp_path):
+    """A run saved on a GPU keeps CUDA generators' states (Philox: 8 bytes of seed, 8 of offset), which the
+    CPU's generators cannot take: it resumes all the same, says so once, and goes on reproducibly."""
+    train_small(tmp_path / "gpu", epochs=1)
+    state = torch.load(tmp_path / "gpu" / checkpoint.CHECKPOINT, weights_only=True)
+    philox = torch.tensor([7, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 0, 0, 0, 0, 0], dtype=torch.uint8)
+    state["rng"].update(data=philox, cuda=philox.clone())
+    save_torch(state, tmp_path / "gpu" / checkpoint.CHECKPOINT)
+    shutil.copytree(tmp_path / "gpu", tmp_path / "again")
+    histories = []
+    for run in ("gpu", "again"):
+        lines = []
+        trainer = Trainer.resume(tmp_path / run, epochs=2, progress=False, log=lines.append)
+        trainer.fit()
+        assert sum("was saved on a GPU and goes on on cpu" in line for line in lines) == 1, lines
+        assert len(trainer.history) == 2 and math.isfinite(trainer.history[1]["test_neg_elbo"])
+        assert trainer.history[1]["test_neg_elbo"] < trainer.history[0]["test_neg_elbo"]
+        histories.append(comparable(trainer.history))
+    assert histories[0] == histories[1]
+
+
+@pytest.mark.parametrize("command", [["sample"], ["reconstruct"], ["plot-latent"], ["manifold"], ["interpolate"],
+                                     ["traverse"], ["evaluate", "--k", "2"]])  # fmt: skip
+def test_every_command_on_a_run_takes_checkpoint_best(small_run, command):
+    """--checkpoint best reads best.pt in every command that opens a run: here one trained without --validation."""
+    one_error_line(cli(*command[:1], small_run, *command[1:], "--checkpoint", "best"), f"{small_run} has no best.pt")
 
 
 def test_a_full_disk_is_a_clear_error_and_keeps_the_checkpoint(small_run, tmp_path):
@@ -316,6 +436,7 @@ def test_a_crafted_checkpoint_cannot_run_code(small_run, tmp_path):
         (["train", "--device", "tpu"], "Invalid value for '--device'"),
         (["train", "--batch-size", "-5"], "--batch-size must be at least 1, not -5"),
         (["train", "--z-dim", "two"], "Invalid value for '--z-dim'"),
+        (["train", "--checkpoint-every", "10 minutes"], "--checkpoint-every takes a duration such as 30s, 10m or 1h (0: off), not '10 minutes'"),
         (["trian"], "No such command 'trian'. Did you mean 'train'?"),
         (["sample"], "Missing argument 'run'. (see `cli.py sample --help`)"),
     ],

@@ -1,0 +1,86 @@
+"""One writer per run directory.
+
+While ``train`` writes a run it holds an operating-system lock (``flock``) on the run's folder, so
+a second ``train`` or ``--resume`` into the same folder is refused with the first one's process
+id, where before both would have written there and the first one's work would have been lost.
+The lock belongs to the open folder, not to a file: when the process ends, however it ends
+(``kill -9`` too), the system lets it go, and no stale lock is ever left to block the user.
+``train.pid`` beside the checkpoint names the holder for the message, and goes when it is done.
+Commands that only read a run (sample, evaluate, plots) take no lock and work during training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+from .errors import UserError
+from .files import save_text
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs are not guarded there
+    fcntl = None
+
+PID = "train.pid"
+_held: dict[str, list[int]] = {}  # folder -> [its open descriptor, how many holds in this process]
+
+
+@contextlib.contextmanager
+def hold(run_dir: str | os.PathLike) -> Iterator[None]:
+    """Be the one writer of ``run_dir`` (made if missing) for the block; a folder another process
+    writes is refused in one line that names it. Holding it again in the same process nests."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    key = os.path.realpath(run_dir)
+    if key in _held:
+        _held[key][1] += 1
+    else:
+        fd = os.open(run_dir, os.O_RDONLY)  # not inherited by child processes (PEP 446)
+        _held[key] = [fd, 1]
+    try:
+        if _held[key][1] == 1:
+            _lock(fd, run_dir)
+            save_text(f"{os.getpid()}\n", run_dir / PID)
+        yield
+    finally:
+        _held[key][1] -= 1
+        if _held[key][1] == 0:
+            fd, _ = _held.pop(key)
+            if _holder(run_dir) == os.getpid():  # ours (not the holder's whom _lock refused): gone while still held
+                (run_dir / PID).unlink(missing_ok=True)
+            os.close(fd)  # closing the folder lets the lock go
+
+
+def check_free(run_dir: str | os.PathLike) -> None:
+    """Refuse, as :func:`hold` would, a folder another process is writing now (a look that holds nothing)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or os.path.realpath(run_dir) in _held:
+        return
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        _lock(fd, run_dir)
+    finally:
+        os.close(fd)
+
+
+def _lock(fd: int, run_dir: Path) -> None:
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = _holder(run_dir)
+        who, stop = (f"process {pid}", f"stop it (kill {pid})") if pid else ("another process", "stop it")
+        raise UserError(f"{run_dir} is being trained by {who} right now; wait for it to finish, or {stop} and then "
+                        f"continue the run with --resume {run_dir}") from None  # fmt: skip
+
+
+def _holder(run_dir: Path) -> int | None:
+    """The process id in train.pid; None while the holder is writing it, or when it is damaged."""
+    try:
+        return int((run_dir / PID).read_text())
+    except (OSError, ValueError):
+        return None
