@@ -6,6 +6,8 @@ the caller's own matplotlib setup (a notebook's inline backend) is left as it is
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import matplotlib
@@ -218,18 +220,31 @@ def manifold_figure(model, path, *, n: int = 20, labels=None, classes=None, dims
         codes = grid_codes(model.prior(1, y), standard.to(device))
         images = model.decode(codes, None if y is None else y.expand(n * n)).float().cpu().clamp(0, 1)
         grid = make_grid(images, nrow=n, padding=0)
-        lo, hi = values[0].item(), values[-1].item()
-        half = (hi - lo) / (n - 1) / 2
+        # the tiles are equally spaced in prior mass, not in z: the axes count tiles (tile i spans [i, i + 1],
+        # bottom to top and left to right), and a tick names the value its tile was decoded from
         ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray" if images.shape[1] == 1 else None,
-                  extent=(lo - half, hi + half, lo - half, hi + half), vmin=0, vmax=1)  # fmt: skip
-        ax.set_xlabel(f"z[{dims[0]}], prior sd from the prior mean", fontsize=8)
-        ax.set_ylabel(f"z[{dims[1]}], prior sd from the prior mean", fontsize=8)
+                  extent=(0, n, 0, n), vmin=0, vmax=1)  # fmt: skip
+        positions, names = quantile_ticks(values)
+        ax.set_xticks(positions, names, fontsize=7)
+        ax.set_yticks(positions, names, fontsize=7)
+        ax.set_xlabel(f"z[{dims[0]}] in prior sd from its mean (tiles: equal prior mass)", fontsize=8)
+        ax.set_ylabel(f"z[{dims[1]}] in prior sd from its mean (tiles: equal prior mass)", fontsize=8)
         if label is not None:
             ax.set_title(f"class {classes[label] if classes else label}", fontsize=10)
     what = "the 2-D latent space" if model.z_dim == 2 else f"a slice through z[{dims[0]}], z[{dims[1]}], other dimensions at the prior mean"
     fig.suptitle(f"decoded grid over the prior's quantiles: {what}", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def quantile_ticks(values: torch.Tensor, count: int = 7) -> tuple[list[float], list[str]]:
+    """Ticks for an axis of n tiles decoded at ``values`` (n,), tile i spanning [i, i + 1]: about ``count``
+    tile centres, mirror images about the middle from both ends inward, each labelled with its tile's value."""
+    n = len(values)
+    step = max(1, math.ceil((n - 1) / (count - 1)))
+    left = [i for i in range(0, n, step) if i < (n - 1) / 2]
+    tiles = sorted({*left, *(n - 1 - i for i in left), *([(n - 1) // 2] if n % 2 else [])})
+    return [i + 0.5 for i in tiles], [f"{values[i].item():.2f}" for i in tiles]
 
 
 def strips_figure(strips: list[torch.Tensor], row_labels: list[str], path, *, title: str, spectrogram: bool = False) -> Path:

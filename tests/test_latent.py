@@ -121,3 +121,36 @@ def test_figures_leave_the_callers_matplotlib_alone(tmp_path):
     before = plt.get_fignums()
     path = image_grid(torch.rand(4, 1, 8, 8), tmp_path / "g.png", ncol=2, title="grid")
     assert plt.get_fignums() == before and path.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("n", [5, 20])
+def test_manifold_ticks_name_the_value_each_tile_was_decoded_from(trained, monkeypatch, tmp_path, n):
+    """The tiles are spaced in prior mass, so a linear z axis would misplace them (by up to a third of
+    a standard deviation at n = 20): each tick sits on a tile and names that tile's own value, which
+    decoding at that value reproduces."""
+    from pyro_vae import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    model = trained["vae"].model.eval()
+    plots.manifold_figure(model, tmp_path / "m.png", n=n)
+    ax = figures[0].axes[0]
+    _, values = quantile_grid(n)
+    image = torch.as_tensor(ax.images[0].get_array()[..., 0])  # (n * 28, n * 28), row 0 at the top
+    assert ax.images[0].get_extent() == [0, n, 0, n]
+    ticks = {"x": (ax.get_xticks(), ax.get_xticklabels()), "y": (ax.get_yticks(), ax.get_yticklabels())}
+    for axis, (positions, labels) in ticks.items():
+        assert len(positions) >= 5 and positions[0] == 0.5 and positions[-1] == n - 0.5
+        for position, label in zip(positions, labels):
+            i = int(position)
+            assert position == i + 0.5 and label.get_text() == f"{values[i].item():.2f}"
+            # the tile at tick i along this axis, with the other coordinate at its lowest value
+            z = torch.tensor([[values[i], values[0]]] if axis == "x" else [[values[0], values[i]]])
+            row, col = (n - 1, i) if axis == "x" else (n - 1 - i, 0)
+            tile = image[row * 28 : (row + 1) * 28, col * 28 : (col + 1) * 28]
+            with torch.no_grad():
+                torch.testing.assert_close(tile, model.decode(z)[0, 0].clamp(0, 1), atol=1e-5, rtol=0)
+    # where the old, linear axis put the tiles: off by up to a third of a standard deviation
+    lo, hi = values[0].item(), values[-1].item()
+    linear = torch.linspace(lo, hi, n)
+    assert (linear - values).abs().max() > (0.3 if n == 20 else 0.1)
