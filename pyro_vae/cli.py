@@ -230,9 +230,9 @@ def train(
         if resume is not None:
             if config_file is not None:
                 raise UserError(f"--resume goes on with the settings {resume} was started with; leave --config out")
-            if distributed.launched_main():
-                lock.check_free(resume)  # before anything is loaded; Trainer.fit holds the lock
-            Trainer.resume(resume, epochs=settings["epochs"], progress=progress).fit()
+            # held from loading the checkpoint to the end: no other writer saves in between
+            with lock.hold(resume, create=False) if distributed.launched_main() else contextlib.nullcontext():
+                Trainer.resume(resume, epochs=settings["epochs"], progress=progress).fit()
             return
         recipe = recipes.load(config_file) if config_file is not None else None
         overrides = {name: settings[name] for name in given_options(context, FIELDS)}
@@ -240,16 +240,21 @@ def train(
         run_dir = run_dir or default_run_dir(config, recipe.name if recipe else None)
         if distributed.launched_main():
             lock.check_free(run_dir)  # a run being trained is named as such, before anything is loaded
+        _refuse_a_trained_run(run_dir)
         trainer = Trainer(config, run_dir, progress=progress)
         # held from the check to the end: a run finished or started meanwhile is never written over
         with lock.hold(run_dir) if distributed.launched_main() else contextlib.nullcontext():
-            if (run_dir / checkpoint.CHECKPOINT).exists():
-                raise UserError(f"{run_dir} already holds a trained run; continue it with --resume {run_dir}, or pick another --run-dir")
+            _refuse_a_trained_run(run_dir)
             if recipe:
                 recipes.keep(recipe, run_dir, overrides)
             trainer.fit()
     finally:
         distributed.stop()
+
+
+def _refuse_a_trained_run(run_dir: Path) -> None:
+    if (run_dir / checkpoint.CHECKPOINT).exists():
+        raise UserError(f"{run_dir} already holds a trained run; continue it with --resume {run_dir}, or pick another --run-dir")
 
 
 def _labels(model, classes: list[str], labels: Optional[List[int]]) -> Optional[List[int]]:

@@ -7,6 +7,7 @@ The lock belongs to the open folder, not to a file: when the process ends, howev
 (``kill -9`` too), the system lets it go, and no stale lock is ever left to block the user.
 ``train.pid`` beside the checkpoint names the holder for the message, and goes when it is done.
 Commands that only read a run (sample, evaluate, plots) take no lock and work during training.
+Where the system cannot lock a folder (Windows; some network file systems) runs are not guarded.
 """
 
 from __future__ import annotations
@@ -21,43 +22,52 @@ from .files import save_text
 
 try:
     import fcntl
-except ImportError:  # Windows: no flock; runs are not guarded there
+except ImportError:  # Windows
     fcntl = None
 
 PID = "train.pid"
-_held: dict[str, list[int]] = {}  # folder -> [its open descriptor, how many holds in this process]
+_held: dict[str, int] = {}  # folder -> how many holds this process has on it
 
 
 @contextlib.contextmanager
-def hold(run_dir: str | os.PathLike) -> Iterator[None]:
-    """Be the one writer of ``run_dir`` (made if missing) for the block; a folder another process
-    writes is refused in one line that names it. Holding it again in the same process nests."""
+def hold(run_dir: str | os.PathLike, create: bool = True) -> Iterator[None]:
+    """Be the one writer of ``run_dir`` for the block; a folder another process writes is refused in
+    one line that names it. Holding it again in the same process nests. ``create``: make the folder
+    if it is missing (else a missing folder is not guarded, and the caller's own error follows)."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if create:
+        run_dir.mkdir(parents=True, exist_ok=True)
     key = os.path.realpath(run_dir)
-    if key in _held:
-        _held[key][1] += 1
-    else:
-        fd = os.open(run_dir, os.O_RDONLY)  # not inherited by child processes (PEP 446)
-        _held[key] = [fd, 1]
-    try:
-        if _held[key][1] == 1:
-            _lock(fd, run_dir)
-            save_text(f"{os.getpid()}\n", run_dir / PID)
+    if key in _held:  # held by this process already: the outermost hold lets it go
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
+    if fcntl is None or not run_dir.is_dir():
         yield
+        return
+    fd = os.open(run_dir, os.O_RDONLY)  # not inherited by child processes (PEP 446)
+    try:
+        if not _lock(fd, run_dir):
+            yield
+            return
+        _held[key] = 1
+        try:
+            save_text(f"{os.getpid()}\n", run_dir / PID)
+            yield
+        finally:
+            del _held[key]
+            (run_dir / PID).unlink(missing_ok=True)  # while still held: the next writer writes its own
     finally:
-        _held[key][1] -= 1
-        if _held[key][1] == 0:
-            fd, _ = _held.pop(key)
-            if _holder(run_dir) == os.getpid():  # ours (not the holder's whom _lock refused): gone while still held
-                (run_dir / PID).unlink(missing_ok=True)
-            os.close(fd)  # closing the folder lets the lock go
+        os.close(fd)  # closing the folder lets the lock go
 
 
 def check_free(run_dir: str | os.PathLike) -> None:
     """Refuse, as :func:`hold` would, a folder another process is writing now (a look that holds nothing)."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir() or os.path.realpath(run_dir) in _held:
+    if fcntl is None or not run_dir.is_dir() or os.path.realpath(run_dir) in _held:
         return
     fd = os.open(run_dir, os.O_RDONLY)
     try:
@@ -66,9 +76,8 @@ def check_free(run_dir: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def _lock(fd: int, run_dir: Path) -> None:
-    if fcntl is None:
-        return
+def _lock(fd: int, run_dir: Path) -> bool:
+    """Lock the open folder ``fd``: True when locked, False where its file system cannot lock."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -76,6 +85,9 @@ def _lock(fd: int, run_dir: Path) -> None:
         who, stop = (f"process {pid}", f"stop it (kill {pid})") if pid else ("another process", "stop it")
         raise UserError(f"{run_dir} is being trained by {who} right now; wait for it to finish, or {stop} and then "
                         f"continue the run with --resume {run_dir}") from None  # fmt: skip
+    except OSError:  # e.g. NFS, where flock needs a file open for writing: not guarded there
+        return False
+    return True
 
 
 def _holder(run_dir: Path) -> int | None:

@@ -211,9 +211,9 @@ class Trainer:
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.device)
-        try:
+        if rng["data"].numel() == self.generator.get_state().numel():
             self.generator.set_state(rng["data"])
-        except RuntimeError:  # "RNG state is wrong size": saved by a generator of the other kind of device
+        else:  # saved by a generator of the other kind of device
             self.generator.manual_seed(self.config.seed * 1_000_003 + self.epoch)
             saved = "a GPU" if self.device.type == "cpu" else "the CPU"
             self.log(f"{self.run_dir} was saved on {saved} and goes on on {self.device.type}: its data order starts a new random "
@@ -323,7 +323,6 @@ class Trainer:
             "seconds": round(time.perf_counter() - start, 2),
         })  # fmt: skip
         checkpoint.save(self.run_dir, self.state())
-        self.save_requested, self.saved_at = False, time.monotonic()
         if valid is not None and self.best_epoch() == epoch:
             checkpoint.save(self.run_dir, self.state(), best=True)
         # drawing costs about a second: on small data sets, where epochs take less, not every epoch
@@ -413,6 +412,8 @@ class Trainer:
                     if self.save_requested and step < n_batches:  # --checkpoint-every: the clock says so
                         self.save_point(epoch, step, order, losses)
             mean = losses.epoch_mean(n_batches, cfg.batch_size)
+            # in every process: the epoch's own checkpoint follows, so a save asked for at its last step is moot
+            self.save_requested, self.saved_at = False, time.monotonic()
         except NotFinite as e:
             self.diverged(epoch, e.step, e.what)
         if losses.skipped:
@@ -510,22 +511,24 @@ class Trainer:
         next check-in, where all of them know of it. After the last step the epoch ends as usual."""
         return self.stop_requested and step < n_batches and (step % CHECK_IN_EVERY == 0 or self.parallel is None)
 
-    def save_point(self, epoch: int, step: int, order: torch.Tensor, losses: "EpochLoss") -> None:
+    def save_point(self, epoch: int, step: int, order: torch.Tensor, losses: "EpochLoss") -> dict:
         """Save the point reached, step ``step`` of ``epoch``: ``resume`` goes on from the next step
         exactly as if nothing had happened (Ctrl-C, --checkpoint-every).
 
         The checkpoint's ``partial`` holds the epoch's order (N,), the running loss summed over the
-        processes and the steps skipped; :meth:`start_epoch` takes them up again.
+        processes and the steps skipped; :meth:`start_epoch` takes them up again. Returns that point.
         """
-        self.partial = {"epoch": epoch, "step": step, "order": order.cpu(), "total": distributed.all_sum(losses.total).cpu(),
-                        "skipped": losses.skipped}  # fmt: skip
+        partial = {"epoch": epoch, "step": step, "order": order.cpu(), "total": distributed.all_sum(losses.total).cpu(),
+                   "skipped": losses.skipped}  # fmt: skip
         if self.main:
-            checkpoint.save(self.run_dir, self.state())
-        self.partial, self.save_requested, self.saved_at = None, False, time.monotonic()
+            checkpoint.save(self.run_dir, {**self.state(), "partial": partial})
+        self.save_requested, self.saved_at = False, time.monotonic()
+        return partial
 
     def stop_mid_epoch(self, epoch: int, step: int, n_batches: int, order: torch.Tensor, losses: "EpochLoss"):
-        """Save the point reached (step ``step`` of ``epoch``, :meth:`save_point`) and stop."""
-        self.save_point(epoch, step, order, losses)
+        """Save the point reached (step ``step`` of ``epoch``, :meth:`save_point`) and stop; a later
+        :meth:`fit` of this trainer goes on from there too."""
+        self.partial = self.save_point(epoch, step, order, losses)
         raise Interrupted(f"stopped at epoch {epoch}, step {step} of {n_batches}, and saved that point; "
                           f"continue with: python cli.py train --resume {self.run_dir}")  # fmt: skip
 

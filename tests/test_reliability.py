@@ -171,16 +171,18 @@ def test_a_kill_loses_at_most_the_checkpoint_interval_and_resume_matches(tmp_pat
     command = [sys.executable, str(Path(cli_module.__file__)), "train", "--run-dir", str(run), *FAULT,
                "--checkpoint-every", f"{interval}s"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for_epoch(run, process, 1)
-    while checkpoint.load(run)["partial"] is None:  # a point inside an epoch, saved by the clock
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.02)
-    time.sleep(0.3)
-    process.send_signal(signal.SIGKILL)
-    killed_at = time.time()
-    process.wait()
+    try:
+        wait_for_epoch(run, process, 1)
+        while checkpoint.load(run)["partial"] is None:  # a point inside an epoch, saved by the clock
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.02)
+        time.sleep(0.3)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        process.wait()
     lost = killed_at - (run / checkpoint.CHECKPOINT).stat().st_mtime
-    assert lost < interval + 1.0, lost
+    assert lost < interval + 1.5, lost
     result = cli("train", "--resume", run, "--no-progress")
     assert result.returncode == 0, result.stderr
     assert comparable(metrics(run)) == reference
@@ -191,12 +193,14 @@ def test_the_lock_names_its_holder_nests_and_dies_with_it(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pyro_vae import lock\n"
                                "with lock.hold(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)", str(run)],
                               stdout=subprocess.PIPE, text=True)  # fmt: skip
-    assert holder.stdout.readline() == "held\n"
-    for attempt in (lock.hold(run).__enter__, lambda: lock.check_free(run)):
-        with pytest.raises(UserError, match=f"being trained by process {holder.pid} right now; .*kill {holder.pid}"):
-            attempt()
-    holder.send_signal(signal.SIGKILL)
-    holder.wait()
+    try:
+        assert holder.stdout.readline() == "held\n"
+        for attempt in (lock.hold(run).__enter__, lambda: lock.check_free(run)):
+            with pytest.raises(UserError, match=f"being trained by process {holder.pid} right now; .*kill {holder.pid}"):
+                attempt()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
     assert (run / lock.PID).read_text() == f"{holder.pid}\n"  # left by the kill, and harmless:
     with lock.hold(run):  # the system let the lock go with the process
         with lock.hold(run):  # the same process again: nested
