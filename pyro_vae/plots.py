@@ -7,7 +7,6 @@ the caller's own matplotlib setup (a notebook's inline backend) is left as it is
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 
 import matplotlib
