@@ -599,9 +599,7 @@ def evaluate(
     images = test
     if split == "train":
         train, _ = data.load(config.dataset, device_of(model), config.binarize, config.condition)
-        if config.binarize == "dynamic":  # one fixed draw, like the test set's, so the number is reproducible
-            train = train.binarized(torch.Generator(train.x.device).manual_seed(data.BINARIZE_SEED))
-        images = train
+        images = data.fixed_draw(train, config.binarize)  # one fixed draw, like the test set's: a reproducible number
     if n is not None:
         if n < 1:
             raise UserError(f"--n must be at least 1, not {n}")

@@ -98,7 +98,7 @@ class Config:
                                        show_default="the data set's: bernoulli for digits, gaussian for faces and spectrograms")  # fmt: skip
     likelihood_scale: Optional[float] = option(None, "gaussian / laplace: fix the noise scale (pixel values are in [0, 1]) instead of learning it.",
                                                show_default="learned")  # fmt: skip
-    binarize: Optional[str] = option(None, "dynamic: a fresh Bernoulli draw of each image every epoch; static: one fixed draw; none: grey levels (spectrograms: always none).",
+    binarize: Optional[str] = option(None, "dynamic: a fresh Bernoulli draw of each image every epoch; static: one fixed draw; none: grey levels (spectrograms: always none); dequantize: grey levels moved uniformly within their 8-bit level, fresh every epoch, so that a density (gaussian, laplace) bounds the stored images' probability.",
                                      show_default="the data set's: dynamic for digits")  # fmt: skip
     flip: Optional[bool] = option(None, "Flip a random half of every training batch left-right (light augmentation for faces).",
                                   show_default="the data set's: on for faces, off for digits")  # fmt: skip
@@ -198,6 +198,9 @@ class Config:
         if self.elbo == "jit" and (self.compile or self.amp != "none"):
             raise UserError("--elbo jit traces the whole step in float32 with torch.jit; "
                             "with --compile or --amp bf16 use --elbo trace (or meanfield)")  # fmt: skip
+        if self.binarize == "dequantize" and likelihood.discrete:
+            raise UserError(f"--binarize dequantize spreads each grey level over its width, for a density; --likelihood "
+                            f"{self.likelihood} gives the levels themselves a probability: use --binarize none")  # fmt: skip
         self.check_step()
         self.check_parts(model, prior, guide)
         self.check_labels()

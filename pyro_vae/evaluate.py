@@ -51,7 +51,9 @@ def bits_per_dim(nats: float, model, data: ImageSet) -> float:
     A density over grey levels in [0, 1] (Gaussian, Laplace, continuous Bernoulli) on 8-bit
     pictures also pays for the width of one level, log2(255) bits per value, which makes it the
     probability of the stored 8-bit image and so comparable with discrete models (Theis, van den
-    Oord and Bethge, 2016). Spectrograms are not quantized: their figure is the plain conversion.
+    Oord and Bethge, 2016); it is a bound on that probability when the density was trained and is
+    measured on dequantized images (``--binarize dequantize``), and may be anything otherwise: a
+    density can pile up on the levels themselves. Spectrograms are not quantized: their figure is the plain conversion.
     """
     dims = math.prod(data.image_shape)
     level = math.log2(255) if not model.likelihood.discrete and data.features is None else 0.0

@@ -4,7 +4,8 @@ The data path, one step of :meth:`Trainer.train_epoch` (B = --batch-size, P = th
 
     data set on the device   x (N, C, H, W) in [0, 1]; y (N,) class labels or (N, A) attribute vectors
     -> batch                 x (B, C, H, W), y (B,) or (B, A): the next B of this epoch's shuffled order
-    -> binarize, flip        augment(): --binarize dynamic draws every pixel anew, --flip mirrors half the images
+    -> binarize, flip        augment(): --binarize dynamic draws every pixel anew (dequantize: moves it within
+                             its grey level), --flip mirrors half the images
     -> this process's slice  distributed.shard: x (B/P, C, H, W); the whole batch in one process
     -> model and guide       both under objectives.KLWeight, which weighs log p(z) and log q(z|x) by the KL weight
     -> ELBO                  loss = -ELBO of the slice, summed over its images (Trace_ELBO by default)
@@ -45,6 +46,7 @@ from pyro.infer import RenyiELBO
 from . import checkpoint, data, distributed, lock
 from .compiled_step import CompiledStep
 from .config import AUTO_COMPILED_STEPS, Config, seconds
+from .data.imageset import dequantize
 from .data.labels import LabelledShare, keep_labels
 from .errors import Interrupted, TrainingDiverged, UserError
 from .evaluate import classifier_accuracy, evaluate_elbo
@@ -549,12 +551,15 @@ def augment(x: torch.Tensor, config: Config, generator: torch.Generator) -> torc
     """A training batch as the model sees it: x (B, C, H, W) in [0, 1] -> (B, C, H, W).
 
     ``--binarize dynamic``: every pixel becomes 0 or 1, 1 with its grey level as probability (a
-    fresh binary image every time). ``--flip``: a random half of the images is mirrored left-right
+    fresh binary image every time); ``dequantize``: every pixel moves uniformly within its 8-bit
+    level (data.imageset.dequantize), fresh every time. ``--flip``: a random half of the images is mirrored left-right
     (a face seen in a mirror is still a face). Both draw from ``generator``, the run's data
     generator, so that every process draws the same global batch.
     """
     if config.binarize == "dynamic":
         x = torch.bernoulli(x, generator=generator)
+    elif config.binarize == "dequantize":
+        x = dequantize(x, generator)
     if config.flip:
         mirror = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5  # (B,)
         x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from pyro_vae import data
+from pyro_vae import Config, data
 from pyro_vae.data import cache
 from pyro_vae.data import mnist as source
 from pyro_vae.data.imageset import ImageSet
 from pyro_vae.errors import UserError
+from pyro_vae.train import augment
 
 
 def test_mnist_is_the_canonical_copy(mnist):
@@ -105,6 +106,29 @@ def test_binarization_modes(mnist):
     assert torch.equal(static_test.x, dyn_test.x)
     # a binary draw keeps each pixel's mean: about 13% of MNIST's ink
     assert abs(float(static_train.x.mean()) - float(grey_train.x.mean())) < 0.002
+
+
+def test_dequantization_spreads_each_grey_level_over_its_own_width(mnist):
+    grey_train, grey_test = data.load("mnist", "cpu", "none")
+    train, test = data.load("mnist", "cpu", "dequantize")
+    assert torch.equal(train.x, grey_train.x)  # the trainer moves the training images, afresh each time
+    noise = (test.x - grey_test.x) * 255  # in units of one level: uniform on [-1/2, 1/2]
+    assert noise.abs().max() <= 0.5 + 1e-4 and noise.abs().max() > 0.499
+    assert abs(float(noise.mean())) < 0.001 and abs(float(noise.var()) - 1 / 12) < 0.001
+    assert torch.equal(test.x, data.load("mnist", "cpu", "dequantize")[1].x)  # one fixed draw of the test set
+    rest, valid = data.hold_out(train, 1000, seed=0, binarize="dequantize")
+    assert len(valid.x.unique()) > 100_000  # validation images are drawn once too: no two pixels alike
+    config = Config(binarize="dequantize", likelihood="gaussian")
+    first, second = augment(grey_train.x[:64], config, torch.Generator().manual_seed(0)), augment(
+        grey_train.x[:64], config, torch.Generator().manual_seed(1))
+    assert ((first - grey_train.x[:64]) * 255).abs().max() <= 0.5 + 1e-4 and not torch.equal(first, second)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "examples/mixture_prior.py:DiscretizedLogistic"])
+def test_dequantization_is_refused_for_a_probability_of_the_levels(likelihood):
+    with pytest.raises(UserError, match=f"--binarize dequantize .* --likelihood {likelihood} gives the levels themselves"):
+        Config(binarize="dequantize", likelihood=likelihood).validate()
+    assert Config(binarize="dequantize", likelihood="laplace").validate().binarize == "dequantize"
 
 
 def test_batches_cover_the_set_once_in_a_seeded_order():

@@ -49,9 +49,9 @@ DATASETS = {
     "celeba": Source(celeba.prepare, defaults={**PHOTOS, "epochs": 20}, options=("source", "image_size", "crop", "limit")),
 }
 
-BINARIZE = ("dynamic", "static", "none")
-# The test set (and, for --binarize static, the training set) is binarized once with this seed,
-# so test numbers of different runs are measured on the same binary images.
+BINARIZE = ("dynamic", "static", "none", "dequantize")
+# The test set (and, for --binarize static, the training set) is drawn once with this seed (binarized,
+# or dequantized), so test numbers of different runs are measured on the same images.
 BINARIZE_SEED = 0
 
 
@@ -100,7 +100,9 @@ def load(name: str, device: torch.device | str = "cpu", binarize: str = "dynamic
     """The training and test splits of ``name`` on ``device``, prepared on first use.
 
     binarize: 'dynamic' keeps grey training images (the trainer draws a fresh binary image each
-    time one is used) and a fixed binary test set; 'static' binarizes both once; 'none' keeps grey.
+    time one is used) and a fixed binary test set; 'static' binarizes both once; 'none' keeps grey;
+    'dequantize' keeps grey training images (the trainer spreads each pixel uniformly over its 8-bit
+    level every time one is used) and a test set dequantized once (:func:`fixed_draw`).
     condition: attribute names, comma-separated (celeba): then y is the (N, k) 0/1 float vector of
     those attributes and ``classes`` their names, instead of the class labels.
     """
@@ -125,26 +127,39 @@ def load(name: str, device: torch.device | str = "cpu", binarize: str = "dynamic
 
     train, test = split("train"), split("test")
     g = torch.Generator(device=train.x.device).manual_seed(BINARIZE_SEED)
-    if binarize in ("dynamic", "static"):
-        test = test.binarized(g)
+    test = fixed_draw(test, binarize, g)
     if binarize == "static":
         train = train.binarized(g)
     return train, test
 
 
+def fixed_draw(images: ImageSet, binarize: str, generator: torch.Generator | None = None) -> ImageSet:
+    """A split that is measured rather than trained on, as ``binarize`` presents it: one fixed draw.
+
+    'dynamic' and 'static': binary images; 'dequantize': grey levels spread over their level
+    (:meth:`ImageSet.dequantized`); 'none': as they are. The draw comes from ``generator``, by default
+    one seeded with BINARIZE_SEED, so that every run is measured on the same images.
+    """
+    if binarize == "none":
+        return images
+    if generator is None:
+        generator = torch.Generator(device=images.x.device).manual_seed(BINARIZE_SEED)
+    return images.dequantized(generator) if binarize == "dequantize" else images.binarized(generator)
+
+
 def hold_out(train: ImageSet, n: int, seed: int, binarize: str) -> tuple[ImageSet, ImageSet]:
     """``train`` split into (the images to train on, ``n`` validation images), chosen at random by ``seed``.
 
-    The images left to train on keep their order. With ``binarize="dynamic"`` the validation images
-    are binarized once, as the test set is, so that every epoch is measured on the same binary images.
+    The images left to train on keep their order. With ``binarize="dynamic"`` (or "dequantize") the
+    validation images are drawn once, as the test set is, so that every epoch is measured on the same images.
     """
     if not 1 <= n < len(train):
         raise UserError(f"--validation {n} must leave images to train on: give 1 to {len(train) - 1}")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).to(train.x.device)
     valid, rest = train.take(order[:n]), train.take(order[n:].sort().values)
-    if binarize == "dynamic":
-        valid = valid.binarized(torch.Generator(device=train.x.device).manual_seed(BINARIZE_SEED))
+    if binarize in ("dynamic", "dequantize"):  # 'static' training images are binary already
+        valid = fixed_draw(valid, binarize)
     return rest, valid
 
 
-__all__ = ["DATASETS", "hold_out", "BINARIZE", "ImageSet", "Source", "data_home", "load", "prepare"]
+__all__ = ["DATASETS", "fixed_draw", "hold_out", "BINARIZE", "ImageSet", "Source", "data_home", "load", "prepare"]
