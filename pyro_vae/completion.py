@@ -132,6 +132,16 @@ def run(
     return results
 
 
+def load(path: str | Path, device="cpu") -> CompletionCVAE:
+    """The completion CVAE that ``run`` saved (``out/cvae-Q.pt``), with its frozen baseline, in eval mode."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    visible = state["model"]["visible"]  # (C, H, W) bool: the layout it was trained on
+    baseline = CompletionNet(tuple(visible.shape), state["hidden_dim"])
+    model = CompletionCVAE(visible, baseline, state["z_dim"], state["hidden_dim"])
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
+
+
 @torch.no_grad()
 def _figure_rows(model, baseline, x, visible) -> list[torch.Tensor]:
     shown = x.masked_fill(~visible, 0.35)  # hidden pixels drawn as a flat grey
