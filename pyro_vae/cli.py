@@ -314,13 +314,13 @@ def sample(
     labels = _attribute_vector(model, classes, attr) if attr else _labels(model, classes, label)
     drawn = functools.cache(lambda: draw_samples(model, n, labels, seed))  # spectrograms: (images, row labels), for the WAVs and the grid
 
-    def figure(path: Path, spectrogram: bool) -> Path:
+    def figure(path: Path, spectrogram: dict | bool) -> Path:
         if not spectrogram:
             return sample_figure(model, classes, path, ncol=n, labels=labels, seed=seed, attributes=attributes)
         images, rows = drawn()
         title = "samples from the prior" if rows is None else f"samples per class (a column shares {column_shares(model)})"
         names = None if rows is None or n > 10 else [classes[c] for c in rows]
-        return image_grid(images, path, ncol=min(n, 10), title=title, row_labels=names, spectrogram=True)
+        return image_grid(images, path, ncol=min(n, 10), title=title, row_labels=names, spectrogram=spectrogram)
 
     def clips():
         images, rows = drawn()

@@ -31,7 +31,8 @@ def write_pictures_or_sound(
     run, out, name: the output goes to ``out``, or by default <run>/<name>.png (pixels) or the
     folder <run>/<name>/ (spectrograms).
     features: the run's ``state["features"]``; None for pixels.
-    figure: ``figure(path, spectrogram=...)`` draws the grid as a PNG at ``path`` and returns it.
+    figure: ``figure(path, spectrogram=...)`` draws the grid as a PNG at ``path`` and returns it (spectrogram:
+    False for pixels, else the features, which plots.image_grid turns into axes).
     clips: called only for spectrograms: (images (N, 1, n_mels, frames), N file names without .wav).
     picture: the grid's file name inside the folder (spectrograms).
     seed: of Griffin-Lim's random start phases, so the same call writes the same sound.
@@ -45,6 +46,6 @@ def write_pictures_or_sound(
     folder = out or run / name
     images, names = clips()
     wavs = write_clips(images, names, folder, features, seed=seed)
-    png = figure(folder / picture, spectrogram=True)
+    png = figure(folder / picture, spectrogram=features)  # the features label its axes
     log(f"wrote {len(wavs)} WAV files and {png.name} to {folder}")
     return folder

@@ -33,12 +33,16 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
-def image_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title: str, row_labels=None, spectrogram: bool = False) -> Path:
+def image_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title: str, row_labels=None,
+               spectrogram: bool | dict = False) -> Path:  # fmt: skip
     """Save ``images`` (N, C, H, W) in [0, 1] as a grid of ``ncol`` columns with a title.
 
     row_labels: one name per row, shown on the left (classes, or "input" / "reconstruction").
     spectrogram: the images are log-mel spectrograms (1, mels, frames): drawn with low
-    frequencies at the bottom, in a colour map where loudness reads at a glance.
+    frequencies at the bottom, in a colour map where loudness reads at a glance. Given the data
+    set's features (``MelFeatures.to_dict()``, as ``ImageSet.features`` and checkpoints hold them),
+    the grid also gets its axes: time in seconds under the first column, frequency in Hz beside
+    the first row, and a colour bar of the level in dB.
     """
     images = images.detach().float().cpu().clamp(0, 1)
     if spectrogram:
@@ -49,15 +53,19 @@ def image_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title: str,
     h, w = images.shape[-2:]
     # inches for the labels on the left: about 0.06 per character at font size 8
     label_room = 0.3 + 0.06 * max(map(len, row_labels)) if row_labels else 0.3
-    scale = 0.55 / 28 * (0.6 if spectrogram else 1)  # inches per pixel: a spectrogram is larger than a digit
+    scale = 0.55 / 28 * (0.8 if spectrogram else 1)  # inches per pixel: a spectrogram is larger than a digit
     fig, ax = _figure((label_room + ncol * w * scale, 0.6 + nrow * h * scale))
     if spectrogram:
-        ax.imshow(grid[0].numpy(), cmap="magma", vmin=0, vmax=1)
-        title += "\n(log-mel spectrograms: time to the right, pitch upwards)"
+        shown = ax.imshow(grid[0].numpy(), cmap="magma", vmin=0, vmax=1)
+        if isinstance(spectrogram, dict):
+            _spectrogram_axes(fig, ax, shown, spectrogram, pad=pad, height=h)
+        else:
+            title += "\n(log-mel spectrograms: time to the right, pitch upwards)"
     else:
         ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray" if images.shape[1] == 1 else None, vmin=0, vmax=1)
     ax.set_title(title, fontsize=10)
-    ax.set_xticks([])
+    if not isinstance(spectrogram, dict):
+        ax.set_xticks([])
     if row_labels:
         ax.set_yticks([pad + (h + pad) * (i + 0.5) for i in range(len(row_labels))])
         ax.set_yticklabels(row_labels, fontsize=8)
@@ -68,6 +76,37 @@ def image_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title: str,
         spine.set_visible(False)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _spectrogram_axes(fig, ax, shown, features: dict, *, pad: int, height: int) -> None:
+    """Label a grid of spectrograms drawn on ``ax`` (low frequencies at the bottom of each tile):
+    seconds under the first column, Hz on the right of the first row, dB on a colour bar."""
+    from .audio import MelFeatures
+
+    f = MelFeatures.from_dict(features)
+    seconds = [t for t in (0.0, 0.5, 1.0, 1.5, 2.0) if t <= f.duration]
+    ax.set_xticks([pad + t * f.sample_rate / f.hop for t in seconds], [f"{t:g}" for t in seconds], fontsize=7)
+    ax.set_xlabel("time (s) in each tile", fontsize=8)
+    ax.tick_params(axis="x", length=2)
+    # Hz beside the first row, written in its pixel rows (a secondary axis would span the whole grid): mel bands
+    # are equally spaced in mel (HTK scale, as torchaudio's MelSpectrogram), centre b at (b + 1) / (n_mels + 1)
+    # of the top mel, and band b is drawn at row pad + height - 1 - b (low frequencies at the bottom)
+    top_mel = 2595 * math.log10(1 + f.sample_rate / 2 / 700)
+    limits = ax.get_xlim(), ax.get_ylim()  # the tick marks below must not widen the image's axes
+    right = limits[0][1]
+    for hz in [hz for hz in (500, 1000, 2000, 4000, 8000, 16000) if hz <= f.sample_rate / 2]:
+        band = 2595 * math.log10(1 + hz / 700) * (f.n_mels + 1) / top_mel - 1
+        row = pad + height - 1 - band
+        ax.plot([right, right + 1.5], [row, row], color="black", lw=0.8, clip_on=False)
+        ax.annotate(f"{hz:g}" if hz < 1000 else f"{hz / 1000:g}k", (right, row), xytext=(5, 0), textcoords="offset points",
+                    va="center", fontsize=7, annotation_clip=False)  # fmt: skip
+    ax.annotate("Hz", (right, pad + height), xytext=(5, -2), textcoords="offset points", va="top", fontsize=7,
+                annotation_clip=False)  # fmt: skip
+    ax.set(xlim=limits[0], ylim=limits[1])
+    bar = fig.colorbar(shown, ax=ax, fraction=0.15 / fig.get_figwidth(), pad=0.5 / fig.get_figwidth())  # inches, whatever the width
+    levels = torch.linspace(0, 1, 5)
+    bar.set_ticks(levels.tolist(), labels=[f"{f.db_max - f.top_db + v * f.top_db:.0f}" for v in levels.tolist()], fontsize=7)
+    bar.set_label("level (dB)", fontsize=8)
 
 
 def interleave_rows(top: torch.Tensor, bottom: torch.Tensor, ncol: int) -> torch.Tensor:
@@ -122,7 +161,7 @@ def draw_samples(model, n: int, labels=None, seed: int = 0) -> tuple[torch.Tenso
 
 
 @torch.no_grad()
-def sample_figure(model, classes: list[str], path, *, ncol: int = 10, labels=None, seed: int = 0, spectrogram: bool = False,
+def sample_figure(model, classes: list[str], path, *, ncol: int = 10, labels=None, seed: int = 0, spectrogram: bool | dict = False,
                   attributes: bool = False) -> Path:  # fmt: skip
     """A grid of the model's samples: n x n from the prior, or for a conditional model one row per
     condition (a column holds one style given each condition). ``attributes``: the model is
@@ -149,7 +188,7 @@ def column_shares(model) -> str:
 
 
 @torch.no_grad()
-def reconstruction_figure(model, x: torch.Tensor, y: torch.Tensor, path, *, ncol: int = 10, spectrogram: bool = False) -> Path:
+def reconstruction_figure(model, x: torch.Tensor, y: torch.Tensor, path, *, ncol: int = 10, spectrogram: bool | dict = False) -> Path:
     """Inputs (odd rows) above their reconstructions (even rows). x: (N, C, H, W) with N a multiple of ncol."""
     recon = model.reconstruct(x, y)
     rows = x.shape[0] // ncol
@@ -246,7 +285,7 @@ def quantile_ticks(values: torch.Tensor, count: int = 7) -> tuple[list[float], l
     return [i + 0.5 for i in tiles], [f"{values[i].item():.2f}" for i in tiles]
 
 
-def strips_figure(strips: list[torch.Tensor], row_labels: list[str], path, *, title: str, spectrogram: bool = False) -> Path:
+def strips_figure(strips: list[torch.Tensor], row_labels: list[str], path, *, title: str, spectrogram: bool | dict = False) -> Path:
     """Rows of images of equal length, e.g. interpolations (each strip (steps, C, H, W))."""
     steps = strips[0].shape[0]
     return image_grid(torch.cat(strips), path, ncol=steps, title=title, row_labels=row_labels, spectrogram=spectrogram)

@@ -377,7 +377,7 @@ class Trainer:
 
     def save_figures(self) -> None:
         """The run's sample grid and reconstructions, from fixed noise and fixed test images."""
-        spectrogram = self.train_data.features is not None
+        spectrogram = self.train_data.features or False  # a spectrogram's features label its axes
         if self.model.generative:
             sample_figure(self.model, self.train_data.classes, self.run_dir / checkpoint.SAMPLES, seed=self.config.seed,
                           ncol=8 if spectrogram else 10, spectrogram=spectrogram, attributes=self.train_data.attributes)  # fmt: skip
