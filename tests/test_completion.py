@@ -1,6 +1,6 @@
+import pyro
 import pytest
 import torch
-import pyro
 from pyro import poutine
 
 from pyro_vae import completion, data, evaluate

@@ -127,20 +127,21 @@ def load(name: str, device: torch.device | str = "cpu", binarize: str = "dynamic
 
     train, test = split("train"), split("test")
     g = torch.Generator(device=train.x.device).manual_seed(BINARIZE_SEED)
-    test = fixed_draw(test, binarize, g)
-    if binarize == "static":
-        train = train.binarized(g)
+    if binarize == "static":  # one draw of each split, kept (the test set's first, as always)
+        test, train = test.binarized(g), train.binarized(g)
+    else:
+        test = fixed_draw(test, binarize, g)
     return train, test
 
 
 def fixed_draw(images: ImageSet, binarize: str, generator: torch.Generator | None = None) -> ImageSet:
-    """A split that is measured rather than trained on, as ``binarize`` presents it: one fixed draw.
+    """Training images as :func:`load` returns them, made ready to be measured rather than trained on: one fixed draw.
 
-    'dynamic' and 'static': binary images; 'dequantize': grey levels spread over their level
-    (:meth:`ImageSet.dequantized`); 'none': as they are. The draw comes from ``generator``, by default
-    one seeded with BINARIZE_SEED, so that every run is measured on the same images.
+    'dynamic': binary images; 'dequantize': grey levels spread over their level (:meth:`ImageSet.dequantized`);
+    'static' (drawn once already by ``load``) and 'none': as they are. The draw comes from ``generator``,
+    by default one seeded with BINARIZE_SEED, so that every run is measured on the same images.
     """
-    if binarize == "none":
+    if binarize in ("static", "none"):
         return images
     if generator is None:
         generator = torch.Generator(device=images.x.device).manual_seed(BINARIZE_SEED)
@@ -150,16 +151,14 @@ def fixed_draw(images: ImageSet, binarize: str, generator: torch.Generator | Non
 def hold_out(train: ImageSet, n: int, seed: int, binarize: str) -> tuple[ImageSet, ImageSet]:
     """``train`` split into (the images to train on, ``n`` validation images), chosen at random by ``seed``.
 
-    The images left to train on keep their order. With ``binarize="dynamic"`` (or "dequantize") the
-    validation images are drawn once, as the test set is, so that every epoch is measured on the same images.
+    The images left to train on keep their order. The validation images are drawn once (:func:`fixed_draw`),
+    as the test set is, so that every epoch is measured on the same images.
     """
     if not 1 <= n < len(train):
         raise UserError(f"--validation {n} must leave images to train on: give 1 to {len(train) - 1}")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).to(train.x.device)
     valid, rest = train.take(order[:n]), train.take(order[n:].sort().values)
-    if binarize in ("dynamic", "dequantize"):  # 'static' training images are binary already
-        valid = fixed_draw(valid, binarize)
-    return rest, valid
+    return rest, fixed_draw(valid, binarize)
 
 
 __all__ = ["DATASETS", "fixed_draw", "hold_out", "BINARIZE", "ImageSet", "Source", "data_home", "load", "prepare"]
