@@ -304,16 +304,10 @@ def nearest_class(model, data: ImageSet, n_per_class: int = 20, seed: int = 0, m
 
 
 def _through_wav(images: torch.Tensor, features: dict) -> torch.Tensor:
-    """Spectrograms -> WAV files on disk -> read back -> spectrograms, as a recording would be."""
-    import tempfile
+    """Spectrograms -> sound -> WAV files on disk -> read back -> spectrograms, as a recording would be."""
+    from .audio import MelFeatures, through_wav
 
-    from .audio import MelFeatures, fit_clip, read_wav, write_clips
-
-    settings = MelFeatures.from_dict(features)
-    with tempfile.TemporaryDirectory() as folder:
-        paths = write_clips(images, [f"{i}" for i in range(len(images))], folder, features)
-        waves = torch.stack([fit_clip(*read_wav(p), settings) for p in paths])
-    return settings.encode(waves)
+    return through_wav(MelFeatures.from_dict(features).decode(images), features)
 
 
 def evaluate(model, data: ImageSet, *, k: int = 1000, classifier=None, n_per_class: int = 100, mirror: bool = False,
