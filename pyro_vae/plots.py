@@ -38,34 +38,26 @@ def image_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title: str,
     """Save ``images`` (N, C, H, W) in [0, 1] as a grid of ``ncol`` columns with a title.
 
     row_labels: one name per row, shown on the left (classes, or "input" / "reconstruction").
-    spectrogram: the images are log-mel spectrograms (1, mels, frames): drawn with low
-    frequencies at the bottom, in a colour map where loudness reads at a glance. Given the data
-    set's features (``MelFeatures.to_dict()``, as ``ImageSet.features`` and checkpoints hold them),
-    the grid also gets its axes: time in seconds under the first column, frequency in Hz beside
-    the first row, and a colour bar of the level in dB.
+    spectrogram: the images are log-mel spectrograms (1, mels, frames), drawn by
+    :func:`spectrogram_grid`: one tile per clip with time and frequency axes and a colour bar. Given
+    the data set's features (``MelFeatures.to_dict()``, as ``ImageSet.features`` and checkpoints hold
+    them) the axes are in seconds, hertz and decibels; ``True``: in frames, mel bands and image values.
     """
     images = images.detach().float().cpu().clamp(0, 1)
     if spectrogram:
-        images = images.flip(-2)
+        features = spectrogram if isinstance(spectrogram, dict) else None
+        return spectrogram_grid(images, path, ncol=ncol, title=title, row_labels=row_labels, features=features)
     pad = 2
     grid = make_grid(images, nrow=ncol, padding=pad, pad_value=1.0)
     nrow = -(-images.shape[0] // ncol)
     h, w = images.shape[-2:]
     # inches for the labels on the left: about 0.06 per character at font size 8
     label_room = 0.3 + 0.06 * max(map(len, row_labels)) if row_labels else 0.3
-    scale = 0.55 / 28 * (0.8 if spectrogram else 1)  # inches per pixel: a spectrogram is larger than a digit
+    scale = 0.55 / 28  # inches per pixel
     fig, ax = _figure((label_room + ncol * w * scale, 0.6 + nrow * h * scale))
-    if spectrogram:
-        shown = ax.imshow(grid[0].numpy(), cmap="magma", vmin=0, vmax=1)
-        if isinstance(spectrogram, dict):
-            _spectrogram_axes(fig, ax, shown, spectrogram, pad=pad, height=h)
-        else:
-            title += "\n(log-mel spectrograms: time to the right, pitch upwards)"
-    else:
-        ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray" if images.shape[1] == 1 else None, vmin=0, vmax=1)
+    ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray" if images.shape[1] == 1 else None, vmin=0, vmax=1)
     ax.set_title(title, fontsize=10)
-    if not isinstance(spectrogram, dict):
-        ax.set_xticks([])
+    ax.set_xticks([])
     if row_labels:
         ax.set_yticks([pad + (h + pad) * (i + 0.5) for i in range(len(row_labels))])
         ax.set_yticklabels(row_labels, fontsize=8)
@@ -78,35 +70,78 @@ def image_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title: str,
     return _save(fig, path)
 
 
-def _spectrogram_axes(fig, ax, shown, features: dict, *, pad: int, height: int) -> None:
-    """Label a grid of spectrograms drawn on ``ax`` (low frequencies at the bottom of each tile):
-    seconds under the first column, Hz on the right of the first row, dB on a colour bar."""
+SPECTROGRAM_INCHES = 0.018  # per frame and per mel band: a 64 x 64 tile is 1.15 inches, ten fit across a laptop screen
+
+
+def spectrogram_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title: str, row_labels=None,
+                     features: dict | None = None) -> Path:  # fmt: skip
+    """Save log-mel spectrograms ``images`` (N, 1, n_mels, frames) in [0, 1] as a grid of labelled tiles.
+
+    Each tile is one clip, low frequencies at the bottom. The outer tiles carry the ticks (time
+    under the bottom row, frequency beside the left column, with the row's name), and one colour
+    bar gives the level. With ``features`` (``MelFeatures.to_dict()``) the units are those of the
+    pipeline in audio.py: frame t covers [t, t + 1) hops, so the time axis ends at frames * hop /
+    sample_rate seconds (the clip's duration); band b, drawn over [b, b + 1), is ticked at the Hz of
+    its centre on the HTK mel scale from 0 Hz to sample_rate / 2 (torchaudio's MelSpectrogram); the
+    colour bar runs over the dB range mapped to [0, 1], db_max - top_db to db_max (quieter is 0).
+    Without features: frames, mel bands and the image's values.
+    """
     from .audio import MelFeatures
 
-    f = MelFeatures.from_dict(features)
-    seconds = [t for t in (0.0, 0.5, 1.0, 1.5, 2.0) if t <= f.duration]
-    ax.set_xticks([pad + t * f.sample_rate / f.hop for t in seconds], [f"{t:g}" for t in seconds], fontsize=7)
-    ax.set_xlabel("time (s) in each tile", fontsize=8)
-    ax.tick_params(axis="x", length=2)
-    # Hz beside the first row, written in its pixel rows (a secondary axis would span the whole grid): mel bands
-    # are equally spaced in mel (HTK scale, as torchaudio's MelSpectrogram), centre b at (b + 1) / (n_mels + 1)
-    # of the top mel, and band b is drawn at row pad + height - 1 - b (low frequencies at the bottom)
-    top_mel = 2595 * math.log10(1 + f.sample_rate / 2 / 700)
-    limits = ax.get_xlim(), ax.get_ylim()  # the tick marks below must not widen the image's axes
-    right = limits[0][1]
-    for hz in [hz for hz in (500, 1000, 2000, 4000, 8000, 16000) if hz <= f.sample_rate / 2]:
-        band = 2595 * math.log10(1 + hz / 700) * (f.n_mels + 1) / top_mel - 1
-        row = pad + height - 1 - band
-        ax.plot([right, right + 1.5], [row, row], color="black", lw=0.8, clip_on=False)
-        ax.annotate(f"{hz:g}" if hz < 1000 else f"{hz / 1000:g}k", (right, row), xytext=(5, 0), textcoords="offset points",
-                    va="center", fontsize=7, annotation_clip=False)  # fmt: skip
-    ax.annotate("Hz", (right, pad + height), xytext=(5, -2), textcoords="offset points", va="top", fontsize=7,
-                annotation_clip=False)  # fmt: skip
-    ax.set(xlim=limits[0], ylim=limits[1])
-    bar = fig.colorbar(shown, ax=ax, fraction=0.15 / fig.get_figwidth(), pad=0.5 / fig.get_figwidth())  # inches, whatever the width
-    levels = torch.linspace(0, 1, 5)
-    bar.set_ticks(levels.tolist(), labels=[f"{f.db_max - f.top_db + v * f.top_db:.0f}" for v in levels.tolist()], fontsize=7)
-    bar.set_label("level (dB)", fontsize=8)
+    images = images.detach().float().cpu().clamp(0, 1)
+    n, _, mels, frames = images.shape
+    ncol = min(ncol, n)
+    nrow = -(-n // ncol)
+    if features is not None:
+        f = MelFeatures.from_dict(features)
+        low = f.db_max - f.top_db
+        values, levels = images * f.top_db + low, (low, f.db_max)  # image value v is low + v * top_db dB
+        extent = (0, frames * f.hop / f.sample_rate, 0, mels)
+        top_mel = 2595 * math.log10(1 + f.sample_rate / 2 / 700)  # HTK mel scale, f_max = sample_rate / 2
+        bands = {hz: 2595 * math.log10(1 + hz / 700) * (mels + 1) / top_mel - 1 for hz in (500, 1000, 2000, 4000, 8000, 16000)}
+        yticks = {band + 0.5: f"{hz:g}" if hz < 1000 else f"{hz / 1000:g}k" for hz, band in bands.items() if 0 < band + 0.5 < mels}
+        names = ("time (s)", "frequency (Hz)", "level (dB)")
+    else:
+        values, levels, extent = images, (0.0, 1.0), (0, frames, 0, mels)
+        yticks = {b + 0.5: f"{b}" for b in range(0, mels, max(mels // 4, 1))}
+        names = ("frame", "mel band", "image value (0 to 1)")
+    xticks = _round_ticks(extent[1])
+
+    # the layout in inches: tiles and the gaps between them, room for labels on the left, the colour bar on the right
+    tile_w, tile_h = frames * SPECTROGRAM_INCHES, mels * SPECTROGRAM_INCHES
+    gap_x, gap_y = 0.14, 0.08  # a tile's last time label and the next tile's first must not touch
+    left = 0.75 + (0.1 + 0.065 * max(map(len, row_labels)) if row_labels else 0)
+    grid_w, grid_h = ncol * tile_w + (ncol - 1) * gap_x, nrow * tile_h + (nrow - 1) * gap_y
+    width, height = left + grid_w + 1.0, 0.6 + grid_h + 0.5
+    fig = Figure(figsize=(width, height), dpi=110)
+    for i in range(n):
+        row, col = divmod(i, ncol)
+        x0, y0 = left + col * (tile_w + gap_x), 0.6 + (nrow - 1 - row) * (tile_h + gap_y)
+        ax = fig.add_axes((x0 / width, y0 / height, tile_w / width, tile_h / height))
+        shown = ax.imshow(values[i, 0].numpy(), origin="lower", cmap="magma", vmin=levels[0], vmax=levels[1], extent=extent,
+                          aspect="auto", interpolation="nearest")  # fmt: skip
+        ax.set_xticks(xticks, [f"{t:g}" for t in xticks])
+        ax.set_yticks(list(yticks), list(yticks.values()))
+        bottom = i + ncol >= n  # the lowest tile of its column
+        ax.tick_params(labelsize=8, length=2.5, pad=2, labelbottom=bottom, labelleft=col == 0)
+        if col == 0 and row_labels and row < len(row_labels):
+            ax.set_ylabel(row_labels[row], fontsize=9, fontweight="bold", rotation=0, ha="right", va="center", labelpad=10)
+    # one label per axis for the whole grid, outside the outer tiles' tick labels
+    fig.text((left + grid_w / 2) / width, 0.12 / height, names[0], fontsize=9, ha="center", va="bottom")
+    fig.text(0.08 / width, (0.6 + grid_h / 2) / height, names[1], rotation=90, fontsize=9, ha="left", va="center")
+    fig.text((left + grid_w / 2) / width, (0.6 + grid_h + 0.12) / height, title, fontsize=10, ha="center", va="bottom")
+    bar_h = min(grid_h, 3.0)
+    cax = fig.add_axes(((left + grid_w + 0.15) / width, (0.6 + (grid_h - bar_h) / 2) / height, 0.13 / width, bar_h / height))
+    bar = fig.colorbar(shown, cax=cax, extend="min" if features is not None else "neither")  # min: quieter is clipped
+    bar.set_label(names[2], fontsize=9)
+    bar.ax.tick_params(labelsize=8)
+    return _save(fig, path)
+
+
+def _round_ticks(stop: float) -> list[float]:
+    """Two to four round ticks from 0 to ``stop``, the last at ``stop`` when it is round (1 s: 0, 0.5, 1)."""
+    step = next((s for s in (0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 20, 25, 50, 100) if stop / s <= 3 + 1e-9), stop)
+    return [round(k * step, 6) for k in range(int(stop / step + 1e-9) + 1)]
 
 
 def interleave_rows(top: torch.Tensor, bottom: torch.Tensor, ncol: int) -> torch.Tensor:
