@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from . import data
+from . import data, trust
 from .config import Config
 from .errors import UserError
 from .files import save_text, save_torch
@@ -67,10 +67,12 @@ def save_metrics(run_dir: Path, history: list[dict]) -> None:
     save_text(out.getvalue(), Path(run_dir) / METRICS)
 
 
-def load(run_dir: str | Path, map_location="cpu", which: str = "last") -> dict:
+def load(run_dir: str | Path, map_location="cpu", which: str = "last", trust_code: bool = False) -> dict:
     """The checkpoint of ``run_dir``, or a UserError that says what is wrong with it.
 
     which: "last" (checkpoint.pt, where training stands) or "best" (best.pt, kept with --validation).
+    trust_code: import the code its settings name even where the user has not trusted it yet
+    (``--trust-code``; trust.py): a run may come from someone else.
     """
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINTS[which]
@@ -94,12 +96,15 @@ def load(run_dir: str | Path, map_location="cpu", which: str = "last") -> dict:
     for key in ("config", "model"):
         if not isinstance(state[key], dict):
             raise UserError(f"{path} holds a {type(state[key]).__name__} as its {key}: it is damaged; train the run again")
-    try:  # the settings name the run's parts: a user's model is imported again from its file or module here
-        Config.from_dict(state["config"])
-    except UserError as e:
-        raise UserError(f"{run_dir}: {e}") from None
-    upgrade(state)
-    check_config_file(run_dir, state["config"])
+    # the settings name the run's parts: a user's model is imported again from its file or module here, as far as the
+    # trust rule allows, for the checkpoint's settings and config.json's alike
+    with trust.reading(run_dir, vouched=trust_code):
+        try:
+            Config.from_dict(state["config"])
+        except UserError as e:
+            raise UserError(f"{run_dir}: {e}") from None
+        upgrade(state)
+        check_config_file(run_dir, state["config"])
     return state
 
 
@@ -171,10 +176,10 @@ def _refuse_edits(path: Path, written: dict, saved: dict) -> None:
                         "or train a new run with those options (--resume takes --epochs)")  # fmt: skip
 
 
-def load_model(run_dir: str | Path, device: torch.device | str = "cpu", which: str = "last"):
+def load_model(run_dir: str | Path, device: torch.device | str = "cpu", which: str = "last", trust_code: bool = False):
     """Rebuild the trained model of ``run_dir`` on ``device`` from its last checkpoint (``which="best"``:
-    from best.pt). Returns (model, config, checkpoint)."""
-    state = load(run_dir, map_location=device, which=which)
+    from best.pt; ``trust_code``: as :func:`load`). Returns (model, config, checkpoint)."""
+    state = load(run_dir, map_location=device, which=which, trust_code=trust_code)
     config = Config.from_dict(state["config"])
     model = build_model(config, state["image_shape"], len(state["classes"]))
     try:
@@ -184,15 +189,15 @@ def load_model(run_dir: str | Path, device: torch.device | str = "cpu", which: s
     return model.to(device).eval(), config, state
 
 
-def open_run(run_dir: str | Path, device: torch.device | str = "cpu", which: str = "last"):
+def open_run(run_dir: str | Path, device: torch.device | str = "cpu", which: str = "last", trust_code: bool = False):
     """What a command that looks inside a run needs: (model in eval mode, config, checkpoint, test set),
-    all on ``device``; ``which``: the last checkpoint or the best (:func:`load`).
+    all on ``device``; ``which``: the last checkpoint or the best, ``trust_code`` (:func:`load`).
 
     The test set is the one the run was measured on (its first ``config.test_size`` images), loaded
     with the run's own binarization and condition. A data set prepared again at another image size
     since is refused: the networks were built for the old one.
     """
-    model, config, state = load_model(run_dir, device, which)
+    model, config, state = load_model(run_dir, device, which, trust_code)
     _, test = data.load(config.dataset, device, config.binarize, config.condition)
     if list(test.image_shape) != list(state["image_shape"]):
         raise UserError(

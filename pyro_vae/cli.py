@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import signal
 import sys
 import typing
 from enum import Enum
@@ -164,8 +165,8 @@ def options(debug: bool = typer.Option(False, "--debug", envvar="PYRO_VAE_DEBUG"
 
 
 def reports_errors(command):
-    """Turn a UserError into one line on stderr and exit status 2, and Ctrl-C into exit status 130,
-    instead of a traceback (``--debug`` shows it)."""
+    """Turn a UserError into one line on stderr and exit status 2, and Ctrl-C into exit status 130
+    (SIGTERM 143, SIGHUP 129), instead of a traceback (``--debug`` shows it)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -176,9 +177,10 @@ def reports_errors(command):
                 raise
             typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
-        except Interrupted as e:  # Ctrl-C during training, after a checkpoint was saved
-            typer.secho(f"interrupted: {e}", fg=typer.colors.YELLOW, err=True)
-            raise typer.Exit(130) from None
+        except Interrupted as e:  # Ctrl-C, SIGTERM or SIGHUP during training, after a checkpoint was saved
+            by = "" if e.signum == signal.SIGINT else f" by {signal.Signals(e.signum).name}"
+            typer.secho(f"interrupted{by}: {e}", fg=typer.colors.YELLOW, err=True)
+            raise typer.Exit(128 + e.signum) from None
         except KeyboardInterrupt:
             if DEBUG["on"]:
                 raise
@@ -189,16 +191,17 @@ def reports_errors(command):
 
 
 RunDir = typer.Argument(..., help="A run directory written by `train` (it holds checkpoint.pt).", show_default=False)
+TrustCode = typer.Option(False, "--trust-code", help="Import the model file or module that the run (or recipe) names even though you have not trusted it yet; it is remembered by its content. Read the code first: a run from someone else can name any code. Never code inside the run folder.")
 
 
 CheckpointName = _enum("checkpoint", checkpoint.CHECKPOINTS)
 WhichCheckpoint = typer.Option("last", "--checkpoint", help="last: where training stands (checkpoint.pt); best: the epoch with the lowest validation -ELBO (best.pt, kept by train --validation N).")
 
 
-def _open_run(run: Path, device: Enum, which: Enum):
+def _open_run(run: Path, device: Enum, which: Enum, trust_code: bool):
     """(model, config, state, test set) of ``run`` on the device named by a --device option, from the
-    checkpoint a --checkpoint option names."""
-    return checkpoint.open_run(run, resolve_device(device.value), which.value)
+    checkpoint a --checkpoint option names, its code as far as --trust-code allows."""
+    return checkpoint.open_run(run, resolve_device(device.value), which.value, trust_code)
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -214,6 +217,7 @@ def train(
     run_dir: Optional[Path] = typer.Option(None, help="Where to write the run.", show_default="runs/<model>-<dataset>-<time>, or runs/<recipe>-<time>"),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from its last checkpoint, with its saved settings (only --epochs may change)."),
     progress: bool = typer.Option(True, help="Show a progress bar for each epoch."),
+    trust_code: bool = TrustCode,
 ):
     """Train a model with stochastic variational inference (Pyro SVI) and save it in a run directory.
 
@@ -223,7 +227,7 @@ def train(
 
     Several processes (GPUs, or CPU workers): torchrun --nproc-per-node N cli.py train ...; --batch-size is then the global batch.
     """
-    from . import distributed, lock, recipes
+    from . import distributed, lock, recipes, trust
     from .train import Trainer, default_run_dir
 
     try:  # under torchrun, leave the process group however the run ends
@@ -232,10 +236,13 @@ def train(
                 raise UserError(f"--resume goes on with the settings {resume} was started with; leave --config out")
             # held from loading the checkpoint to the end: no other writer saves in between
             with lock.hold(resume, create=False) if distributed.launched_main() else contextlib.nullcontext():
-                Trainer.resume(resume, epochs=settings["epochs"], progress=progress).fit()
+                Trainer.resume(resume, epochs=settings["epochs"], progress=progress, trust_code=trust_code).fit()
             return
-        recipe = recipes.load(config_file) if config_file is not None else None
         overrides = {name: settings[name] for name in given_options(context, FIELDS)}
+        for part in checkpoint.PARTS:  # code the user names here is their own choice, trusted as it is now
+            if part in overrides:
+                trust.grant(overrides[part], run_dir)
+        recipe = recipes.load(config_file, overrides, trust_code) if config_file is not None else None
         config = recipe.config(overrides) if recipe else Config(**settings).validate()
         run_dir = run_dir or default_run_dir(config, recipe.name if recipe else None)
         if distributed.launched_main():
@@ -294,6 +301,7 @@ def sample(
     out: Optional[Path] = typer.Option(None, help="PNG to write; for spoken digits, a folder for the WAV files and spectrograms.png.", show_default="<run>/sample.png, or <run>/sample/"),
     device: DeviceName = typer.Option("cpu", help="Where to run the decoder."),
     which: CheckpointName = WhichCheckpoint,
+    trust_code: bool = TrustCode,
 ):
     """Draw new images from the model's prior and save them as a grid (for a cvae: one row per class).
 
@@ -304,7 +312,7 @@ def sample(
 
     if n < 1:
         raise UserError(f"--n must be at least 1, not {n}")
-    model, config, state = checkpoint.load_model(run, resolve_device(device.value), which.value)
+    model, config, state = checkpoint.load_model(run, resolve_device(device.value), which.value, trust_code)
     if not model.generative:
         raise UserError(f"{run} holds an autoencoder, which has no prior to sample from; use `reconstruct`, or a vae/cvae run")
     attributes = config.condition is not None
@@ -339,6 +347,7 @@ def reconstruct(
     out: Optional[Path] = typer.Option(None, help="PNG to write; for spoken digits, a folder for WAV files and reconstructions.png.", show_default="<run>/reconstruct.png, or <run>/reconstruct/"),
     device: DeviceName = typer.Option("cpu", help="Where to run the networks."),
     which: CheckpointName = WhichCheckpoint,
+    trust_code: bool = TrustCode,
 ):
     """Show test images beside their reconstructions (decoded from the guide's mean code).
 
@@ -349,7 +358,7 @@ def reconstruct(
 
     from .plots import reconstruction_figure
 
-    model, _, state, test = _open_run(run, device, which)
+    model, _, state, test = _open_run(run, device, which, trust_code)
     if n < 1 or not 0 <= start < len(test):
         raise UserError(f"--n must be at least 1 and --start within 0..{len(test) - 1}")
     ncol = min(n, 10)
@@ -393,6 +402,7 @@ def plot_latent(
     out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/latent.png"),
     device: DeviceName = typer.Option("cpu", help="Where to run the encoder."),
     which: CheckpointName = WhichCheckpoint,
+    trust_code: bool = TrustCode,
 ):
     """Scatter the test set's codes (the guide's means), coloured by class.
 
@@ -404,7 +414,7 @@ def plot_latent(
     from .latent import describe_codes, encode_all, project
     from .plots import latent_figure
 
-    model, config, state, test = _open_run(run, device, which)
+    model, config, state, test = _open_run(run, device, which, trust_code)
     if n is not None:
         if n < 2:
             raise UserError(f"--n must be at least 2, not {n}")
@@ -432,6 +442,7 @@ def manifold(
     out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/manifold.png"),
     device: DeviceName = typer.Option("cpu", help="Where to run the decoder."),
     which: CheckpointName = WhichCheckpoint,
+    trust_code: bool = TrustCode,
 ):
     """Decode a regular grid over the prior's quantiles: the learned manifold of a 2-D latent space.
 
@@ -439,7 +450,7 @@ def manifold(
     """
     from .plots import manifold_figure
 
-    model, _, state, _ = _open_run(run, device, which)
+    model, _, state, _ = _open_run(run, device, which, trust_code)
     if not model.generative:
         raise UserError(f"{run} holds an autoencoder, whose codes have no prior to take quantiles of; use a vae or cvae run")
     if n is not None and n < 2:
@@ -470,6 +481,7 @@ def interpolate(
     out: Optional[Path] = typer.Option(None, help="PNG to write; for spoken digits, a folder for WAV files and interpolate.png.", show_default="<run>/interpolate.png, or <run>/interpolate/"),
     device: DeviceName = typer.Option("cpu", help="Where to run the networks."),
     which: CheckpointName = WhichCheckpoint,
+    trust_code: bool = TrustCode,
 ):
     """Decode codes on the line between two test images' codes, one strip per pair.
 
@@ -482,7 +494,7 @@ def interpolate(
     from .latent import interpolation_pairs, interpolation_strip
     from .plots import strips_figure
 
-    model, _, state, test = _open_run(run, device, which)
+    model, _, state, test = _open_run(run, device, which, trust_code)
     if steps < 2:
         raise UserError(f"--steps must be at least 2, not {steps}")
     if label_path and not model.conditional:
@@ -522,6 +534,7 @@ def traverse(
     out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/traverse.png"),
     device: DeviceName = typer.Option("cpu", help="Where to run the networks."),
     which: CheckpointName = WhichCheckpoint,
+    trust_code: bool = TrustCode,
 ):
     """Vary one latent dimension at a time around a test image's code; one row per dimension."""
     import torch
@@ -529,7 +542,7 @@ def traverse(
     from .latent import traverse as traverse_codes
     from .plots import image_grid
 
-    model, _, _, test = _open_run(run, device, which)
+    model, _, _, test = _open_run(run, device, which, trust_code)
     index = _index(index, test, "--index")
     dims = list(dim) if dim else list(range(min(model.z_dim, 10)))
     bad = [d for d in dims if not 0 <= d < model.z_dim]
@@ -551,11 +564,12 @@ def traverse(
 def curves(
     run: Path = RunDir,
     out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/curves.png"),
+    trust_code: bool = TrustCode,
 ):
     """Plot the training and test -ELBO, and its reconstruction and KL parts, against epochs."""
     from .plots import curves_figure
 
-    state = checkpoint.load(run)
+    state = checkpoint.load(run, trust_code=trust_code)
     config = state["config"]
     path = curves_figure(state["history"], out or run / "curves.png", title=f"{config['model']} on {config['dataset']}: {run.name}")
     typer.echo(f"wrote {path}")
@@ -573,6 +587,7 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, help="JSON file to write.", show_default="<run>/evaluation-<split>-k<k>.json"),
     device: DeviceName = typer.Option("auto", help="Where to run the networks (auto: a GPU when there is one)."),
     which: CheckpointName = WhichCheckpoint,
+    trust_code: bool = TrustCode,
 ):
     """Measure a trained model: ELBO and its parts, -log p(x) by importance sampling, active units, conditional accuracy.
 
@@ -595,7 +610,7 @@ def evaluate(
     for name, value in (("--k", k), ("--samples-per-class", samples_per_class), ("--max-rows", max_rows)):
         if value < 1:
             raise UserError(f"{name} must be at least 1, not {value}")
-    model, config, state, test = _open_run(run, device, which)
+    model, config, state, test = _open_run(run, device, which, trust_code)
     images = test
     if split == "train":
         train, _ = data.load(config.dataset, device_of(model), config.binarize, config.condition)
@@ -635,6 +650,7 @@ def compare(
     pairs: int = typer.Option(4, help="Pairs of test images to interpolate between."),
     out: Optional[Path] = typer.Option(None, help="Folder for the runs (one per model) and the report.", show_default="runs/compare-<dataset>"),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    trust_code: bool = TrustCode,
 ):
     """Train ae, vae and cvae (or the models --model names) with the same settings, reusing runs already in --out, and write a Markdown report.
 
@@ -655,7 +671,7 @@ def compare(
     if pairs < 1:
         raise UserError(f"--pairs must be at least 1, not {pairs}")
     run_compare(config, out or Path("runs") / f"compare-{config.dataset}", models=models, given=given, pairs=pairs,
-                shared_lr=settings["lr"] is not None, progress=progress, log=typer.echo)  # fmt: skip
+                shared_lr=settings["lr"] is not None, progress=progress, log=typer.echo, trust_code=trust_code)  # fmt: skip
 
 
 @command(app)
@@ -750,6 +766,7 @@ def reproductions_record(
     hardware: Optional[str] = typer.Option(None, help="Where the run trained, in a few words.", show_default="this machine: its GPU, or its CPU and cores"),
     notes: Optional[str] = typer.Option(None, help="A sentence for the row: what was cut short, what differs from the paper."),
     rows: Path = typer.Option(Path("docs/reproductions.json"), help="The table's rows."),
+    trust_code: bool = TrustCode,
 ):
     """Add the row of a recipe run (trained with train --config, measured with evaluate --k 5000) to the table's rows, and write the table again.
 
@@ -757,7 +774,7 @@ def reproductions_record(
     """
     from . import reproductions
 
-    row = reproductions.row_of(run, which.value, k, hardware or reproductions.hardware())
+    row = reproductions.row_of(run, which.value, k, hardware or reproductions.hardware(), trust_code)
     if notes:
         row["notes"] = notes
     reproductions.record(row, rows)
@@ -776,6 +793,9 @@ def reproductions_table(rows: Path = typer.Option(Path("docs/reproductions.json"
 
 def main() -> int:
     """The console script: ``app()``, except that a mistyped command or option is one line too."""
+    for name in ("SIGTERM", "SIGHUP"):  # stop as Ctrl-C does: training saves its point, and every lock is let go
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.default_int_handler)
     try:
         return app(standalone_mode=False) or 0
     except typer.TyperException as e:  # Click's usage errors (Typer's public base class of them)

@@ -27,15 +27,16 @@ MODELS = ("ae", "vae", "cvae")
 REPORT = "report.md"
 
 
-def train_or_reuse(config: Config, run_dir: Path, *, log: Callable[[str], None], progress: bool):
-    """The Trainer of ``run_dir``: resumed when it already holds this configuration, new otherwise."""
+def train_or_reuse(config: Config, run_dir: Path, *, log: Callable[[str], None], progress: bool, trust_code: bool = False):
+    """The Trainer of ``run_dir``: resumed when it already holds this configuration, new otherwise
+    (``trust_code``: the code a run found there names may be imported, trust.py)."""
     from .train import Trainer
 
     if (run_dir / checkpoint.CHECKPOINT).exists():
-        saved = Config.from_dict(checkpoint.load(run_dir)["config"])
+        saved = Config.from_dict(checkpoint.load(run_dir, trust_code=trust_code)["config"])
         if saved.replace(epochs=config.epochs) != config:
             raise UserError(f"{run_dir} holds a run with other settings; pass another --out, or delete it")
-        trainer = Trainer.resume(run_dir, epochs=config.epochs, log=log, progress=progress)
+        trainer = Trainer.resume(run_dir, epochs=config.epochs, log=log, progress=progress, trust_code=trust_code)
     else:
         trainer = Trainer(config, run_dir, log=log, progress=progress)
     trainer.fit()
@@ -43,13 +44,15 @@ def train_or_reuse(config: Config, run_dir: Path, *, log: Callable[[str], None],
 
 
 def compare(config: Config, out: str | Path, *, models: Sequence[str] = MODELS, given: Collection[str] = (), pairs: int = 4,
-            steps: int = 10, shared_lr: bool = False, log: Callable[[str], None] = print, progress: bool = True) -> Path:  # fmt: skip
+            steps: int = 10, shared_lr: bool = False, log: Callable[[str], None] = print, progress: bool = True,
+            trust_code: bool = False) -> Path:  # fmt: skip
     """Train (or reuse) each of ``models`` in ``out/<name>`` with ``config``'s settings; write ``out/report.md``.
 
     models: built-in names or references to a user's classes (a run folder and a table row are
     named by the class). Each model takes its own prior and networks (Config.for_model) except
     those named in ``given``, and trains at its own default learning rate (config.default_lr),
-    unless ``shared_lr``: then all at ``config.lr``.
+    unless ``shared_lr``: then all at ``config.lr``. ``trust_code``: the code that runs already in
+    ``out`` name may be imported (trust.py).
     """
     out = Path(out)
     names = [short_name(model) for model in models]
@@ -58,7 +61,7 @@ def compare(config: Config, out: str | Path, *, models: Sequence[str] = MODELS, 
     trainers, seconds = {}, {}
     for model, name in zip(models, names):
         own = config.for_model(model, given).replace(lr=config.lr if shared_lr else None)  # None: that model's default
-        trainers[name], seconds[name] = train_or_reuse(own, out / name, log=log, progress=progress)
+        trainers[name], seconds[name] = train_or_reuse(own, out / name, log=log, progress=progress, trust_code=trust_code)
 
     test = trainers[names[0]].test_data
     classes = test.classes

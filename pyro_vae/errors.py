@@ -10,4 +10,11 @@ class TrainingDiverged(UserError):
 
 
 class Interrupted(Exception):
-    """Training was stopped by Ctrl-C (SIGINT) after saving a checkpoint it can resume from."""
+    """Training was stopped by Ctrl-C (SIGINT), SIGTERM or SIGHUP after saving a checkpoint it can resume from.
+
+    signum: the signal that stopped it (the CLI exits with 128 + signum, as a shell reports a signal).
+    """
+
+    def __init__(self, message: str, signum: int = 2):
+        super().__init__(message)
+        self.signum = signum

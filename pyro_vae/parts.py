@@ -12,7 +12,7 @@ Every option that names a part (``--model``, ``--likelihood``, ``--prior``, ``--
 
 A run records the name as it was given, and every command that opens the run resolves it again:
 classes are imported from the user's code, never read from a checkpoint (which loads with
-``weights_only=True``).
+``weights_only=True``). A name read from a run or a recipe is imported only as trust.py allows.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from . import trust
 from .contract import check_guide_class, check_likelihood_class, check_model_class, check_prior_class
 from .errors import UserError
+from .trust import is_file_reference, is_reference
 
 HOW = "or name your own class as path/to/file.py:Class or package.module:Class"
 
@@ -70,11 +72,6 @@ def names(kind: str) -> list[str]:
     return built_in + [name for name in _entry_points(kind) if name not in built_in]
 
 
-def is_reference(name: str) -> bool:
-    """Whether ``name`` points at code (``module:Class`` or ``file.py:Class``) rather than naming a registered part."""
-    return ":" in name
-
-
 def short_name(name: str) -> str:
     """A name fit for a folder or a table: the class name of a reference, the name itself otherwise."""
     return name.rpartition(":")[2] if is_reference(name) else name
@@ -104,7 +101,8 @@ def _import_reference(kind: str, name: str):
     where, _, attribute = name.rpartition(":")
     if not where or not attribute.isidentifier():
         raise UserError(f"{kind} {name!r} is not a reference to a class: write path/to/file.py:Class or package.module:Class")
-    if where.endswith(".py") or "/" in where or "\\" in where:
+    trust.check(kind, name)  # before anything is imported
+    if is_file_reference(where):
         module = _import_file(kind, name, Path(where))
     else:
         try:

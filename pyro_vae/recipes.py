@@ -18,8 +18,9 @@ spells it is read too), and may say what it reproduces::
     ...
 
 A recipe is settings only, never code: the parts it names are resolved like the options' values
-(parts.py). The run directory keeps a copy of the file, as ``recipe.toml``, with the options the
-command line changed written at its top.
+(parts.py), and a file or module it names is imported only when the user has trusted that code
+(trust.py; ``--trust-code``), since a recipe may come from anyone. The run directory keeps a copy
+of the file, as ``recipe.toml``, with the options the command line changed written at its top.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import trust
 from .config import Config
 from .errors import UserError
 from .files import save_text
@@ -68,13 +70,21 @@ class Recipe:
             raise UserError(f"{self.path}: {e}") from None
 
 
-def load(path: str | Path) -> Recipe:
-    """The recipe in ``path``, or a UserError of one line naming what is wrong with the file."""
+def load(path: str | Path, overrides: dict | None = None, trust_code: bool = False, run_dir: Path | None = None) -> Recipe:
+    """The recipe in ``path``, or a UserError of one line naming what is wrong with the file.
+
+    Its settings are checked with ``overrides`` (the options given on the command line) laid over
+    them; the code it names is imported only as trust.py allows (``trust_code``: --trust-code).
+    run_dir: the run folder that holds this copy of a recipe, whose own files are never imported.
+    """
     path = Path(path)
     if not path.is_file():
         where = f"; the recipes that come with pyro-vae are in {RECIPES}" if RECIPES.is_dir() else ""
         raise UserError(f"recipe {path} does not exist{where}")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not a text file in UTF-8 (byte {e.start} is not); a recipe is TOML text: save it as UTF-8") from None
     try:
         content = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -91,7 +101,8 @@ def load(path: str | Path) -> Recipe:
     if unknown:
         raise UserError(f"{path}: unknown setting {', '.join(unknown)}; the settings are train's options: {', '.join(sorted(fields))}")
     recipe = Recipe(path, settings, _about(path, content.get("reproduces", {})), text)
-    recipe.config()  # every value checked now, with the file's name in the message
+    with trust.reading(run_dir, vouched=trust_code):
+        recipe.config(overrides)  # every value checked now, with the file's name in the message
     return recipe
 
 

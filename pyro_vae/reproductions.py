@@ -47,14 +47,15 @@ def hardware() -> str:
     return f"{os.cpu_count()} CPU cores ({model})"
 
 
-def row_of(run_dir: Path, which: str, k: int, where: str) -> dict:
+def row_of(run_dir: Path, which: str, k: int, where: str, trust_code: bool = False) -> dict:
     """The table row of the recipe run in ``run_dir``: its checkpoint ``which`` ("last" or "best"),
-    measured by ``evaluate --k k``; ``where``: the hardware it trained on."""
+    measured by ``evaluate --k k``; ``where``: the hardware it trained on; ``trust_code``: the code the
+    run names may be imported (trust.py)."""
     run_dir = Path(run_dir)
     copy = run_dir / recipes.COPY
     if not copy.exists():
         raise UserError(f"{run_dir} was not trained from a recipe (it has no {recipes.COPY}); train with --config recipes/NAME.toml")
-    recipe = recipes.load(copy)
+    recipe = recipes.load(copy, trust_code=trust_code, run_dir=run_dir)
     if not recipe.reproduces.get("published"):
         raise UserError(f"{copy} names no published number ([reproduces] published); nothing to set ours beside")
     suffix = "-best" if which == "best" else ""
@@ -63,12 +64,12 @@ def row_of(run_dir: Path, which: str, k: int, where: str) -> dict:
         raise UserError(f"{run_dir} has no {measured.name}; measure it first: python cli.py evaluate {run_dir} --k {k}"
                         + (" --checkpoint best" if which == "best" else ""))  # fmt: skip
     result = json.loads(measured.read_text())
-    state = checkpoint.load(run_dir, which=which)
+    state = checkpoint.load(run_dir, which=which, trust_code=trust_code)
     if result.get("epoch") != state["epoch"]:  # trained on since (or measured by a version that did not say)
         raise UserError(f"{measured} measured epoch {result.get('epoch', '(not recorded)')}, and the {which} checkpoint of {run_dir} "
                         f"is epoch {state['epoch']}; measure it again: python cli.py evaluate {run_dir} --k {k}"
                         + (" --checkpoint best" if which == "best" else ""))  # fmt: skip
-    last = state if which == "last" else checkpoint.load(run_dir)
+    last = state if which == "last" else checkpoint.load(run_dir, trust_code=trust_code)
     config = Config.from_dict(state["config"])
     schedule = recipe.config().epochs
     seconds = sum(row.get("seconds", 0) for row in last["history"])

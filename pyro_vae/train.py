@@ -21,9 +21,9 @@ a plain state dict. Every file is written atomically.
 
 Faults: a run killed at any moment keeps its last checkpoint: of the last epoch, or of the point
 reached inside one at most --checkpoint-every (10 minutes) ago. One process writes a run at a time
-(lock.py). Ctrl-C stops at the end of the current step (several processes: of the next 20th step,
-all together) and saves a checkpoint of that point, from which ``resume`` goes on as if nothing had
-happened. A NaN or infinite loss stops the run with a message naming the epoch, the step and the
+(lock.py). Ctrl-C, SIGTERM (schedulers, ``docker stop``, ``timeout``) and SIGHUP (a closed terminal) stop at the
+end of the current step (several processes: of the next 20th step, all together) and save a
+checkpoint of that point, from which ``resume`` goes on as if nothing had happened. A NaN or infinite loss stops the run with a message naming the epoch, the step and the
 likely cause (or, with ``on_nan="skip"``, skips that step); the last good checkpoint is kept.
 """
 
@@ -43,7 +43,7 @@ import pyro
 import torch
 from pyro.infer import RenyiELBO
 
-from . import checkpoint, data, distributed, lock
+from . import checkpoint, data, distributed, lock, trust
 from .compiled_step import CompiledStep
 from .config import AUTO_COMPILED_STEPS, Config, seconds
 from .data.imageset import dequantize
@@ -57,6 +57,9 @@ from .parts import resolve, short_name
 from .plots import reconstruction_figure, sample_figure
 from .schedules import lr_scale
 
+# the signals that ask a run to stop at the end of the step and save: Ctrl-C, and what schedulers, `docker stop`,
+# `timeout` (SIGTERM) and a closed terminal (SIGHUP) send
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 FIGURE_INTERVAL_S = 30  # the sample and reconstruction figures are redrawn at most this often, and at the end
 # Pyro warns at each NaN loss; the trainer reports it itself, once, with the epoch, step and cause
 warnings.filterwarnings("ignore", message="Encountered NaN", category=UserWarning)
@@ -117,6 +120,8 @@ class Trainer:
     def __init__(self, config: Config, run_dir: str | Path, *, log: Callable[[str], None] = print, progress: bool = True):
         self.config = config.validate()
         self.run_dir = Path(run_dir)
+        for part in checkpoint.PARTS:  # the code this run names is trusted by its content: its commands open it without a flag
+            trust.grant(getattr(config, part), self.run_dir)
         self.device = resolve_device(distributed.device_name(config.device))
         distributed.start(self.device)  # under torchrun: join the other processes (nothing otherwise)
         distributed.check_batch_size(config.batch_size)
@@ -180,14 +185,16 @@ class Trainer:
         self.epoch = 0
         self.history: list[dict] = []
         self.partial: dict | None = None  # where an interrupted epoch stopped: {epoch, step, order, total}
-        self.stop_requested = False  # set by Ctrl-C: stop after the current step
+        self.stop_requested = False  # set by Ctrl-C (or SIGTERM, SIGHUP): stop after the current step
+        self.stop_signal = signal.SIGINT  # which of them
         self.save_requested = False  # set when --checkpoint-every has passed: save after the current step
         self.saved_at = time.monotonic()  # when the last checkpoint was written (or training began)
 
     @classmethod
-    def resume(cls, run_dir: str | Path, *, epochs: int | None = None, **kwargs) -> "Trainer":
-        """Continue the run in ``run_dir`` from its last checkpoint (to ``epochs`` in all, if given)."""
-        state = checkpoint.load(run_dir)
+    def resume(cls, run_dir: str | Path, *, epochs: int | None = None, trust_code: bool = False, **kwargs) -> "Trainer":
+        """Continue the run in ``run_dir`` from its last checkpoint (to ``epochs`` in all, if given);
+        ``trust_code``: run the code its settings name even where the user has not trusted it (trust.py)."""
+        state = checkpoint.load(run_dir, trust_code=trust_code)
         config = Config.from_dict(state["config"])
         if epochs is not None:
             config = config.replace(epochs=epochs)
@@ -300,7 +307,7 @@ class Trainer:
         if not self.main:  # process 0 tests and saves; the others go on to the next epoch
             self.epoch = epoch
             if self.stop_requested:
-                raise Interrupted(f"stopped after epoch {epoch}")
+                raise Interrupted(f"stopped after epoch {epoch}", self.stop_signal)
             return figures_at
         # measuring draws z too: each measure from the run's random state, which training then goes on from as
         # if nothing had looked
@@ -339,12 +346,13 @@ class Trainer:
             + (f"  validation {valid:.2f}" + (" (best so far: best.pt)" if self.best_epoch() == epoch else "") if valid is not None else "")
         )
         if self.stop_requested:
-            raise Interrupted(f"stopped after epoch {epoch}; continue with: python cli.py train --resume {self.run_dir}")
+            raise Interrupted(f"stopped after epoch {epoch}; continue with: python cli.py train --resume {self.run_dir}", self.stop_signal)
         return figures_at
 
     @contextlib.contextmanager
     def stop_on_interrupt(self):
-        """While training, the first Ctrl-C asks for a stop after the current step; a second one stops at once."""
+        """While training, the first Ctrl-C (or SIGTERM, SIGHUP: STOP_SIGNALS) asks for a stop after the current
+        step, which is saved; a second one stops at once."""
         if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
             yield
             return
@@ -352,13 +360,14 @@ class Trainer:
         def request_stop(signum, frame):
             if self.stop_requested:
                 raise KeyboardInterrupt
-            self.stop_requested = True
+            self.stop_requested, self.stop_signal = True, signum
 
-        previous = signal.signal(signal.SIGINT, request_stop)
+        previous = {signum: signal.signal(signum, request_stop) for signum in STOP_SIGNALS}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def diverged(self, epoch: int, step: int | None, what: str) -> NoReturn:
         """Stop with a message that names where the loss stopped being finite, why, and what was kept."""
@@ -532,7 +541,7 @@ class Trainer:
         :meth:`fit` of this trainer goes on from there too."""
         self.partial = self.save_point(epoch, step, order, losses)
         raise Interrupted(f"stopped at epoch {epoch}, step {step} of {n_batches}, and saved that point; "
-                          f"continue with: python cli.py train --resume {self.run_dir}")  # fmt: skip
+                          f"continue with: python cli.py train --resume {self.run_dir}", self.stop_signal)  # fmt: skip
 
 
 def best_epoch(history: list[dict]) -> int | None:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 import torch
 
 from pyro_vae import Config, Trainer, data
+
+# the code the tests trust is remembered in a file of the test session's own, never the user's (trust.py);
+# commands run in subprocesses inherit it
+os.environ["PYRO_VAE_TRUST"] = os.path.join(tempfile.mkdtemp(prefix="pyro-vae-trust-"), "trusted-code.json")
 
 
 @pytest.fixture(scope="session")

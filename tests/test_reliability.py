@@ -104,15 +104,20 @@ def test_kill_9_mid_epoch_keeps_the_last_epoch_and_resume_matches(tmp_path, refe
     assert not list(run.glob(".*.tmp*"))  # whatever the kill left half-written is gone
 
 
-def test_ctrl_c_saves_the_current_step_and_resume_matches(tmp_path, reference):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: signal.Signals(s).name)
+def test_ctrl_c_saves_the_current_step_and_resume_matches(tmp_path, reference, signum):
+    """Ctrl-C, and SIGTERM (schedulers, docker stop, timeout) and SIGHUP (a closed terminal) alike: the point
+    reached is saved, the lock and train.pid let go, and the resumed run ends with the unbroken run's numbers."""
     run = tmp_path / "interrupted"
     process = start_training(run)
     wait_for_epoch(run, process, 1)
     time.sleep(0.3)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    assert process.returncode == 128 + signum, stderr
     assert f"continue with: python cli.py train --resume {run}" in stderr and "Traceback" not in stderr
+    assert ("interrupted:" if signum == signal.SIGINT else f"interrupted by {signal.Signals(signum).name}:") in stderr
+    assert not (run / lock.PID).exists()
     state = checkpoint.load(run)
     if state["partial"] is not None:  # stopped inside epoch 2 (else Ctrl-C came during testing or saving)
         assert state["partial"]["epoch"] == state["epoch"] + 1 and 0 < state["partial"]["step"] < 200
