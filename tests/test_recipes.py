@@ -86,6 +86,14 @@ def test_a_bad_recipe_is_one_line_naming_the_file(tmp_path, text, message):
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
 
 
+def test_a_recipe_that_is_not_utf8_is_one_line(tmp_path):
+    path = tmp_path / "latin.toml"
+    path.write_bytes("# Kingma & Welling, r\u00e9sum\u00e9\n[settings]\nz_dim = 3\n".encode("latin-1"))
+    result = cli("train", "--config", path, "--run-dir", tmp_path / "run", *TINY)
+    assert result.exit_code == 2 and f"{path} is not a text file in UTF-8 (byte 21 is not)" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
 def test_config_with_resume_and_a_missing_file_are_refused(tmp_path):
     result = cli("train", "--config", tmp_path / "none.toml")
     assert result.exit_code == 2 and "none.toml does not exist" in result.output
