@@ -127,7 +127,8 @@ def listed_options(help_text: str) -> set[str]:
 
 def test_train_and_compare_take_every_training_option():
     expected = {"--" + field.name.replace("_", "-") for field in dataclasses.fields(Config)}
-    own = {"train": {"--config", "--run-dir", "--resume", "--progress", "--help"}, "compare": {"--pairs", "--out", "--progress", "--help"}}
+    own = {"train": {"--config", "--run-dir", "--resume", "--progress", "--trust-code", "--help"},
+           "compare": {"--pairs", "--out", "--progress", "--trust-code", "--help"}}  # fmt: skip
     for command, options in own.items():
         result = cli(command, "--help")
         assert result.returncode == 0, result.stderr
