@@ -563,3 +563,24 @@ def test_random_options_on_a_trained_run_never_crash(small_run, tmp_path_factory
         "reconstruct": ["--n", n],
     }[command]
     assert_clean(runner.invoke(cli_module.app, [str(a) for a in [command, small_run, *options, "--out", out]]))
+
+
+# --- every finding gets its one line (issue 43) -----------------------------------------------
+
+
+def files_of(folder: Path) -> dict:
+    """Every file under ``folder`` and its bytes: what a refused command must leave as it was."""
+    return {path: path.read_bytes() for path in sorted(Path(folder).rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("command,seed", [(["train", "--run-dir", "{tmp}/new"], "-7"), (["sample", "{run}"], "99999999999999999999"),
+                                          (["plot-latent", "{run}"], str(2**32)), (["interpolate", "{run}"], "-1"),
+                                          (["data", "prepare", "spoken-digits"], "-1")])  # fmt: skip
+def test_every_seed_is_checked_alike(small_run, tmp_path, command, seed):
+    """torch and numpy take seeds 0..2**32-1: every command's --seed is refused outside them, in the same line."""
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    before = files_of(tmp_path)
+    args = [part.format(tmp=tmp_path, run=run) for part in command]
+    one_error_line(cli(*args, "--seed", seed), f"--seed must be a whole number from 0 to 4294967295 (the seeds torch and numpy take), not {seed}")
+    assert files_of(tmp_path) == before
