@@ -48,6 +48,26 @@ ADDED = {3: {"decoder_layers": 1}, 4: {"encoder_layers": 1, "classifier": "mlp"}
 REQUIRED = ("config", "epoch", "model", "optimizer", "history", "rng", "image_shape", "classes")
 
 
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# what each part must be, checked when a checkpoint is loaded, before anything reads it: a damaged or
+# hand-made file is then one line, not a TypeError wherever the part is first used
+TYPES = {
+    "config": (lambda v: isinstance(v, dict), "a mapping of settings"),
+    "model": (lambda v: isinstance(v, dict) and all(isinstance(k, str) and torch.is_tensor(t) for k, t in v.items()),
+              "a mapping of layer names to tensors"),  # fmt: skip
+    "optimizer": (lambda v: isinstance(v, dict), "a mapping (the optimizer's state)"),
+    "rng": (lambda v: isinstance(v, dict), "a mapping of random states"),
+    "epoch": (lambda v: _whole(v) and v >= 0, "a whole number of epochs (0 or more)"),
+    "history": (lambda v: isinstance(v, list) and all(isinstance(row, dict) for row in v), "a list of one mapping of metrics per epoch"),
+    "image_shape": (lambda v: isinstance(v, (list, tuple)) and len(v) == 3 and all(_whole(n) and n > 0 for n in v),
+                    "a list of 3 positive whole numbers (channels, height, width)"),  # fmt: skip
+    "classes": (lambda v: isinstance(v, (list, tuple)) and all(isinstance(c, str) for c in v), "a list of class names"),
+}
+
+
 def save(run_dir: Path, state: dict, best: bool = False) -> None:
     """Write ``state`` as the run's checkpoint and its metrics as metrics.csv; ``best``: as best.pt instead."""
     save_torch({"format": FORMAT, **state}, Path(run_dir) / (BEST if best else CHECKPOINT))
@@ -93,9 +113,8 @@ def load(run_dir: str | Path, map_location="cpu", which: str = "last", trust_cod
     missing = [key for key in REQUIRED if key not in state]
     if missing:
         raise UserError(f"{path} lacks {', '.join(missing)}: it is damaged; train the run again")
-    for key in ("config", "model"):
-        if not isinstance(state[key], dict):
-            raise UserError(f"{path} holds a {type(state[key]).__name__} as its {key}: it is damaged; train the run again")
+    check_types(path, state)
+    check_finite(path, state["model"])
     # the settings name the run's parts: a user's model is imported again from its file or module here, as far as the
     # trust rule allows, for the checkpoint's settings and config.json's alike
     with trust.reading(run_dir, vouched=trust_code):
@@ -106,6 +125,32 @@ def load(run_dir: str | Path, map_location="cpu", which: str = "last", trust_cod
         upgrade(state)
         check_config_file(run_dir, state["config"])
     return state
+
+
+def check_types(path: Path, state: dict) -> None:
+    """Refuse a checkpoint any of whose parts (:data:`TYPES`) is not of its type, naming the first."""
+    for key, (fits, expected) in TYPES.items():
+        if not fits(state[key]):
+            raise UserError(f"{path} holds {_describe(state[key])} as its {key}, where {expected} belongs: it is damaged; "
+                            "restore the file from a copy, or train the run again")  # fmt: skip
+
+
+def _describe(value) -> str:
+    shown = repr(value)
+    return f"the {type(value).__name__} {shown}" if len(shown) <= 40 else f"a {type(value).__name__}"
+
+
+def check_finite(path: Path, weights: dict) -> None:
+    """Refuse networks with a layer that is NaN or infinite throughout: nothing drawn from them would be a number.
+
+    (Training never saves such weights, --on-nan stops first; they come from a damaged or hand-made file.)
+    A layer with a few non-finite values is left alone: those show as a NaN loss or image where they are used.
+    """
+    broken = [name for name, t in weights.items() if t.is_floating_point() and t.numel() and not torch.isfinite(t).any()]
+    if broken:
+        more = f", as are {len(broken) - 1} more of its {len(weights)} tensors" if len(broken) > 1 else ""
+        raise UserError(f"{path}: its weights are not finite: layer {broken[0]} is NaN or infinite throughout{more}; "
+                        "restore the file from a copy, or train the run again")  # fmt: skip
 
 
 def upgrade(state: dict) -> dict:

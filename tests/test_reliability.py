@@ -584,3 +584,37 @@ def test_every_seed_is_checked_alike(small_run, tmp_path, command, seed):
     args = [part.format(tmp=tmp_path, run=run) for part in command]
     one_error_line(cli(*args, "--seed", seed), f"--seed must be a whole number from 0 to 4294967295 (the seeds torch and numpy take), not {seed}")
     assert files_of(tmp_path) == before
+
+
+def replaced(key, value):
+    """A damage: the checkpoint's ``key`` replaced by ``value``, as a hand-made or damaged file holds it."""
+
+    def damage(run):
+        state = torch.load(run / checkpoint.CHECKPOINT, weights_only=True)
+        torch.save(state | {key: value(state) if callable(value) else value}, run / checkpoint.CHECKPOINT)
+
+    return damage
+
+
+@pytest.mark.parametrize(
+    "damage,command,message",
+    [
+        (replaced("classes", "abc"), ["sample", "{run}"], "holds the str 'abc' as its classes, where a list of class names belongs"),
+        (replaced("image_shape", [1, "x"]), ["sample", "{run}"], "holds the list [1, 'x'] as its image_shape, where a list of 3 positive whole numbers"),
+        (replaced("epoch", "3"), ["train", "--resume", "{run}"], "holds the str '3' as its epoch, where a whole number of epochs (0 or more) belongs"),
+        (replaced("history", {"a": 1}), ["curves", "{run}"], "holds the dict {'a': 1} as its history, where a list of one mapping of metrics per epoch"),
+        (replaced("model", lambda state: {k: torch.full_like(v, math.nan) for k, v in state["model"].items()}), ["sample", "{run}"],
+         "checkpoint.pt: its weights are not finite: layer encoder.hidden.weight is NaN or infinite throughout, as are"),
+        (replaced("model", lambda state: state["model"] | {"decoder.out.bias": torch.full_like(state["model"]["decoder.out.bias"], math.inf)}),
+         ["evaluate", "{run}", "--k", "2"], "its weights are not finite: layer decoder.out.bias is NaN or infinite throughout; restore the file"),
+    ],
+)  # fmt: skip
+def test_a_checkpoint_part_of_the_wrong_type_or_not_finite_is_one_line(small_run, tmp_path, damage, command, message):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    damage(run)
+    before = files_of(run)
+    result = cli(*[part.format(run=run) for part in command])
+    one_error_line(result, message)
+    assert "restore the file from a copy, or train the run again" in result.stderr
+    assert files_of(run) == before
