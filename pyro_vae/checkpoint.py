@@ -227,11 +227,37 @@ def load_model(run_dir: str | Path, device: torch.device | str = "cpu", which: s
     state = load(run_dir, map_location=device, which=which, trust_code=trust_code)
     config = Config.from_dict(state["config"])
     model = build_model(config, state["image_shape"], len(state["classes"]))
+    load_weights(run_dir, state, model)
+    return model.to(device).eval(), config, state
+
+
+def load_weights(run_dir: str | Path, state: dict, model, optimizer=None) -> None:
+    """Put the checkpoint ``state``'s weights into ``model``, built from its settings (and its optimizer's
+    state into ``optimizer``), or a UserError naming the first layer where the two differ."""
+    wrong = f"the networks in {run_dir} do not match its config: {{}}; restore the checkpoint from a copy, or train the run again"
+    difference = mismatch(model.state_dict(), state["model"])
+    if difference:
+        raise UserError(wrong.format(difference))
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise UserError(f"the networks in {run_dir} do not match its config: {str(e).splitlines()[0]}") from e
-    return model.to(device).eval(), config, state
+        if optimizer is not None:
+            optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError) as e:
+        raise UserError(wrong.format(str(e).splitlines()[0])) from e
+
+
+def mismatch(built: dict, saved: dict) -> str | None:
+    """The first layer where the networks the settings build (``built``) and the weights saved differ,
+    and how; None where they match. PyTorch's own message names them only after a line break."""
+    for name, tensor in built.items():
+        if name not in saved:
+            return f"its settings build layer {name} {tuple(tensor.shape)}, which the checkpoint lacks"
+        if saved[name].shape != tensor.shape:
+            return f"layer {name} is {tuple(saved[name].shape)} in the checkpoint, where its settings build {tuple(tensor.shape)}"
+    extra = [name for name in saved if name not in built]
+    if extra:
+        return f"the checkpoint holds layer {extra[0]} {tuple(saved[extra[0]].shape)}, which its settings do not build"
+    return None
 
 
 def open_run(run_dir: str | Path, device: torch.device | str = "cpu", which: str = "last", trust_code: bool = False):

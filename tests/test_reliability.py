@@ -618,3 +618,28 @@ def test_a_checkpoint_part_of_the_wrong_type_or_not_finite_is_one_line(small_run
     one_error_line(result, message)
     assert "restore the file from a copy, or train the run again" in result.stderr
     assert files_of(run) == before
+
+
+def _without_layer(state):
+    return {k: v for k, v in state["model"].items() if k != "encoder.hidden.weight"}
+
+
+@pytest.mark.parametrize(
+    "damage,command,message",
+    [
+        (replaced("model", _without_layer), ["sample", "{run}"], "its settings build layer encoder.hidden.weight (64, 794), which the checkpoint lacks"),
+        (replaced("model", lambda state: state["model"] | {"p_z.extra": torch.zeros(3)}), ["train", "--resume", "{run}"],
+         "the checkpoint holds layer p_z.extra (3,), which its settings do not build"),
+        (replaced("config", lambda state: state["config"] | {"z_dim": 7}), ["train", "--resume", "{run}"],
+         "layer encoder.head.loc.weight is (4, 64) in the checkpoint, where its settings build (7, 64)"),
+    ],
+)  # fmt: skip
+def test_networks_that_differ_from_the_settings_name_the_first_layer(small_run, tmp_path, damage, command, message):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    damage(run)
+    (run / checkpoint.CONFIG).unlink()  # the checkpoint's own settings, not config.json's, build the networks here
+    before = files_of(run)
+    result = cli(*[part.format(run=run) for part in command])
+    one_error_line(result, f"the networks in {run} do not match its config: {message}; restore the checkpoint from a copy")
+    assert files_of(run) == before
