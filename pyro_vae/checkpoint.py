@@ -123,7 +123,7 @@ def load(run_dir: str | Path, map_location="cpu", which: str = "last", trust_cod
         except UserError as e:
             raise UserError(f"{run_dir}: {e}") from None
         upgrade(state)
-        check_config_file(run_dir, state["config"])
+        check_config_file(run_dir, state["config"], path)
     return state
 
 
@@ -184,8 +184,9 @@ def _renamed(version: int, config: dict) -> dict:
     return {}
 
 
-def check_config_file(run_dir: Path, saved: dict) -> None:
-    """config.json is a readable copy of the checkpoint's settings: refuse one edited away from them.
+def check_config_file(run_dir: Path, saved: dict, source: Path | None = None) -> None:
+    """config.json is a readable copy of the checkpoint's settings (those of ``source``, the run's
+    checkpoint.pt unless given): refuse one edited away from them.
 
     Settings cannot change after training (the networks were built from them); a silent
     mismatch would leave the user believing the edit took effect.
@@ -203,6 +204,7 @@ def check_config_file(run_dir: Path, saved: dict) -> None:
         written = {**{k: v for k, v in saved.items() if any(k in added for added in ADDED.values())}, **written}
         # the names of the run's parts first, as written: resolving an edited name would import
         # code that the checkpoint never named
+        _refuse_another_model(source or Path(run_dir) / CHECKPOINT, path, written, saved)
         _refuse_edits(path, {k: written[k] for k in PARTS if k in written}, saved)
     try:
         written = Config.from_dict(written).to_dict()
@@ -212,6 +214,15 @@ def check_config_file(run_dir: Path, saved: dict) -> None:
 
 
 PARTS = ("model", "likelihood", "prior", "guide")  # settings that name code: a built-in name or the user's class
+
+
+def _refuse_another_model(source: Path, path: Path, written: dict, saved: dict) -> None:
+    """Another model in config.json than in the checkpoint is not an edit of a setting to point out: either
+    file may be another run's (a checkpoint copied over), so neither is blamed."""
+    if "model" in written and written["model"] != saved["model"]:
+        raise UserError(f"{source} holds a {saved['model']!r} model but {path} describes a {written['model']!r} model: the two files "
+                        f"describe different models (one copied from another run, or config.json edited); put back this run's own "
+                        f"file, or delete {path} to keep the checkpoint's {saved['model']!r} (train writes it again from the checkpoint)")  # fmt: skip
 
 
 def _refuse_edits(path: Path, written: dict, saved: dict) -> None:

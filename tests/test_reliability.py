@@ -643,3 +643,18 @@ def test_networks_that_differ_from_the_settings_name_the_first_layer(small_run, 
     result = cli(*[part.format(run=run) for part in command])
     one_error_line(result, f"the networks in {run} do not match its config: {message}; restore the checkpoint from a copy")
     assert files_of(run) == before
+
+
+def test_a_checkpoint_of_another_model_is_not_called_an_edit(small_run, tmp_path):
+    """A vae run's checkpoint.pt copied over a cvae run's: the two files are named, neither blamed."""
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    train_small(tmp_path / "vae", model="vae")
+    shutil.copy(tmp_path / "vae" / checkpoint.CHECKPOINT, run / checkpoint.CHECKPOINT)
+    before = files_of(run)
+    for command in (["sample", run], ["train", "--resume", run, "--no-progress"]):
+        result = cli(*command)
+        one_error_line(result, f"{run / checkpoint.CHECKPOINT} holds a 'vae' model but {run / checkpoint.CONFIG} describes a 'cvae' model: "
+                               "the two files describe different models")  # fmt: skip
+        assert "was edited" not in result.stderr and f"delete {run / checkpoint.CONFIG} to keep the checkpoint's 'vae'" in result.stderr
+    assert files_of(run) == before
