@@ -48,6 +48,26 @@ ADDED = {3: {"decoder_layers": 1}, 4: {"encoder_layers": 1, "classifier": "mlp"}
 REQUIRED = ("config", "epoch", "model", "optimizer", "history", "rng", "image_shape", "classes")
 
 
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# what each part must be, checked when a checkpoint is loaded, before anything reads it: a damaged or
+# hand-made file is then one line, not a TypeError wherever the part is first used
+TYPES = {
+    "config": (lambda v: isinstance(v, dict), "a mapping of settings"),
+    "model": (lambda v: isinstance(v, dict) and all(isinstance(k, str) and torch.is_tensor(t) for k, t in v.items()),
+              "a mapping of layer names to tensors"),  # fmt: skip
+    "optimizer": (lambda v: isinstance(v, dict), "a mapping (the optimizer's state)"),
+    "rng": (lambda v: isinstance(v, dict), "a mapping of random states"),
+    "epoch": (lambda v: _whole(v) and v >= 0, "a whole number of epochs (0 or more)"),
+    "history": (lambda v: isinstance(v, list) and all(isinstance(row, dict) for row in v), "a list of one mapping of metrics per epoch"),
+    "image_shape": (lambda v: isinstance(v, (list, tuple)) and len(v) == 3 and all(_whole(n) and n > 0 for n in v),
+                    "a list of 3 positive whole numbers (channels, height, width)"),  # fmt: skip
+    "classes": (lambda v: isinstance(v, (list, tuple)) and all(isinstance(c, str) for c in v), "a list of class names"),
+}
+
+
 def save(run_dir: Path, state: dict, best: bool = False) -> None:
     """Write ``state`` as the run's checkpoint and its metrics as metrics.csv; ``best``: as best.pt instead."""
     save_torch({"format": FORMAT, **state}, Path(run_dir) / (BEST if best else CHECKPOINT))
@@ -93,9 +113,8 @@ def load(run_dir: str | Path, map_location="cpu", which: str = "last", trust_cod
     missing = [key for key in REQUIRED if key not in state]
     if missing:
         raise UserError(f"{path} lacks {', '.join(missing)}: it is damaged; train the run again")
-    for key in ("config", "model"):
-        if not isinstance(state[key], dict):
-            raise UserError(f"{path} holds a {type(state[key]).__name__} as its {key}: it is damaged; train the run again")
+    check_types(path, state)
+    check_finite(path, state["model"])
     # the settings name the run's parts: a user's model is imported again from its file or module here, as far as the
     # trust rule allows, for the checkpoint's settings and config.json's alike
     with trust.reading(run_dir, vouched=trust_code):
@@ -104,8 +123,34 @@ def load(run_dir: str | Path, map_location="cpu", which: str = "last", trust_cod
         except UserError as e:
             raise UserError(f"{run_dir}: {e}") from None
         upgrade(state)
-        check_config_file(run_dir, state["config"])
+        check_config_file(run_dir, state["config"], path)
     return state
+
+
+def check_types(path: Path, state: dict) -> None:
+    """Refuse a checkpoint any of whose parts (:data:`TYPES`) is not of its type, naming the first."""
+    for key, (fits, expected) in TYPES.items():
+        if not fits(state[key]):
+            raise UserError(f"{path} holds {_describe(state[key])} as its {key}, where {expected} belongs: it is damaged; "
+                            "restore the file from a copy, or train the run again")  # fmt: skip
+
+
+def _describe(value) -> str:
+    shown = repr(value)
+    return f"the {type(value).__name__} {shown}" if len(shown) <= 40 else f"a {type(value).__name__}"
+
+
+def check_finite(path: Path, weights: dict) -> None:
+    """Refuse networks with a layer that is NaN or infinite throughout: nothing drawn from them would be a number.
+
+    (Training never saves such weights, --on-nan stops first; they come from a damaged or hand-made file.)
+    A layer with a few non-finite values is left alone: those show as a NaN loss or image where they are used.
+    """
+    broken = [name for name, t in weights.items() if t.is_floating_point() and t.numel() and not torch.isfinite(t).any()]
+    if broken:
+        more = f", as are {len(broken) - 1} more of its {len(weights)} tensors" if len(broken) > 1 else ""
+        raise UserError(f"{path}: its weights are not finite: layer {broken[0]} is NaN or infinite throughout{more}; "
+                        "restore the file from a copy, or train the run again")  # fmt: skip
 
 
 def upgrade(state: dict) -> dict:
@@ -139,8 +184,9 @@ def _renamed(version: int, config: dict) -> dict:
     return {}
 
 
-def check_config_file(run_dir: Path, saved: dict) -> None:
-    """config.json is a readable copy of the checkpoint's settings: refuse one edited away from them.
+def check_config_file(run_dir: Path, saved: dict, source: Path | None = None) -> None:
+    """config.json is a readable copy of the checkpoint's settings (those of ``source``, the run's
+    checkpoint.pt unless given): refuse one edited away from them.
 
     Settings cannot change after training (the networks were built from them); a silent
     mismatch would leave the user believing the edit took effect.
@@ -158,6 +204,7 @@ def check_config_file(run_dir: Path, saved: dict) -> None:
         written = {**{k: v for k, v in saved.items() if any(k in added for added in ADDED.values())}, **written}
         # the names of the run's parts first, as written: resolving an edited name would import
         # code that the checkpoint never named
+        _refuse_another_model(source or Path(run_dir) / CHECKPOINT, path, written, saved)
         _refuse_edits(path, {k: written[k] for k in PARTS if k in written}, saved)
     try:
         written = Config.from_dict(written).to_dict()
@@ -167,6 +214,15 @@ def check_config_file(run_dir: Path, saved: dict) -> None:
 
 
 PARTS = ("model", "likelihood", "prior", "guide")  # settings that name code: a built-in name or the user's class
+
+
+def _refuse_another_model(source: Path, path: Path, written: dict, saved: dict) -> None:
+    """Another model in config.json than in the checkpoint is not an edit of a setting to point out: either
+    file may be another run's (a checkpoint copied over), so neither is blamed."""
+    if "model" in written and written["model"] != saved["model"]:
+        raise UserError(f"{source} holds a {saved['model']!r} model but {path} describes a {written['model']!r} model: the two files "
+                        f"describe different models (one copied from another run, or config.json edited); put back this run's own "
+                        f"file, or delete {path} to keep the checkpoint's {saved['model']!r} (train writes it again from the checkpoint)")  # fmt: skip
 
 
 def _refuse_edits(path: Path, written: dict, saved: dict) -> None:
@@ -182,11 +238,37 @@ def load_model(run_dir: str | Path, device: torch.device | str = "cpu", which: s
     state = load(run_dir, map_location=device, which=which, trust_code=trust_code)
     config = Config.from_dict(state["config"])
     model = build_model(config, state["image_shape"], len(state["classes"]))
+    load_weights(run_dir, state, model)
+    return model.to(device).eval(), config, state
+
+
+def load_weights(run_dir: str | Path, state: dict, model, optimizer=None) -> None:
+    """Put the checkpoint ``state``'s weights into ``model``, built from its settings (and its optimizer's
+    state into ``optimizer``), or a UserError naming the first layer where the two differ."""
+    wrong = f"the networks in {run_dir} do not match its config: {{}}; restore the checkpoint from a copy, or train the run again"
+    difference = mismatch(model.state_dict(), state["model"])
+    if difference:
+        raise UserError(wrong.format(difference))
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise UserError(f"the networks in {run_dir} do not match its config: {str(e).splitlines()[0]}") from e
-    return model.to(device).eval(), config, state
+        if optimizer is not None:
+            optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError) as e:
+        raise UserError(wrong.format(str(e).splitlines()[0])) from e
+
+
+def mismatch(built: dict, saved: dict) -> str | None:
+    """The first layer where the networks the settings build (``built``) and the weights saved differ,
+    and how; None where they match. PyTorch's own message names them only after a line break."""
+    for name, tensor in built.items():
+        if name not in saved:
+            return f"its settings build layer {name} {tuple(tensor.shape)}, which the checkpoint lacks"
+        if saved[name].shape != tensor.shape:
+            return f"layer {name} is {tuple(saved[name].shape)} in the checkpoint, where its settings build {tuple(tensor.shape)}"
+    extra = [name for name in saved if name not in built]
+    if extra:
+        return f"the checkpoint holds layer {extra[0]} {tuple(saved[extra[0]].shape)}, which its settings do not build"
+    return None
 
 
 def open_run(run_dir: str | Path, device: torch.device | str = "cpu", which: str = "last", trust_code: bool = False):

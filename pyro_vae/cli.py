@@ -36,7 +36,7 @@ import typer
 
 from . import checkpoint, data, parts
 from .compare import MODELS as COMPARED
-from .config import Config, choices
+from .config import Config, check_seed, choices
 from .contract import device_of
 from .errors import Interrupted, UserError
 from .latent import PROJECTIONS
@@ -101,6 +101,8 @@ def config_option(name: str):
     switch = _HINTS[name] in (bool, Optional[bool])
     flag = name.replace("_", "-")
     declarations = [f"--{flag}/--no-{flag}"] if switch else []
+    if name == "seed":  # train's, compare's and complete's --seed are every command's
+        return seed_option(field.default, help=help)
     return typer.Option(field.default, *declarations, help=help, show_default=field.metadata["show_default"] or True)
 
 
@@ -188,6 +190,16 @@ def reports_errors(command):
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+@reports_errors  # a callback runs as the options are parsed, before the command and its own reports_errors
+def _checked_seed(value: Optional[int]) -> Optional[int]:
+    return value if value is None else check_seed(value)
+
+
+def seed_option(default: Optional[int], help: str, **options):
+    """A command's --seed: every command's is checked alike, as it is parsed (config.check_seed)."""
+    return typer.Option(default, "--seed", help=help, callback=_checked_seed, **options)
 
 
 RunDir = typer.Argument(..., help="A run directory written by `train` (it holds checkpoint.pt).", show_default=False)
@@ -297,7 +309,7 @@ def sample(
     n: int = typer.Option(10, "--n", help="Images per row (per class for a cvae; the grid is n x n for a vae). Spoken digits: clips per class."),
     label: Optional[List[int]] = typer.Option(None, help="cvae: draw only this class (repeat for several); faces: the person.", show_default="every class (the first 10)"),
     attr: Optional[List[str]] = typer.Option(None, help="cvae conditioned on attributes (celeba): NAME=1 or NAME=0, repeatable or comma-separated; attributes not named are 0.", show_default="none, then each alone"),
-    seed: int = typer.Option(0, help="Seed of the prior draws."),
+    seed: int = seed_option(0, help="Seed of the prior draws."),
     out: Optional[Path] = typer.Option(None, help="PNG to write; for spoken digits, a folder for the WAV files and spectrograms.png.", show_default="<run>/sample.png, or <run>/sample/"),
     device: DeviceName = typer.Option("cpu", help="Where to run the decoder."),
     which: CheckpointName = WhichCheckpoint,
@@ -398,7 +410,7 @@ def plot_latent(
     run: Path = RunDir,
     method: ProjectionName = typer.Option("pca", help="How to draw codes of more than 2 dimensions in 2 (tsne needs scikit-learn)."),
     n: Optional[int] = typer.Option(None, "--n", help="Use the first N test images.", show_default="the run's whole test set"),
-    seed: int = typer.Option(0, help="Seed of the t-SNE layout."),
+    seed: int = seed_option(0, help="Seed of the t-SNE layout."),
     out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/latent.png"),
     device: DeviceName = typer.Option("cpu", help="Where to run the encoder."),
     which: CheckpointName = WhichCheckpoint,
@@ -477,7 +489,7 @@ def interpolate(
     spherical: bool = typer.Option(False, help="Also follow the great circle (slerp) under each straight line."),
     label_path: bool = typer.Option(False, help="cvae: hold z at the first image's code and move only the condition (morph one class into another)."),
     pairs: int = typer.Option(4, help="Without --from/--to: how many random pairs of test images of different classes."),
-    seed: int = typer.Option(0, help="Seed of the random pairs."),
+    seed: int = seed_option(0, help="Seed of the random pairs."),
     out: Optional[Path] = typer.Option(None, help="PNG to write; for spoken digits, a folder for WAV files and interpolate.png.", show_default="<run>/interpolate.png, or <run>/interpolate/"),
     device: DeviceName = typer.Option("cpu", help="Where to run the networks."),
     which: CheckpointName = WhichCheckpoint,
@@ -724,7 +736,7 @@ def data_prepare(
     name: DatasetName = typer.Argument(..., help="The data set to fetch, check and cache."),
     force: bool = typer.Option(False, help="Fetch again even when it is cached."),
     clips: Optional[int] = typer.Option(None, help="spoken-digits: how many clips to synthesize, as many per digit.", show_default="3000"),
-    seed: Optional[int] = typer.Option(None, help="spoken-digits: seed of the voices, speeds and pitches.", show_default="0"),
+    seed: Optional[int] = seed_option(None, help="spoken-digits: seed of the voices, speeds and pitches.", show_default="0"),
     from_: Optional[Path] = typer.Option(None, "--from", help="spoken-digits: your own labelled WAV files ({digit}_{speaker}_{n}.wav as in the Free Spoken Digit Dataset, or one subfolder per label as in Speech Commands). image-folder: your folder of pictures (one subfolder per label, or all in one). celeba: the folder in torchvision's CelebA layout (img_align_celeba/ and list_attr_celeba.txt)."),
     n_mels: Optional[int] = typer.Option(None, help="spoken-digits: mel bands (image height).", show_default="64"),
     hop: Optional[int] = typer.Option(None, help="spoken-digits: samples between spectrogram frames (16 kHz).", show_default="250"),

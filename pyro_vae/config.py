@@ -53,6 +53,16 @@ def option(default, help: str, *, show_default: str | None = None):
     return field(default=default, metadata={"help": help, "show_default": show_default})
 
 
+SEEDS = range(2**32)  # what torch.manual_seed and numpy's seeding (pyro.set_rng_seed) take; others fail deep inside them
+
+
+def check_seed(seed: int) -> int:
+    """``seed``, or a UserError naming the seeds there are: one rule for every command's --seed and every run's."""
+    if seed not in SEEDS:
+        raise UserError(f"--seed must be a whole number from 0 to {SEEDS[-1]} (the seeds torch and numpy take), not {seed}")
+    return seed
+
+
 UNITS = {"s": 1, "m": 60, "h": 3600}  # of a duration such as --checkpoint-every 10m
 
 
@@ -173,6 +183,7 @@ class Config:
             if not self.likelihood_scale > 0:
                 raise UserError(f"--likelihood-scale must be positive (or left out to learn it), not {self.likelihood_scale}")
         seconds(self.checkpoint_every)  # refuses what is not a duration
+        check_seed(self.seed)
         if self.early_stopping is not None and self.validation is None:
             raise UserError("--early-stopping watches the validation -ELBO: give --validation N as well (e.g. 10000)")
         if self.activation != "relu" and self.net != "mlp":

@@ -199,11 +199,7 @@ class Trainer:
         if epochs is not None:
             config = config.replace(epochs=epochs)
         trainer = cls(config, run_dir, **kwargs)
-        try:
-            trainer.model.load_state_dict(state["model"])
-            trainer.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError) as e:
-            raise UserError(f"the networks in {run_dir} do not match its config: {str(e).splitlines()[0]}") from e
+        checkpoint.load_weights(run_dir, state, trainer.model, trainer.optimizer)
         trainer.epoch, trainer.history = state["epoch"], list(state["history"])
         trainer.partial = state.get("partial")
         trainer.restore_random_state(state["rng"])

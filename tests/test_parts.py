@@ -219,7 +219,7 @@ def test_an_edited_config_file_never_runs_the_code_it_names(mixture_run, tmp_pat
     config = json.loads((edited / "config.json").read_text())
     (edited / "config.json").write_text(json.dumps(config | {"model": f"{tmp_path}/evil.py:Evil"}))
     result = cli("sample", edited)
-    assert result.returncode == 2 and "config.json was edited: model=" in result.stderr
+    assert result.returncode == 2 and f"config.json describes a '{tmp_path}/evil.py:Evil' model" in result.stderr
     assert not marker.exists()
 
 

@@ -563,3 +563,98 @@ def test_random_options_on_a_trained_run_never_crash(small_run, tmp_path_factory
         "reconstruct": ["--n", n],
     }[command]
     assert_clean(runner.invoke(cli_module.app, [str(a) for a in [command, small_run, *options, "--out", out]]))
+
+
+# --- every finding gets its one line (issue 43) -----------------------------------------------
+
+
+def files_of(folder: Path) -> dict:
+    """Every file under ``folder`` and its bytes: what a refused command must leave as it was."""
+    return {path: path.read_bytes() for path in sorted(Path(folder).rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("command,seed", [(["train", "--run-dir", "{tmp}/new"], "-7"), (["sample", "{run}"], "99999999999999999999"),
+                                          (["plot-latent", "{run}"], str(2**32)), (["interpolate", "{run}"], "-1"),
+                                          (["data", "prepare", "spoken-digits"], "-1")])  # fmt: skip
+def test_every_seed_is_checked_alike(small_run, tmp_path, command, seed):
+    """torch and numpy take seeds 0..2**32-1: every command's --seed is refused outside them, in the same line."""
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    before = files_of(tmp_path)
+    args = [part.format(tmp=tmp_path, run=run) for part in command]
+    one_error_line(cli(*args, "--seed", seed), f"--seed must be a whole number from 0 to 4294967295 (the seeds torch and numpy take), not {seed}")
+    assert files_of(tmp_path) == before
+
+
+def replaced(key, value):
+    """A damage: the checkpoint's ``key`` replaced by ``value``, as a hand-made or damaged file holds it."""
+
+    def damage(run):
+        state = torch.load(run / checkpoint.CHECKPOINT, weights_only=True)
+        torch.save(state | {key: value(state) if callable(value) else value}, run / checkpoint.CHECKPOINT)
+
+    return damage
+
+
+@pytest.mark.parametrize(
+    "damage,command,message",
+    [
+        (replaced("classes", "abc"), ["sample", "{run}"], "holds the str 'abc' as its classes, where a list of class names belongs"),
+        (replaced("image_shape", [1, "x"]), ["sample", "{run}"], "holds the list [1, 'x'] as its image_shape, where a list of 3 positive whole numbers"),
+        (replaced("epoch", "3"), ["train", "--resume", "{run}"], "holds the str '3' as its epoch, where a whole number of epochs (0 or more) belongs"),
+        (replaced("history", {"a": 1}), ["curves", "{run}"], "holds the dict {'a': 1} as its history, where a list of one mapping of metrics per epoch"),
+        (replaced("model", lambda state: {k: torch.full_like(v, math.nan) for k, v in state["model"].items()}), ["sample", "{run}"],
+         "checkpoint.pt: its weights are not finite: layer encoder.hidden.weight is NaN or infinite throughout, as are"),
+        (replaced("model", lambda state: state["model"] | {"decoder.out.bias": torch.full_like(state["model"]["decoder.out.bias"], math.inf)}),
+         ["evaluate", "{run}", "--k", "2"], "its weights are not finite: layer decoder.out.bias is NaN or infinite throughout; restore the file"),
+    ],
+)  # fmt: skip
+def test_a_checkpoint_part_of_the_wrong_type_or_not_finite_is_one_line(small_run, tmp_path, damage, command, message):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    damage(run)
+    before = files_of(run)
+    result = cli(*[part.format(run=run) for part in command])
+    one_error_line(result, message)
+    assert "restore the file from a copy, or train the run again" in result.stderr
+    assert files_of(run) == before
+
+
+def _without_layer(state):
+    return {k: v for k, v in state["model"].items() if k != "encoder.hidden.weight"}
+
+
+@pytest.mark.parametrize(
+    "damage,command,message",
+    [
+        (replaced("model", _without_layer), ["sample", "{run}"], "its settings build layer encoder.hidden.weight (64, 794), which the checkpoint lacks"),
+        (replaced("model", lambda state: state["model"] | {"p_z.extra": torch.zeros(3)}), ["train", "--resume", "{run}"],
+         "the checkpoint holds layer p_z.extra (3,), which its settings do not build"),
+        (replaced("config", lambda state: state["config"] | {"z_dim": 7}), ["train", "--resume", "{run}"],
+         "layer encoder.head.loc.weight is (4, 64) in the checkpoint, where its settings build (7, 64)"),
+    ],
+)  # fmt: skip
+def test_networks_that_differ_from_the_settings_name_the_first_layer(small_run, tmp_path, damage, command, message):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    damage(run)
+    (run / checkpoint.CONFIG).unlink()  # the checkpoint's own settings, not config.json's, build the networks here
+    before = files_of(run)
+    result = cli(*[part.format(run=run) for part in command])
+    one_error_line(result, f"the networks in {run} do not match its config: {message}; restore the checkpoint from a copy")
+    assert files_of(run) == before
+
+
+def test_a_checkpoint_of_another_model_is_not_called_an_edit(small_run, tmp_path):
+    """A vae run's checkpoint.pt copied over a cvae run's: the two files are named, neither blamed."""
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    train_small(tmp_path / "vae", model="vae")
+    shutil.copy(tmp_path / "vae" / checkpoint.CHECKPOINT, run / checkpoint.CHECKPOINT)
+    before = files_of(run)
+    for command in (["sample", run], ["train", "--resume", run, "--no-progress"]):
+        result = cli(*command)
+        one_error_line(result, f"{run / checkpoint.CHECKPOINT} holds a 'vae' model but {run / checkpoint.CONFIG} describes a 'cvae' model: "
+                               "the two files describe different models")  # fmt: skip
+        assert "was edited" not in result.stderr and f"delete {run / checkpoint.CONFIG} to keep the checkpoint's 'vae'" in result.stderr
+    assert files_of(run) == before

@@ -9,8 +9,10 @@ import torch
 
 from ..errors import UserError
 from ..files import save_torch
+from .imageset import _describe
 
 ENV_VAR = "PYRO_VAE_DATA"
+REQUIRED = ("classes", "x_train", "y_train", "x_test", "y_test")  # what every prepared data set holds
 
 
 def data_home() -> Path:
@@ -33,10 +35,40 @@ def load_cached(name: str) -> dict | None:
     if not path.exists():
         return None
     try:
-        return torch.load(path, weights_only=True)
+        arrays = torch.load(path, weights_only=True)
     except Exception as e:  # a truncated or foreign file: prepare again rather than fail
         print(f"warning: ignoring unreadable cache {path} ({type(e).__name__}); preparing it again")
         return None
+    # a file torch reads, but not of the shape a prepared data set has: refused, not written over (it may be
+    # the user's own, written by hand), and not left to fail as a KeyError wherever a part is first read
+    problem = _problem(arrays)
+    if problem:
+        raise UserError(f"the data cache {path} is not a prepared data set: it {problem}; delete it, or prepare it again: "
+                        f"`python cli.py data prepare {name} --force` (with the options it was prepared with)")  # fmt: skip
+    return arrays
+
+
+def _problem(arrays) -> str | None:
+    """What is wrong with the keys and shapes of a cache's contents (the tensors' values: ImageSet.check), or None."""
+    if not isinstance(arrays, dict):
+        return f"holds {_describe(arrays)}, not a mapping of names to tensors"
+    missing = [key for key in REQUIRED if key not in arrays]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    classes = arrays["classes"]
+    if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) for c in classes):
+        return f"holds {_describe(classes)} as its classes, where a list of class names belongs"
+    for split in ("train", "test"):
+        x, y, attributes = arrays[f"x_{split}"], arrays[f"y_{split}"], arrays.get(f"attributes_{split}")
+        if not torch.is_tensor(x) or x.dim() not in (3, 4):
+            return f"holds {_describe(x)} as x_{split}, where images (N, H, W) or (N, C, H, W) belong"
+        if not torch.is_tensor(y) or y.dim() != 1 or len(y) != len(x):
+            return f"holds {_describe(y)} as y_{split}, where one label per image of x_{split} belongs, ({len(x)},)"
+        if attributes is not None and (not torch.is_tensor(attributes) or attributes.dim() != 2 or len(attributes) != len(x)):
+            return f"holds {_describe(attributes)} as attributes_{split}, where one row for each of its {len(x)} images belongs"
+    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+        return f"holds training images of shape {tuple(arrays['x_train'].shape[1:])} but test images of {tuple(arrays['x_test'].shape[1:])}"
+    return None
 
 
 def store(name: str, arrays: dict) -> Path:

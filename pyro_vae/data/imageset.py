@@ -11,7 +11,8 @@ from ..errors import UserError
 
 
 def _describe(t) -> str:
-    return f"a {t.dtype} tensor of shape {tuple(t.shape)}" if torch.is_tensor(t) else f"a {type(t).__name__}"
+    name = type(t).__name__
+    return f"a {t.dtype} tensor of shape {tuple(t.shape)}" if torch.is_tensor(t) else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 @dataclass
