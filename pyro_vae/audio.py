@@ -14,6 +14,7 @@ squares) and recover a phase with Griffin-Lim.
 from __future__ import annotations
 
 import dataclasses
+import math
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from .files import atomic_path
 
 SILENCE_DB = 40.0  # trimming: frames this far below the clip's loudest frame are silence
 PEAK = 0.9  # clips are scaled to this peak amplitude, read and written alike
+MAX_SECONDS = 10.0  # per clip
+MIN_BANDS, MAX_FRAMES = 8, 2048  # mel bands and frames of an image: fewer blur speech away; more frames do not fit a batch
 GRIFFIN_LIM_CHUNK = 50  # clips per Griffin-Lim call: 200 at once take 2.4 times as long as four times 50 (CPU caches)
 
 
@@ -61,11 +64,20 @@ class MelFeatures:
         return cls(**d)
 
     def check(self) -> "MelFeatures":
-        if self.sample_rate < 1000 or self.n_mels < 8 or self.hop < 1 or self.n_fft < 2 * self.n_mels or self.frames < 8:
-            raise UserError(
-                f"audio features of {self.n_mels} mels x {self.frames} frames (hop {self.hop}, n_fft {self.n_fft}) "
-                "are too small; use at least 8 mels and frames, and n_fft >= 2 x n_mels"
-            )
+        """These settings, or a UserError naming the first one out of range (in the options' own words)."""
+        if not (math.isfinite(self.duration) and self.duration > 0):
+            raise UserError(f"--duration must be a positive number of seconds, not {self.duration}")
+        if self.duration > MAX_SECONDS:
+            raise UserError(f"--duration must be at most {MAX_SECONDS} s (spoken digits last about one), not {self.duration}")
+        if self.hop < 1:
+            raise UserError(f"--hop must be at least 1 sample (16 kHz: the default 250 is 15.6 ms), not {self.hop}")
+        if not MIN_BANDS <= self.n_mels <= self.n_fft // 2:  # an FFT of n_fft samples has n_fft/2 + 1 frequency bins to share out
+            raise UserError(f"--n-mels must be {MIN_BANDS}..{self.n_fft // 2} (the FFT of {self.n_fft} samples has {self.n_fft // 2 + 1} frequencies), not {self.n_mels}")
+        if not MIN_BANDS <= self.frames <= MAX_FRAMES:
+            change = "lower --hop or lengthen --duration" if self.frames < MIN_BANDS else "raise --hop or shorten --duration"
+            raise UserError(f"{self.duration:g} s at --hop {self.hop} gives {self.frames} frames, where {MIN_BANDS}..{MAX_FRAMES} fit an image; {change}")
+        if self.sample_rate < 1000:
+            raise UserError(f"a sample rate of {self.sample_rate} Hz is too low for speech; use 16000")
         return self
 
     def _mel(self):

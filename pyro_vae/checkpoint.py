@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -97,7 +98,7 @@ def load(run_dir: str | Path, map_location="cpu", which: str = "last", trust_cod
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINTS[which]
     if not run_dir.is_dir():
-        raise UserError(f"run directory {run_dir} does not exist; pass a folder made by `train` (see `ls runs/`)")
+        raise UserError(f"run directory {run_dir} {_not_a_folder(run_dir)}")
     if which == "best" and not path.exists() and (run_dir / CHECKPOINT).exists():
         raise UserError(f"{run_dir} has no {BEST}: only runs trained with --validation N keep their best epoch; use --checkpoint last")
     if not path.exists():
@@ -125,6 +126,23 @@ def load(run_dir: str | Path, map_location="cpu", which: str = "last", trust_cod
         upgrade(state)
         check_config_file(run_dir, state["config"], path)
     return state
+
+
+def _not_a_folder(path: Path) -> str:
+    """Why ``path``, which is not a folder, is not one, and what to pass instead: each case has its own fix."""
+    made_by_train = "pass a folder made by `train` (see `ls runs/`)"
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except FileNotFoundError:
+            return f"is a symbolic link to {os.readlink(path)}, which does not exist; mend the link, or {made_by_train}"
+        except (OSError, RuntimeError):  # a loop: RuntimeError before Python 3.13, OSError (ELOOP) since
+            return f"is a symbolic link that leads back to itself (a loop); mend the link, or {made_by_train}"
+    if path.exists():
+        if path.name in CHECKPOINTS.values():
+            return f"is a run's {path.name}, a file; pass the run folder that holds it, {path.parent}"
+        return f"is a file, not a folder; {made_by_train}"
+    return f"does not exist; {made_by_train}"
 
 
 def check_types(path: Path, state: dict) -> None:

@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import math
 import signal
 import sys
 import typing
@@ -40,7 +41,7 @@ from .config import Config, check_seed, choices
 from .contract import device_of
 from .errors import Interrupted, UserError
 from .latent import PROJECTIONS
-from .outputs import write_pictures_or_sound
+from .outputs import check_out, run_folder, write_pictures_or_sound
 from .train import resolve_device
 
 app = typer.Typer(
@@ -177,7 +178,14 @@ def reports_errors(command):
         except UserError as e:
             if DEBUG["on"]:
                 raise
-            typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+            typer.secho(f"error: {one_line(str(e))}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+        except MemoryError:  # torch.OutOfMemoryError too: a size no check foresaw, on this machine's memory
+            if DEBUG["on"]:
+                raise
+            typer.secho(f"error: {command.__name__.replace('_', '-')} ran out of memory; lower the sizes it was given "
+                        "(--n, --steps, --pairs, --batch-size, --hidden-dim, --max-rows) or use a device with more memory",
+                        fg=typer.colors.RED, err=True)  # fmt: skip
             raise typer.Exit(2) from None
         except Interrupted as e:  # Ctrl-C, SIGTERM or SIGHUP during training, after a checkpoint was saved
             by = "" if e.signum == signal.SIGINT else f" by {signal.Signals(e.signum).name}"
@@ -192,6 +200,11 @@ def reports_errors(command):
     return wrapper
 
 
+def one_line(message: str) -> str:
+    """``message`` with its control characters written as escapes: a newline in a path stays inside the line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 @reports_errors  # a callback runs as the options are parsed, before the command and its own reports_errors
 def _checked_seed(value: Optional[int]) -> Optional[int]:
     return value if value is None else check_seed(value)
@@ -202,10 +215,27 @@ def seed_option(default: Optional[int], help: str, **options):
     return typer.Option(default, "--seed", help=help, callback=_checked_seed, **options)
 
 
+def count_option(default: Optional[int], help: str, low: int, high: int, *names: str, **options):
+    """An option that counts images, steps or pairs: ``low``..``high``, the bounds named in --help and in the error.
+
+    The maximum keeps a slip of the keyboard from asking for hours of work or more memory than
+    the machine has (interpolate --steps 100000 once grew to 19.7 GB before the kernel killed it).
+    """
+
+    @reports_errors
+    def checked(parameter: typer.CallbackParam, value: Optional[int]) -> Optional[int]:
+        if value is not None and not low <= value <= high:
+            raise UserError(f"{parameter.opts[0]} must be {low}..{high}, not {value}")
+        return value
+
+    return typer.Option(default, *names, help=f"{help} ({low}..{high})", callback=checked, **options)
+
+
 RunDir = typer.Argument(..., help="A run directory written by `train` (it holds checkpoint.pt).", show_default=False)
 TrustCode = typer.Option(False, "--trust-code", help="Import the model file or module that the run (or recipe) names even though you have not trusted it yet; it is remembered by its content. Read the code first: a run from someone else can name any code. Never code inside the run folder.")
 
 
+MAX_SPAN = 10.0  # traverse --span: prior standard deviations; the prior has no mass to show beyond
 CheckpointName = _enum("checkpoint", checkpoint.CHECKPOINTS)
 WhichCheckpoint = typer.Option("last", "--checkpoint", help="last: where training stands (checkpoint.pt); best: the epoch with the lowest validation -ELBO (best.pt, kept by train --validation N).")
 
@@ -226,7 +256,7 @@ def train(
     settings: dict,
     context: typer.Context,
     config_file: Optional[Path] = typer.Option(None, "--config", help="A recipe: a TOML file of settings (recipes/*.toml); the options given here override it, and the run keeps a copy.", show_default=False),
-    run_dir: Optional[Path] = typer.Option(None, help="Where to write the run.", show_default="runs/<model>-<dataset>-<time>, or runs/<recipe>-<time>"),
+    run_dir: Optional[str] = typer.Option(None, help="Where to write the run (a folder).", show_default="runs/<model>-<dataset>-<time>, or runs/<recipe>-<time>"),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from its last checkpoint, with its saved settings (only --epochs may change)."),
     progress: bool = typer.Option(True, help="Show a progress bar for each epoch."),
     trust_code: bool = TrustCode,
@@ -250,6 +280,7 @@ def train(
             with lock.hold(resume, create=False) if distributed.launched_main() else contextlib.nullcontext():
                 Trainer.resume(resume, epochs=settings["epochs"], progress=progress, trust_code=trust_code).fit()
             return
+        run_dir = run_folder(run_dir)  # refuses an empty one, a file and a name too long to make
         overrides = {name: settings[name] for name in given_options(context, FIELDS)}
         for part in checkpoint.PARTS:  # code the user names here is their own choice, trusted as it is now
             if part in overrides:
@@ -306,7 +337,7 @@ def _attribute_vector(model, names: list[str], settings: List[str]) -> list:
 @reports_errors
 def sample(
     run: Path = RunDir,
-    n: int = typer.Option(10, "--n", help="Images per row (per class for a cvae; the grid is n x n for a vae). Spoken digits: clips per class."),
+    n: int = count_option(10, "Images per row (per class for a cvae; the grid is n x n for a vae). Spoken digits: clips per class.", 1, 100, "--n"),
     label: Optional[List[int]] = typer.Option(None, help="cvae: draw only this class (repeat for several); faces: the person.", show_default="every class (the first 10)"),
     attr: Optional[List[str]] = typer.Option(None, help="cvae conditioned on attributes (celeba): NAME=1 or NAME=0, repeatable or comma-separated; attributes not named are 0.", show_default="none, then each alone"),
     seed: int = seed_option(0, help="Seed of the prior draws."),
@@ -322,8 +353,7 @@ def sample(
     """
     from .plots import column_shares, draw_samples, image_grid, sample_figure
 
-    if n < 1:
-        raise UserError(f"--n must be at least 1, not {n}")
+    out = check_out(out, "png or folder")
     model, config, state = checkpoint.load_model(run, resolve_device(device.value), which.value, trust_code)
     if not model.generative:
         raise UserError(f"{run} holds an autoencoder, which has no prior to sample from; use `reconstruct`, or a vae/cvae run")
@@ -354,7 +384,7 @@ def sample(
 @reports_errors
 def reconstruct(
     run: Path = RunDir,
-    n: int = typer.Option(20, "--n", help="How many test images (rounded up to a multiple of 10)."),
+    n: int = count_option(20, "How many test images (rounded up to a multiple of 10).", 1, 1000, "--n"),
     start: int = typer.Option(0, help="Index of the first test image."),
     out: Optional[Path] = typer.Option(None, help="PNG to write; for spoken digits, a folder for WAV files and reconstructions.png.", show_default="<run>/reconstruct.png, or <run>/reconstruct/"),
     device: DeviceName = typer.Option("cpu", help="Where to run the networks."),
@@ -370,9 +400,10 @@ def reconstruct(
 
     from .plots import reconstruction_figure
 
+    out = check_out(out, "png or folder")
     model, _, state, test = _open_run(run, device, which, trust_code)
-    if n < 1 or not 0 <= start < len(test):
-        raise UserError(f"--n must be at least 1 and --start within 0..{len(test) - 1}")
+    if not 0 <= start < len(test):
+        raise UserError(f"--start must be within 0..{len(test) - 1}, not {start}")
     ncol = min(n, 10)
     n = -(-n // ncol) * ncol
     x, y = test.x[start : start + n], test.y[start : start + n]
@@ -426,6 +457,7 @@ def plot_latent(
     from .latent import describe_codes, encode_all, project
     from .plots import latent_figure
 
+    out = check_out(out, "png")
     model, config, state, test = _open_run(run, device, which, trust_code)
     if n is not None:
         if n < 2:
@@ -448,7 +480,7 @@ def plot_latent(
 @reports_errors
 def manifold(
     run: Path = RunDir,
-    n: Optional[int] = typer.Option(None, "--n", help="Grid points per side.", show_default="20 for one grid, 8 for several"),
+    n: Optional[int] = count_option(None, "Grid points per side.", 2, 100, "--n", show_default="20 for one grid, 8 for several"),
     label: Optional[List[int]] = typer.Option(None, help="cvae: one grid for this class (repeat for several).", show_default="every class"),
     dims: Tuple[int, int] = typer.Option((0, 1), help="The two latent dimensions to vary (for z_dim > 2; the others stay at 0)."),
     out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/manifold.png"),
@@ -462,11 +494,10 @@ def manifold(
     """
     from .plots import manifold_figure
 
+    out = check_out(out, "png")
     model, _, state, _ = _open_run(run, device, which, trust_code)
     if not model.generative:
         raise UserError(f"{run} holds an autoencoder, whose codes have no prior to take quantiles of; use a vae or cvae run")
-    if n is not None and n < 2:
-        raise UserError(f"--n must be at least 2, not {n}")
     if not all(0 <= d < model.z_dim for d in dims) or dims[0] == dims[1]:
         raise UserError(f"--dims must be two different latent dimensions in 0..{model.z_dim - 1}, not {dims[0]} {dims[1]}")
     labels = _labels(model, state["classes"], label)
@@ -485,10 +516,10 @@ def interpolate(
     to: Optional[List[int]] = typer.Option(None, help="Test image index to end at."),
     from_class: Optional[List[str]] = typer.Option(None, help="Start at the first test image of this class (number or name)."),
     to_class: Optional[List[str]] = typer.Option(None, help="End at the first test image of this class."),
-    steps: int = typer.Option(10, help="Images per strip, end points included."),
+    steps: int = count_option(10, "Images per strip, end points included.", 2, 100),
     spherical: bool = typer.Option(False, help="Also follow the great circle (slerp) under each straight line."),
     label_path: bool = typer.Option(False, help="cvae: hold z at the first image's code and move only the condition (morph one class into another)."),
-    pairs: int = typer.Option(4, help="Without --from/--to: how many random pairs of test images of different classes."),
+    pairs: int = count_option(4, "Without --from/--to: how many random pairs of test images of different classes.", 1, 100),
     seed: int = seed_option(0, help="Seed of the random pairs."),
     out: Optional[Path] = typer.Option(None, help="PNG to write; for spoken digits, a folder for WAV files and interpolate.png.", show_default="<run>/interpolate.png, or <run>/interpolate/"),
     device: DeviceName = typer.Option("cpu", help="Where to run the networks."),
@@ -506,9 +537,8 @@ def interpolate(
     from .latent import interpolation_pairs, interpolation_strip
     from .plots import strips_figure
 
+    out = check_out(out, "png or folder")
     model, _, state, test = _open_run(run, device, which, trust_code)
-    if steps < 2:
-        raise UserError(f"--steps must be at least 2, not {steps}")
     if label_path and not model.conditional:
         raise UserError("--label-path needs a conditional model: this run is not a cvae")
     starts = [_index(i, test, "--from") for i in from_ or []] + [_class_index(c, test, "--from-class") for c in from_class or []]
@@ -541,8 +571,8 @@ def traverse(
     run: Path = RunDir,
     index: int = typer.Option(0, help="The test image whose code is the centre."),
     dim: Optional[List[int]] = typer.Option(None, help="Latent dimension to vary (repeatable).", show_default="the first 10"),
-    steps: int = typer.Option(9, help="Values per dimension."),
-    span: float = typer.Option(3.0, help="Values run from -span to +span (prior standard deviations)."),
+    steps: int = count_option(9, "Values per dimension.", 2, 100),
+    span: float = typer.Option(3.0, help=f"Values run from -span to +span (prior standard deviations; at most {MAX_SPAN:g})."),
     out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/traverse.png"),
     device: DeviceName = typer.Option("cpu", help="Where to run the networks."),
     which: CheckpointName = WhichCheckpoint,
@@ -554,14 +584,15 @@ def traverse(
     from .latent import traverse as traverse_codes
     from .plots import image_grid
 
+    if not (math.isfinite(span) and 0 < span <= MAX_SPAN):
+        raise UserError(f"--span must be a number above 0 and at most {MAX_SPAN:g} (prior standard deviations), not {span}")
+    out = check_out(out, "png")
     model, _, _, test = _open_run(run, device, which, trust_code)
     index = _index(index, test, "--index")
     dims = list(dim) if dim else list(range(min(model.z_dim, 10)))
     bad = [d for d in dims if not 0 <= d < model.z_dim]
     if bad:
         raise UserError(f"--dim {bad[0]} is not a latent dimension; use 0..{model.z_dim - 1}")
-    if steps < 2 or not span > 0:
-        raise UserError("--steps must be at least 2 and --span positive")
     x, y = test.x[index : index + 1], test.y[index : index + 1]
     with torch.no_grad():
         codes = traverse_codes(model.encode(x, y)[0], dims, torch.linspace(-span, span, steps))
@@ -581,6 +612,7 @@ def curves(
     """Plot the training and test -ELBO, and its reconstruction and KL parts, against epochs."""
     from .plots import curves_figure
 
+    out = check_out(out, "png")
     state = checkpoint.load(run, trust_code=trust_code)
     config = state["config"]
     path = curves_figure(state["history"], out or run / "curves.png", title=f"{config['model']} on {config['dataset']}: {run.name}")
@@ -622,6 +654,7 @@ def evaluate(
     for name, value in (("--k", k), ("--samples-per-class", samples_per_class), ("--max-rows", max_rows)):
         if value < 1:
             raise UserError(f"{name} must be at least 1, not {value}")
+    out = check_out(out, "json")
     model, config, state, test = _open_run(run, device, which, trust_code)
     images = test
     if split == "train":
@@ -659,7 +692,7 @@ def evaluate(
 @takes_config(repeated_model=True)
 def compare(
     settings: dict,
-    pairs: int = typer.Option(4, help="Pairs of test images to interpolate between."),
+    pairs: int = count_option(4, "Pairs of test images to interpolate between.", 1, 100),
     out: Optional[Path] = typer.Option(None, help="Folder for the runs (one per model) and the report.", show_default="runs/compare-<dataset>"),
     progress: bool = typer.Option(True, help="Show progress bars."),
     trust_code: bool = TrustCode,
@@ -672,6 +705,7 @@ def compare(
     """
     from .compare import compare as run_compare
 
+    out = check_out(out, "folder")
     models = settings.pop("model")
     given = {name for name, value in settings.items() if value is not None}  # None: left out, each model's own
     config = Config(**settings).validate()
@@ -680,8 +714,6 @@ def compare(
     if config.labels is not None and all(each.labels is None for each in configs):
         raise UserError(f"--labels trains the models that learn from unlabelled images, and none of {', '.join(models)} does; "
                         "add --model cvae, or leave --labels out")  # fmt: skip
-    if pairs < 1:
-        raise UserError(f"--pairs must be at least 1, not {pairs}")
     run_compare(config, out or Path("runs") / f"compare-{config.dataset}", models=models, given=given, pairs=pairs,
                 shared_lr=settings["lr"] is not None, progress=progress, log=typer.echo, trust_code=trust_code)  # fmt: skip
 
@@ -710,6 +742,7 @@ def complete(
     """
     from .completion import run
 
+    out = check_out(out, "folder")
     quadrants = quadrants or [1, 2, 3]
     bad = [q for q in quadrants if q not in (1, 2, 3)]
     if bad:
@@ -738,10 +771,10 @@ def data_prepare(
     clips: Optional[int] = typer.Option(None, help="spoken-digits: how many clips to synthesize, as many per digit.", show_default="3000"),
     seed: Optional[int] = seed_option(None, help="spoken-digits: seed of the voices, speeds and pitches.", show_default="0"),
     from_: Optional[Path] = typer.Option(None, "--from", help="spoken-digits: your own labelled WAV files ({digit}_{speaker}_{n}.wav as in the Free Spoken Digit Dataset, or one subfolder per label as in Speech Commands). image-folder: your folder of pictures (one subfolder per label, or all in one). celeba: the folder in torchvision's CelebA layout (img_align_celeba/ and list_attr_celeba.txt)."),
-    n_mels: Optional[int] = typer.Option(None, help="spoken-digits: mel bands (image height).", show_default="64"),
+    n_mels: Optional[int] = typer.Option(None, help="spoken-digits: mel bands (image height; 8..512).", show_default="64"),
     hop: Optional[int] = typer.Option(None, help="spoken-digits: samples between spectrogram frames (16 kHz).", show_default="250"),
-    duration: Optional[float] = typer.Option(None, help="spoken-digits: seconds per clip; frames = duration x 16000 / hop.", show_default="1.0"),
-    image_size: Optional[int] = typer.Option(None, help="faces, image-folder, celeba: side of the square images, in pixels.", show_default="64"),
+    duration: Optional[float] = typer.Option(None, help="spoken-digits: seconds per clip (at most 10); frames = duration x 16000 / hop, 8..2048.", show_default="1.0"),
+    image_size: Optional[int] = typer.Option(None, help="faces, image-folder, celeba: side of the square images, in pixels (8..512).", show_default="64"),
     crop: Optional[int] = typer.Option(None, help="faces, image-folder, celeba: side of the centre square cut out before resizing.", show_default="the shorter side; 148 for celeba"),
     limit: Optional[int] = typer.Option(None, help="image-folder, celeba: read only the first N images (in file-name order).", show_default="all"),
 ):

@@ -24,6 +24,10 @@ STEPS = ("auto", "compiled", "eager")
 # paid back (the default cvae run: 4,680 steps, each epoch 13% faster)
 AUTO_COMPILED_STEPS = 2000
 MAX_LR = 1e6
+# sizes far beyond any use (the published models are 10 to 100 times smaller) that would otherwise fail
+# as an allocation error deep inside torch: --hidden-dim 1000000000000 asks for terabytes
+MAXIMA = {"z_dim": 4096, "hidden_dim": 65536, "encoder_layers": 64, "decoder_layers": 64, "batch_size": 1_000_000,
+          "particles": 100_000, "flow_steps": 256}  # fmt: skip
 CLASSIFY_WEIGHT = 50.0  # --labels: alpha, per labelled image of a batch (docs/results.md)
 CLASSIFIER = "cnn"  # --labels: the network of q(y|x) (docs/results.md)
 
@@ -171,6 +175,8 @@ class Config:
         for name in ("z_dim", "hidden_dim", "encoder_layers", "decoder_layers", "epochs", "batch_size", "particles", "flow_steps"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+            if getattr(self, name) > MAXIMA.get(name, math.inf):
+                raise UserError(f"--{name.replace('_', '-')} must be at most {MAXIMA[name]}, not {getattr(self, name)}")
         for name in ("train_size", "test_size", "validation", "early_stopping"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1 (or left out for all), not {getattr(self, name)}")

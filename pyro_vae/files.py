@@ -10,6 +10,7 @@ and the previous version of the file is left as it was.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -35,12 +36,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the mode an ordinary file would have
         yield tmp
         os.replace(tmp, path)
-    except OSError as e:  # disk full, file too large, read-only or missing folder, no permission
-        raise UserError(f"cannot write {path}: {e.strerror or e}; free some disk space or choose a writable folder "
+    except OSError as e:  # disk full, file too large, read-only or missing folder, no permission, a bad name
+        raise UserError(f"cannot write {path}: {e.strerror or e}; {_fix(e.errno)} "
                         f"(the previous {path.name}, if any, is unchanged)") from e  # fmt: skip
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
+
+
+# what to do about each reason a write fails; a full disk is the one that more space cures
+FIXES = {
+    errno.ENOSPC: "free some disk space",
+    errno.EFBIG: "free some disk space, or write to a file system that takes large files",
+    errno.EDQUOT: "free some of your disk quota",
+    errno.ENAMETOOLONG: "choose a shorter name (at most 255 bytes a name)",
+    errno.EISDIR: "that is a folder: name a file inside it",
+    errno.ENOTDIR: "a part of that path is a file, not a folder: choose another path",
+    errno.EEXIST: "a part of that path is a file, not a folder: choose another path",  # as mkdir reports it
+    errno.EACCES: "choose a folder you may write to",
+    errno.EPERM: "choose a folder you may write to",
+    errno.EROFS: "the file system is read-only: choose a writable folder",
+}
+
+
+def _fix(code: int | None) -> str:
+    return FIXES.get(code, "free some disk space or choose a writable folder")
 
 
 def remove_leftovers(folder: str | os.PathLike) -> int:

@@ -658,3 +658,158 @@ def test_a_checkpoint_of_another_model_is_not_called_an_edit(small_run, tmp_path
                                "the two files describe different models")  # fmt: skip
         assert "was edited" not in result.stderr and f"delete {run / checkpoint.CONFIG} to keep the checkpoint's 'vae'" in result.stderr
     assert files_of(run) == before
+
+
+@pytest.mark.parametrize(
+    "command,out",
+    [(["sample"], checkpoint.CHECKPOINT), (["evaluate", "--k", "2", "--n", "10"], checkpoint.CONFIG), (["plot-latent"], checkpoint.METRICS),
+     (["curves"], checkpoint.BEST), (["reconstruct"], lock.PID)],
+)  # fmt: skip
+def test_an_output_never_overwrites_the_run_it_reads(small_run, tmp_path, command, out):
+    """`sample RUN --out RUN/checkpoint.pt` once replaced the trained weights with a PNG, exit 0."""
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    before = files_of(tmp_path)
+    result = cli(command[0], run, *command[1:], "--out", run / out)
+    one_error_line(result, f"--out {run / out} is ")
+    assert f"in the run {run}; writing there would destroy the run" in result.stderr
+    assert files_of(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "command,out,message",
+    [
+        (["sample", "{run}"], "grid.jpg", "--out {out}: this command writes PNG, so name the file *.png, or a folder for a run on spectrograms"),
+        (["curves", "{run}"], "curves.txt", "--out {out}: this command writes PNG, so name the file *.png"),
+        (["evaluate", "{run}", "--k", "2"], "numbers.png", "--out {out}: this command writes JSON, so name the file *.json"),
+        (["plot-latent", "{run}"], "folder", "--out {out} is a folder; name the file to write, such as {out}/out.png"),
+        (["sample", "{run}"], "folder", "--out {out} is a folder, and {run} holds images, written as one PNG: name it, such as {out}/sample.png"),
+        (["compare", "--epochs", "1"], "file", "--out {out} is a file, and this command writes a folder"),
+        (["interpolate", "{run}"], "x" * 300 + ".png", "is 304 bytes long, more than the 255 a file system takes; choose a shorter name"),
+    ],
+)  # fmt: skip
+def test_an_output_of_another_kind_is_one_line(small_run, tmp_path, command, out, message):
+    """PNG bytes under .jpg, a folder where a file goes and a file where a folder goes: refused before any work."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("mine")
+    out = tmp_path / out
+    before = files_of(tmp_path)
+    args = [part.format(run=small_run) for part in command]
+    one_error_line(cli(*args, "--out", out), message.format(out=out, run=small_run))
+    assert files_of(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "run_dir,message",
+    [("", "--run-dir is empty (an unset variable?); name the folder for the run"), ("file", "--run-dir file is a file, and this command writes a folder"),
+     ("y" * 300, "the name " + "y" * 40 + "..." + "y" * 12 + " is 300 bytes long, more than the 255")],
+)  # fmt: skip
+def test_a_run_dir_that_cannot_hold_a_run_is_refused(tmp_path, run_dir, message):
+    """An empty --run-dir once trained into the current folder; a file or a 300-byte name were tracebacks."""
+    (tmp_path / "file").write_text("mine")
+    one_error_line(cli("train", "--run-dir", run_dir, *SMALL, cwd=tmp_path), message)
+    assert files_of(tmp_path) == {tmp_path / "file": b"mine"}
+
+
+@pytest.mark.parametrize(
+    "command,message",
+    [
+        (["sample", "{run}", "--n", "100000000"], "--n must be 1..100, not 100000000"),
+        (["reconstruct", "{run}", "--n", "5000"], "--n must be 1..1000, not 5000"),
+        (["manifold", "{run}", "--n", "1000"], "--n must be 2..100, not 1000"),
+        (["interpolate", "{run}", "--steps", "100000"], "--steps must be 2..100, not 100000"),
+        (["interpolate", "{run}", "--pairs", "100000"], "--pairs must be 1..100, not 100000"),
+        (["traverse", "{run}", "--steps", "1"], "--steps must be 2..100, not 1"),
+        (["traverse", "{run}", "--span", "inf"], "--span must be a number above 0 and at most 10 (prior standard deviations), not inf"),
+        (["traverse", "{run}", "--span", "nan"], "--span must be a number above 0 and at most 10 (prior standard deviations), not nan"),
+        (["compare", "--pairs", "1000", "--out", "{tmp}/c"], "--pairs must be 1..100, not 1000"),
+        (["train", "--hidden-dim", "1000000000000", "--run-dir", "{tmp}/t"], "--hidden-dim must be at most 65536, not 1000000000000"),
+        (["data", "prepare", "faces", "--image-size", "100000"], "--image-size must be 8..512 pixels, not 100000"),
+    ],
+)  # fmt: skip
+def test_work_and_memory_are_bounded_with_the_limit_named(small_run, tmp_path, command, message):
+    """interpolate --steps 100000 once grew to 19.7 GB; traverse --span inf wrote blank images titled -inf .. inf."""
+    before = files_of(small_run)
+    one_error_line(cli(*[part.format(run=small_run, tmp=tmp_path) for part in command], env={"PYRO_VAE_DATA": str(tmp_path / "data")}), message)
+    assert files_of(small_run) == before and not any(tmp_path.rglob("*.pt"))
+
+
+def test_the_bounds_are_named_in_help():
+    for command, words in (("sample", "(1..100)"), ("interpolate", "(2..100)"), ("reconstruct", "(1..1000)"), ("traverse", "at most 10")):
+        result = runner.invoke(cli_module.app, [command, "--help"], env={"COLUMNS": "300"})
+        assert words in result.output, (command, result.output)
+
+
+@pytest.mark.parametrize(
+    "option,value,message",
+    [("--duration", "nan", "--duration must be a positive number of seconds, not nan"),
+     ("--hop", "0", "--hop must be at least 1 sample"),
+     ("--n-mels", "100000", "--n-mels must be 8..512 (the FFT of 1024 samples has 513 frequencies), not 100000"),
+     ("--duration", "0.05", "0.05 s at --hop 250 gives 3 frames, where 8..2048 fit an image; lower --hop or lengthen --duration")],
+)  # fmt: skip
+def test_spoken_digit_features_out_of_range_are_one_line(tmp_path, option, value, message):
+    """--duration nan and --hop 0 were tracebacks; --n-mels 100000 was called too small."""
+    one_error_line(cli("data", "prepare", "spoken-digits", option, value, env={"PYRO_VAE_DATA": str(tmp_path)}), message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_path_that_is_not_a_folder_says_what_it_is(small_run, tmp_path):
+    (tmp_path / "file").write_text("mine")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    cases = {
+        tmp_path / "file": "is a file, not a folder; pass a folder made by `train`",
+        small_run / checkpoint.CHECKPOINT: f"is a run's checkpoint.pt, a file; pass the run folder that holds it, {small_run}",
+        tmp_path / "dangling": f"is a symbolic link to {tmp_path / 'gone'}, which does not exist; mend the link",
+        tmp_path / "loop": "is a symbolic link that leads back to itself (a loop)",
+        tmp_path / "new\nline": "does not exist",  # and on one line: the newline is written as \n
+    }
+    for path, message in cases.items():
+        shown = str(path).replace("\n", "\\n")
+        one_error_line(cli("sample", path), f"run directory {shown} {message}")
+
+
+def test_a_write_that_fails_names_the_fix_for_its_cause(tmp_path):
+    """A full disk is not the only reason a write fails: a folder in the way or a file as a folder say so."""
+    from pyro_vae.files import save_text
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(UserError, match="Is a directory; that is a folder: name a file inside it"):
+        save_text("x", tmp_path / "folder")
+    with pytest.raises(UserError, match="a part of that path is a file, not a folder: choose another path"):
+        save_text("x", tmp_path / "file" / "x.txt")
+    assert (tmp_path / "file").read_text() == "mine" and list((tmp_path / "folder").iterdir()) == []
+
+
+def test_a_grid_too_large_to_view_is_drawn_at_a_lower_resolution(tmp_path, monkeypatch):
+    """A figure is held to plots.MAX_PIXELS (interpolate --pairs 100000 once wrote 777 x 272,542 pixels)."""
+    from PIL import Image
+
+    from pyro_vae import plots
+
+    images = torch.rand(400, 1, 28, 28)
+    plots.image_grid(images, tmp_path / "full.png", ncol=20, title="grid")
+    monkeypatch.setattr(plots, "MAX_PIXELS", 0.5e6)
+    plots.image_grid(images, tmp_path / "held.png", ncol=20, title="grid")
+    full, held = (Image.open(tmp_path / name).size for name in ("full.png", "held.png"))
+    assert full[0] * full[1] > 1.2e6 and 0.35e6 < held[0] * held[1] <= 0.5e6
+    assert abs(full[0] / full[1] - held[0] / held[1]) < 0.05  # the same picture, smaller
+
+
+@pytest.mark.parametrize(
+    "contents,message",
+    [({"x_train": torch.zeros(3, 28, 28)}, "it lacks classes, y_train, x_test, y_test"),
+     ({"classes": "ab", "x_train": torch.zeros(3, 28, 28), "y_train": torch.zeros(3), "x_test": torch.zeros(2, 28, 28), "y_test": torch.zeros(2)},
+      "it holds a str as its classes, where a list of class names belongs"),
+     ({"classes": ["a"], "x_train": torch.zeros(3, 28, 28), "y_train": torch.zeros(4), "x_test": torch.zeros(2, 28, 28), "y_test": torch.zeros(2)},
+      "it holds a torch.float32 tensor of shape (4,) as y_train, where one label per image of x_train belongs, (3,)"),
+     ([1, 2], "it holds a list, not a mapping of names to tensors")],
+)  # fmt: skip
+def test_a_data_cache_of_the_wrong_shape_is_one_line_and_kept(tmp_path, contents, message):
+    """A valid torch file that is not a prepared data set was a KeyError: 'classes'; it is refused, not written over."""
+    torch.save(contents, tmp_path / "mnist.pt")
+    before = files_of(tmp_path)
+    result = cli("train", "--run-dir", tmp_path / "run", *SMALL, env={"PYRO_VAE_DATA": str(tmp_path)})
+    one_error_line(result, f"the data cache {tmp_path / 'mnist.pt'} is not a prepared data set: {message}")
+    assert "python cli.py data prepare mnist --force" in result.stderr and files_of(tmp_path) == before

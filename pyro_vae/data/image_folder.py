@@ -40,9 +40,12 @@ def fit_image(image: Image.Image, size: int, crop: int | None = None, mode: str 
     return pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1).contiguous()
 
 
+MAX_SIZE = 512  # pixels a side: a data set of 1024 x 1024 colour images is 3 MB an image, beyond a laptop's memory
+
+
 def check_size(size: int, crop: int | None) -> None:
-    if size < 8:
-        raise UserError(f"--image-size must be at least 8 pixels, not {size}")
+    if not 8 <= size <= MAX_SIZE:
+        raise UserError(f"--image-size must be 8..{MAX_SIZE} pixels, not {size}")
     if crop is not None and crop < 1:
         raise UserError(f"--crop must be a positive number of pixels (or left out for the shorter side), not {crop}")
 
