@@ -103,6 +103,8 @@ def load(run_dir: str | Path, map_location="cpu", which: str = "last", trust_cod
         raise UserError(f"{run_dir} has no {BEST}: only runs trained with --validation N keep their best epoch; use --checkpoint last")
     if not path.exists():
         raise UserError(f"{run_dir} has no {CHECKPOINT}; train into it first (`train --run-dir {run_dir}`)")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, where the run's checkpoint file belongs; move it away and restore the file from a copy")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:

@@ -764,6 +764,8 @@ def test_a_run_path_that_is_not_a_folder_says_what_it_is(small_run, tmp_path):
         tmp_path / "loop": "is a symbolic link that leads back to itself (a loop)",
         tmp_path / "new\nline": "does not exist",  # and on one line: the newline is written as \n
     }
+    (tmp_path / "run" / checkpoint.CHECKPOINT).mkdir(parents=True)
+    one_error_line(cli("sample", tmp_path / "run"), f"{tmp_path / 'run' / checkpoint.CHECKPOINT} is a folder, where the run's checkpoint file belongs")
     for path, message in cases.items():
         shown = str(path).replace("\n", "\\n")
         one_error_line(cli("sample", path), f"run directory {shown} {message}")
