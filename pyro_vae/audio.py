@@ -14,8 +14,8 @@ squares) and recover a phase with Griffin-Lim.
 from __future__ import annotations
 
 import dataclasses
-import math
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
