@@ -313,3 +313,11 @@ def test_priors_guides_and_models_combine_with_every_tool(tmp_path, parts):
     assert saved["z_dim"] == 2 and 0 < saved["nll"] <= saved["neg_elbo"] + 1
     for picture in ("samples.png", "latent.png", "manifold.png", "interpolate.png"):
         assert png_shape(tmp_path / picture)[0] > 80  # one interpolation strip: about 100 pixels high
+
+
+def test_the_install_adds_no_top_level_cli_module(tmp_path):
+    """cli.py runs from a checkout by path; installed as a module named `cli` it would shadow any other."""
+    where = subprocess.run([sys.executable, "-c", "import importlib.util; print(importlib.util.find_spec('cli'))"],
+                           capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert where.stdout.strip() == "None", where.stdout
+    assert cli("--help", cwd=tmp_path).returncode == 0  # by path, from anywhere

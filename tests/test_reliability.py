@@ -25,15 +25,15 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-import cli as cli_module
 from pyro_vae import Trainer, checkpoint, data, lock
+from pyro_vae import cli as cli_module
 from pyro_vae import train as train_module
 from pyro_vae.data.imageset import ImageSet
 from pyro_vae.errors import Interrupted, TrainingDiverged, UserError
 from pyro_vae.files import save_torch
 
 from conftest import small_config, train_small
-from test_cli import SMALL, cli
+from test_cli import ROOT, SMALL, cli
 
 # Long enough (200 steps of 100 images) that a signal sent after epoch 1 lands inside epoch 2.
 FAULT = ["--model", "vae", "--epochs", "3", "--train-size", "20000", "--test-size", "500", "--batch-size", "100",
@@ -73,7 +73,7 @@ def small_run(tmp_path_factory):
 
 
 def start_training(run: Path) -> subprocess.Popen:
-    command = [sys.executable, str(Path(cli_module.__file__)), "train", "--run-dir", str(run), *FAULT]
+    command = [sys.executable, str(ROOT / "cli.py"), "train", "--run-dir", str(run), *FAULT]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -151,7 +151,7 @@ def test_ctrl_c_resume_within_an_epoch_is_exact(tmp_path):
 
 def test_a_second_writer_is_refused_while_reading_goes_on_and_a_kill_releases_the_run(tmp_path):
     run = tmp_path / "run"
-    command = [sys.executable, str(Path(cli_module.__file__)), "train", "--run-dir", str(run), *FAULT, "--epochs", "100"]
+    command = [sys.executable, str(ROOT / "cli.py"), "train", "--run-dir", str(run), *FAULT, "--epochs", "100"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_epoch(run, process, 1)
@@ -173,7 +173,7 @@ def test_a_kill_loses_at_most_the_checkpoint_interval_and_resume_matches(tmp_pat
     """kill -9 inside epoch 2 of a run saved every 0.2 s: its last checkpoint is at most that (plus one
     check-in of 20 steps) old, and the resumed run ends with the unbroken run's numbers."""
     run, interval = tmp_path / "run", 0.2
-    command = [sys.executable, str(Path(cli_module.__file__)), "train", "--run-dir", str(run), *FAULT,
+    command = [sys.executable, str(ROOT / "cli.py"), "train", "--run-dir", str(run), *FAULT,
                "--checkpoint-every", f"{interval}s"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -280,7 +280,7 @@ def test_a_full_disk_is_a_clear_error_and_keeps_the_checkpoint(small_run, tmp_pa
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, size // 2))
 
-    command = [sys.executable, str(Path(cli_module.__file__)), "train", "--resume", str(run), "--epochs", "2", "--no-progress"]
+    command = [sys.executable, str(ROOT / "cli.py"), "train", "--resume", str(run), "--epochs", "2", "--no-progress"]
     result = subprocess.run(command, capture_output=True, text=True, preexec_fn=file_size_limit)
     one_error_line(result, f"cannot write {run / checkpoint.CHECKPOINT}: File too large; free some disk space")
     state = checkpoint.load(run)
