@@ -51,8 +51,9 @@ def check_out(path: Path | None, kind: str, option: str = "--out") -> Path | Non
         raise UserError(f"{option} {_short(path)}: the name {_short(Path(long))} is {len(os.fsencode(long))} bytes long, "
                         f"more than the {NAME_BYTES} a file system takes; choose a shorter name")  # fmt: skip
     is_run = (path.parent / checkpoint.CHECKPOINT).exists() or (path.parent / checkpoint.CONFIG).exists()
-    if path.name in RUN_FILES and is_run:
-        raise UserError(f"{option} {path} is {RUN_FILES[path.name]} in the run {path.parent}; writing there would destroy the run: "
+    own = next((name for name in RUN_FILES if name.lower() == path.name.lower()), None)  # macOS and Windows ignore case
+    if own and is_run:
+        raise UserError(f"{option} {path} is {RUN_FILES[own]} in the run {path.parent}; writing there would destroy the run: "
                         f"name another file (the default, with {option} left out, is safe)")  # fmt: skip
     if kind == "folder":
         if path.exists() and not path.is_dir():

@@ -663,7 +663,7 @@ def test_a_checkpoint_of_another_model_is_not_called_an_edit(small_run, tmp_path
 @pytest.mark.parametrize(
     "command,out",
     [(["sample"], checkpoint.CHECKPOINT), (["evaluate", "--k", "2", "--n", "10"], checkpoint.CONFIG), (["plot-latent"], checkpoint.METRICS),
-     (["curves"], checkpoint.BEST), (["reconstruct"], lock.PID)],
+     (["curves"], checkpoint.BEST), (["reconstruct"], lock.PID), (["traverse"], "Checkpoint.PT")],
 )  # fmt: skip
 def test_an_output_never_overwrites_the_run_it_reads(small_run, tmp_path, command, out):
     """`sample RUN --out RUN/checkpoint.pt` once replaced the trained weights with a PNG, exit 0."""
