@@ -48,7 +48,9 @@ def synchronizer(device: torch.device):
 
 def add_grid_options(parser: argparse.ArgumentParser, models: list[str], repeats: int) -> None:
     """--model and --net (repeatable; ``models`` and both nets when left out), --device, --repeats."""
-    parser.add_argument("--model", action="append", choices=["vae", "cvae"], help=f"repeatable [default: {', '.join(models)}]")
+    parser.add_argument(
+        "--model", action="append", choices=["vae", "cvae"], help=f"repeatable [default: {', '.join(models)}]"
+    )
     parser.add_argument("--net", action="append", choices=["mlp", "conv"], help="repeatable [default: mlp, conv]")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=repeats)

@@ -14,8 +14,8 @@ import argparse
 import statistics
 import time
 
-
 from common import describe, quiet_trainer, synchronizer
+
 from pyro_vae import Config
 from pyro_vae.data import ImageSet
 
@@ -39,11 +39,16 @@ def table(model: str, net: str, batch_size: int, device: str, factors=(1, 2, 4),
             trainer.train_epoch(1)
             sync()
             seconds[factor].append(time.perf_counter() - start)
-    rows = [f"| {model}, {net}, batch {batch_size}: data | images | seconds per epoch | time per image vs 1x |", "|---|---|---|---|"]
+    rows = [
+        f"| {model}, {net}, batch {batch_size}: data | images | seconds per epoch | time per image vs 1x |",
+        "|---|---|---|---|",
+    ]
     base = statistics.median(seconds[factors[0]]) / len(sets[factors[0]])
     for factor in factors:
         median = statistics.median(seconds[factor])
-        rows.append(f"| MNIST x{factor} | {len(sets[factor]):,} | {median:.2f} | {median / len(sets[factor]) / base:.3f} |")
+        rows.append(
+            f"| MNIST x{factor} | {len(sets[factor]):,} | {median:.2f} | {median / len(sets[factor]) / base:.3f} |"
+        )
     print("\n".join(rows), flush=True)
     return rows
 

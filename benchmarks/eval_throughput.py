@@ -18,8 +18,8 @@ import time
 
 import torch
 import torch.nn.functional as F
-
 from common import add_grid_options, describe, quiet_trainer, synchronizer
+
 from pyro_vae import Config
 from pyro_vae.data import ImageSet
 from pyro_vae.evaluate import importance_log_likelihood
@@ -40,7 +40,9 @@ def handwritten_iwae(model, data: ImageSet, k: int, max_rows: int = 8192) -> tor
             m = min(draws, k - start)
             z = loc + scale * torch.randn(m, *loc.shape, device=loc.device)  # (m, n, z)
             logits = model.decoder(z, c)  # (m, n, C, H, W)
-            log_px = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").flatten(2).sum(-1)
+            log_px = (
+                -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").flatten(2).sum(-1)
+            )
             log_pz = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(-1)
             log_qz = (-0.5 * ((z - loc) / scale).pow(2) - scale.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
             chunks.append(log_px + log_pz - log_qz)
@@ -69,13 +71,18 @@ def measure(model: str, net: str, k: int, images: int, device: str, repeats: int
 
 
 def table(models, nets, k: int, images: int, device: str, repeats: int) -> list[str]:
-    rows = [f"| model | net | k | pyro_vae (images/s) | {BASELINE} (images/s) | ratio | mean difference (nats) |", "|---|---|---|---|---|---|---|"]
+    rows = [
+        f"| model | net | k | pyro_vae (images/s) | {BASELINE} (images/s) | ratio | mean difference (nats) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     print("\n".join(rows), flush=True)
     for model in models:
         for net in nets:
             r = measure(model, net, k, images, device, repeats)
             ours, base = r["rate"]["pyro_vae"], r["rate"][BASELINE]
-            rows.append(f"| {model} | {net} | {k} | {ours:,.1f} | {base:,.1f} | {ours / base:.3f} | {r['mean_gap_nats']:.3f} |")
+            rows.append(
+                f"| {model} | {net} | {k} | {ours:,.1f} | {base:,.1f} | {ours / base:.3f} | {r['mean_gap_nats']:.3f} |"
+            )
             print(rows[-1], flush=True)
     return rows
 

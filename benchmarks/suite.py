@@ -38,11 +38,21 @@ def main():
              "closed-form KL on copies of the same networks, with the same optimizer (fused Adam). Peak memory: " +
              ("the allocator's peak during the timed steps." if "GPU" in machine else
               "how far the resident set of a fresh process rises while it trains (CPU)."), ""]  # fmt: skip
-    lines += train_throughput.table(["vae", "cvae"], ["mlp", "conv"], [128, 256, 1024], args.device, steps=20, repeats=args.repeats, compile=args.compile)
+    lines += train_throughput.table(
+        ["vae", "cvae"],
+        ["mlp", "conv"],
+        [128, 256, 1024],
+        args.device,
+        steps=20,
+        repeats=args.repeats,
+        compile=args.compile,
+    )
     lines += ["", "## Evaluation: importance-weighted log-likelihood, k = 1000", "",
               "Images/s; the same estimator by hand in PyTorch on the same networks and row batching; "
               "the last column is the mean difference of the two estimates, Monte Carlo noise of untrained networks.", ""]  # fmt: skip
-    lines += eval_throughput.table(["vae"], ["mlp", "conv"], k=1000, images=100, device=args.device, repeats=args.repeats)
+    lines += eval_throughput.table(
+        ["vae"], ["mlp", "conv"], k=1000, images=100, device=args.device, repeats=args.repeats
+    )
     lines += ["", "## Time per epoch against data set size", ""]
     lines += epoch_scaling.table("vae", "mlp", 256, args.device, repeats=args.repeats)
     lines += ["", f"The whole suite took {(time.perf_counter() - start) / 60:.1f} minutes.", ""]

@@ -40,8 +40,8 @@ import time
 
 import torch
 import torch.nn.functional as F
-
 from common import add_grid_options, describe, quiet_trainer, synchronizer
+
 from pyro_vae import Config, Trainer
 from pyro_vae.train import make_optimizer
 
@@ -114,13 +114,18 @@ def build(config: Config, names: list[str]) -> tuple[dict, Trainer]:
     for name, closed_form in [(BASELINE, True), ("PyTorch, one-sample KL", False)]:
         if name in names:
             net_copy = copy.deepcopy(trainer.model)
-            steps[name] = handwritten_step(net_copy, make_optimizer(net_copy.parameters(), config.lr, trainer.device), closed_form)
+            steps[name] = handwritten_step(
+                net_copy, make_optimizer(net_copy.parameters(), config.lr, trainer.device), closed_form
+            )
     return {name: steps[name] for name in names}, trainer
 
 
 def batches_of(trainer: Trainer, steps: int) -> list:
     g = torch.Generator(device=trainer.device).manual_seed(0)
-    batches = [(torch.bernoulli(x, generator=g), y) for x, y in trainer.train_data.batches(trainer.config.batch_size, drop_last=True)]
+    batches = [
+        (torch.bernoulli(x, generator=g), y)
+        for x, y in trainer.train_data.batches(trainer.config.batch_size, drop_last=True)
+    ]
     return batches[: steps + 3]
 
 
@@ -191,10 +196,18 @@ def cpu_peak_memory(config: Config, names: list[str], steps: int) -> dict:
 def table(models, nets, batch_sizes, device: str, steps: int, repeats: int, compile: bool = False, memory: bool = True,
           dynamo: bool = False) -> list[str]:  # fmt: skip
     """Markdown rows, one per (model, net, batch size), printed as they are measured."""
-    names = ["pyro_vae trace", "pyro_vae compiled step", "pyro_vae jit"] + (["pyro_vae compiled nets"] if compile else [])
+    names = ["pyro_vae trace", "pyro_vae compiled step", "pyro_vae jit"] + (
+        ["pyro_vae compiled nets"] if compile else []
+    )
     names += ["pyro_vae dynamo step"] if dynamo else []
     names += [BASELINE, "PyTorch, one-sample KL"]
-    head = ["model", "net", "batch", *[f"{n} (samples/s)" for n in names], *[f"ratio {n.removeprefix('pyro_vae ')}" for n in names[:-2]]]
+    head = [
+        "model",
+        "net",
+        "batch",
+        *[f"{n} (samples/s)" for n in names],
+        *[f"ratio {n.removeprefix('pyro_vae ')}" for n in names[:-2]],
+    ]
     head += ["peak MiB trace / PyTorch"] if memory else []
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     print("\n".join(rows), flush=True)
@@ -204,7 +217,13 @@ def table(models, nets, batch_sizes, device: str, steps: int, repeats: int, comp
                 config = setting(model, net, batch_size, device, steps)
                 r = measure(config, names, steps, repeats)
                 rate = r["rate"]
-                cells = [model, net, str(batch_size), *[f"{rate[n]:,.0f}" for n in names], *[f"{rate[n] / rate[BASELINE]:.3f}" for n in names[:-2]]]
+                cells = [
+                    model,
+                    net,
+                    str(batch_size),
+                    *[f"{rate[n]:,.0f}" for n in names],
+                    *[f"{rate[n] / rate[BASELINE]:.3f}" for n in names[:-2]],
+                ]
                 if memory:
                     peak = r["peak_mib"] or cpu_peak_memory(config, ["pyro_vae trace", BASELINE], steps)
                     cells.append(f"{peak['pyro_vae trace']:,.0f} / {peak[BASELINE]:,.0f}")
@@ -220,7 +239,9 @@ def main():
     parser.add_argument("--batch-size", type=int, action="append", help="repeatable [default: 128, 256, 1024]")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
     parser.add_argument("--compile", action="store_true", help="also time the eager step with torch.compile'd networks")
-    parser.add_argument("--dynamo", action="store_true", help="also time torch.compile over the whole eager step (graph breaks)")
+    parser.add_argument(
+        "--dynamo", action="store_true", help="also time torch.compile over the whole eager step (graph breaks)"
+    )
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory column")
     args = parser.parse_args()
     print(describe(args.device))

@@ -81,7 +81,10 @@ def main(argv=None) -> int:
         try:
             nb = execute(path, timeout=args.timeout)
         except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
-            print(f"{path.name}: FAILED after {time.perf_counter() - start:.0f} s; kept the saved version\n{e}", flush=True)
+            print(
+                f"{path.name}: FAILED after {time.perf_counter() - start:.0f} s; kept the saved version\n{e}",
+                flush=True,
+            )
             failed.append(path.name)
             continue
         save(nb, path)

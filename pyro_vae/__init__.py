@@ -1,5 +1,7 @@
 """pyro-vae: variational autoencoders written as Pyro probabilistic programs.
 
+Train a conditional VAE, open it again and draw eight sevens::
+
     from pyro_vae import Config, Trainer, load_model
     history = Trainer(Config(model="cvae", epochs=10), "runs/my-cvae").fit()
     model, config, _ = load_model("runs/my-cvae")

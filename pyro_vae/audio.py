@@ -28,7 +28,10 @@ from .files import atomic_path
 SILENCE_DB = 40.0  # trimming: frames this far below the clip's loudest frame are silence
 PEAK = 0.9  # clips are scaled to this peak amplitude, read and written alike
 MAX_SECONDS = 10.0  # per clip
-MIN_BANDS, MAX_FRAMES = 8, 2048  # mel bands and frames of an image: fewer blur speech away; more frames do not fit a batch
+MIN_BANDS, MAX_FRAMES = (
+    8,
+    2048,
+)  # mel bands and frames of an image: fewer blur speech away; more frames do not fit a batch
 GRIFFIN_LIM_CHUNK = 50  # clips per Griffin-Lim call: 200 at once take 2.4 times as long as four times 50 (CPU caches)
 
 
@@ -68,14 +71,24 @@ class MelFeatures:
         if not (math.isfinite(self.duration) and self.duration > 0):
             raise UserError(f"--duration must be a positive number of seconds, not {self.duration}")
         if self.duration > MAX_SECONDS:
-            raise UserError(f"--duration must be at most {MAX_SECONDS} s (spoken digits last about one), not {self.duration}")
+            raise UserError(
+                f"--duration must be at most {MAX_SECONDS} s (spoken digits last about one), not {self.duration}"
+            )
         if self.hop < 1:
             raise UserError(f"--hop must be at least 1 sample (16 kHz: the default 250 is 15.6 ms), not {self.hop}")
-        if not MIN_BANDS <= self.n_mels <= self.n_fft // 2:  # an FFT of n_fft samples has n_fft/2 + 1 frequency bins to share out
-            raise UserError(f"--n-mels must be {MIN_BANDS}..{self.n_fft // 2} (the FFT of {self.n_fft} samples has {self.n_fft // 2 + 1} frequencies), not {self.n_mels}")
+        if (
+            not MIN_BANDS <= self.n_mels <= self.n_fft // 2
+        ):  # an FFT of n_fft samples has n_fft/2 + 1 frequency bins to share out
+            raise UserError(
+                f"--n-mels must be {MIN_BANDS}..{self.n_fft // 2} (the FFT of {self.n_fft} samples has {self.n_fft // 2 + 1} frequencies), not {self.n_mels}"
+            )
         if not MIN_BANDS <= self.frames <= MAX_FRAMES:
-            change = "lower --hop or lengthen --duration" if self.frames < MIN_BANDS else "raise --hop or shorten --duration"
-            raise UserError(f"{self.duration:g} s at --hop {self.hop} gives {self.frames} frames, where {MIN_BANDS}..{MAX_FRAMES} fit an image; {change}")
+            change = (
+                "lower --hop or lengthen --duration" if self.frames < MIN_BANDS else "raise --hop or shorten --duration"
+            )
+            raise UserError(
+                f"{self.duration:g} s at --hop {self.hop} gives {self.frames} frames, where {MIN_BANDS}..{MAX_FRAMES} fit an image; {change}"
+            )
         if self.sample_rate < 1000:
             raise UserError(f"a sample rate of {self.sample_rate} Hz is too low for speech; use 16000")
         return self
@@ -107,7 +120,9 @@ class MelFeatures:
         """waves: (N, samples) -> complex STFT (N, n_fft // 2 + 1, frames + 1), the one ``decibels`` measures
         (Hann window, centred frames): its magnitude squared, through the mel bank, is the mel power."""
         window = torch.hann_window(self.n_fft, device=waves.device)
-        return torch.stft(waves, self.n_fft, self.hop, window=window, center=True, pad_mode="reflect", return_complex=True)
+        return torch.stft(
+            waves, self.n_fft, self.hop, window=window, center=True, pad_mode="reflect", return_complex=True
+        )
 
     @torch.no_grad()
     def linear_power(self, images: torch.Tensor) -> torch.Tensor:
@@ -126,7 +141,9 @@ class MelFeatures:
         return torchaudio.transforms.InverseMelScale(n_stft, self.n_mels, self.sample_rate)(power).clamp_min(0)
 
     @torch.no_grad()
-    def invert(self, power: torch.Tensor, phase: torch.Tensor | None = None, n_iter: int = 48, seed: int = 0) -> torch.Tensor:
+    def invert(
+        self, power: torch.Tensor, phase: torch.Tensor | None = None, n_iter: int = 48, seed: int = 0
+    ) -> torch.Tensor:
         """STFT power (N, n_fft // 2 + 1, frames + 1) -> waves (N, samples), peak PEAK.
 
         phase: the angle of each bin, same shape (e.g. ``self.stft(waves).angle()``): the waves are its
@@ -140,9 +157,13 @@ class MelFeatures:
             window = torch.hann_window(self.n_fft, device=power.device)
             waves = torch.istft(spectrum, self.n_fft, self.hop, window=window, center=True, length=self.samples)
             return normalize_peak(waves)
-        griffin_lim = torchaudio.transforms.GriffinLim(self.n_fft, n_iter=n_iter, hop_length=self.hop, power=2.0, length=self.samples)
+        griffin_lim = torchaudio.transforms.GriffinLim(
+            self.n_fft, n_iter=n_iter, hop_length=self.hop, power=2.0, length=self.samples
+        )
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # Griffin-Lim starts from a random phase, drawn clip after clip: chunks draw the same
+            torch.manual_seed(
+                seed
+            )  # Griffin-Lim starts from a random phase, drawn clip after clip: chunks draw the same
             waves = torch.cat([griffin_lim(part) for part in power.split(GRIFFIN_LIM_CHUNK)])
         return normalize_peak(waves)
 
@@ -218,7 +239,9 @@ def through_wav(waves: torch.Tensor, features: dict) -> torch.Tensor:
         return settings.encode(torch.stack([fit_clip(*read_wav(p), settings) for p in paths]))
 
 
-def write_clips(images: torch.Tensor, names: list[str], folder: str | Path, features: dict, seed: int = 0) -> list[Path]:
+def write_clips(
+    images: torch.Tensor, names: list[str], folder: str | Path, features: dict, seed: int = 0
+) -> list[Path]:
     """Turn spectrogram images (N, 1, n_mels, frames) back into sound and write ``folder/<name>.wav`` for each."""
     settings = MelFeatures.from_dict(features)
     waves = settings.decode(images, seed=seed)

@@ -57,14 +57,21 @@ def _whole(value) -> bool:
 # hand-made file is then one line, not a TypeError wherever the part is first used
 TYPES = {
     "config": (lambda v: isinstance(v, dict), "a mapping of settings"),
-    "model": (lambda v: isinstance(v, dict) and all(isinstance(k, str) and torch.is_tensor(t) for k, t in v.items()),
-              "a mapping of layer names to tensors"),  # fmt: skip
+    "model": (
+        lambda v: isinstance(v, dict) and all(isinstance(k, str) and torch.is_tensor(t) for k, t in v.items()),
+        "a mapping of layer names to tensors",
+    ),  # fmt: skip
     "optimizer": (lambda v: isinstance(v, dict), "a mapping (the optimizer's state)"),
     "rng": (lambda v: isinstance(v, dict), "a mapping of random states"),
     "epoch": (lambda v: _whole(v) and v >= 0, "a whole number of epochs (0 or more)"),
-    "history": (lambda v: isinstance(v, list) and all(isinstance(row, dict) for row in v), "a list of one mapping of metrics per epoch"),
-    "image_shape": (lambda v: isinstance(v, (list, tuple)) and len(v) == 3 and all(_whole(n) and n > 0 for n in v),
-                    "a list of 3 positive whole numbers (channels, height, width)"),  # fmt: skip
+    "history": (
+        lambda v: isinstance(v, list) and all(isinstance(row, dict) for row in v),
+        "a list of one mapping of metrics per epoch",
+    ),
+    "image_shape": (
+        lambda v: isinstance(v, (list, tuple)) and len(v) == 3 and all(_whole(n) and n > 0 for n in v),
+        "a list of 3 positive whole numbers (channels, height, width)",
+    ),  # fmt: skip
     "classes": (lambda v: isinstance(v, (list, tuple)) and all(isinstance(c, str) for c in v), "a list of class names"),
 }
 
@@ -100,18 +107,28 @@ def load(run_dir: str | Path, map_location="cpu", which: str = "last", trust_cod
     if not run_dir.is_dir():
         raise UserError(f"run directory {run_dir} {_not_a_folder(run_dir)}")
     if which == "best" and not path.exists() and (run_dir / CHECKPOINT).exists():
-        raise UserError(f"{run_dir} has no {BEST}: only runs trained with --validation N keep their best epoch; use --checkpoint last")
+        raise UserError(
+            f"{run_dir} has no {BEST}: only runs trained with --validation N keep their best epoch; use --checkpoint last"
+        )
     if not path.exists():
         raise UserError(f"{run_dir} has no {CHECKPOINT}; train into it first (`train --run-dir {run_dir}`)")
     if path.is_dir():
-        raise UserError(f"{path} is a folder, where the run's checkpoint file belongs; move it away and restore the file from a copy")
+        raise UserError(
+            f"{path} is a folder, where the run's checkpoint file belongs; move it away and restore the file from a copy"
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise UserError(f"{path} cannot be read ({type(e).__name__}): it is truncated or not a pyro-vae checkpoint") from e
+        raise UserError(
+            f"{path} cannot be read ({type(e).__name__}): it is truncated or not a pyro-vae checkpoint"
+        ) from e
     version = state.get("format") if isinstance(state, dict) else None
     if version not in range(1, FORMAT + 1):
-        why = "a newer pyro-vae wrote it: upgrade pyro-vae" if isinstance(version, int) and version > FORMAT else "train the run again"
+        why = (
+            "a newer pyro-vae wrote it: upgrade pyro-vae"
+            if isinstance(version, int) and version > FORMAT
+            else "train the run again"
+        )
         raise UserError(f"{path} is not a pyro-vae checkpoint of format 1 to {FORMAT}; {why}")
     missing = [key for key in REQUIRED if key not in state]
     if missing:
@@ -166,7 +183,9 @@ def check_finite(path: Path, weights: dict) -> None:
     (Training never saves such weights, --on-nan stops first; they come from a damaged or hand-made file.)
     A layer with a few non-finite values is left alone: those show as a NaN loss or image where they are used.
     """
-    broken = [name for name, t in weights.items() if t.is_floating_point() and t.numel() and not torch.isfinite(t).any()]
+    broken = [
+        name for name, t in weights.items() if t.is_floating_point() and t.numel() and not torch.isfinite(t).any()
+    ]
     if broken:
         more = f", as are {len(broken) - 1} more of its {len(weights)} tensors" if len(broken) > 1 else ""
         raise UserError(f"{path}: its weights are not finite: layer {broken[0]} is NaN or infinite throughout{more}; "
@@ -246,7 +265,11 @@ def _refuse_another_model(source: Path, path: Path, written: dict, saved: dict) 
 
 
 def _refuse_edits(path: Path, written: dict, saved: dict) -> None:
-    changed = [f"{k}={written[k]!r} (trained with {saved.get(k)!r})" for k in written if written[k] != saved.get(k) and k != "epochs"]
+    changed = [
+        f"{k}={written[k]!r} (trained with {saved.get(k)!r})"
+        for k in written
+        if written[k] != saved.get(k) and k != "epochs"
+    ]
     if changed:
         raise UserError(f"{path} was edited: {', '.join(changed)}; a trained run's settings cannot change: undo the edit, "
                         "or train a new run with those options (--resume takes --epochs)")  # fmt: skip

@@ -52,7 +52,10 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Fetch and cache data sets (train does this on first use).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-reproductions_app = typer.Typer(help="The reproductions table (docs/reproductions.md): published numbers beside those of our recipe runs.", no_args_is_help=True)
+reproductions_app = typer.Typer(
+    help="The reproductions table (docs/reproductions.md): published numbers beside those of our recipe runs.",
+    no_args_is_help=True,
+)
 app.add_typer(reproductions_app, name="reproductions")
 
 
@@ -131,7 +134,9 @@ def takes_config(*, repeated_model: bool = False):
 
     def decorate(function):
         own = list(inspect.signature(function, eval_str=True).parameters.values())[1:]  # all but settings
-        generated = [_compared_models() if name == "model" and repeated_model else _config_parameter(name) for name in FIELDS]
+        generated = [
+            _compared_models() if name == "model" and repeated_model else _config_parameter(name) for name in FIELDS
+        ]
         signature = inspect.Signature([*generated, *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own)])
 
         @functools.wraps(function)
@@ -163,7 +168,14 @@ DEBUG = {"on": False}  # set by --debug (or PYRO_VAE_DEBUG=1): show tracebacks i
 
 
 @app.callback()
-def options(debug: bool = typer.Option(False, "--debug", envvar="PYRO_VAE_DEBUG", help="Show the full traceback of an error, not only its one-line message.")):
+def options(
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        envvar="PYRO_VAE_DEBUG",
+        help="Show the full traceback of an error, not only its one-line message.",
+    ),
+):
     DEBUG["on"] = debug
 
 
@@ -232,12 +244,20 @@ def count_option(default: Optional[int], help: str, low: int, high: int, *names:
 
 
 RunDir = typer.Argument(..., help="A run directory written by `train` (it holds checkpoint.pt).", show_default=False)
-TrustCode = typer.Option(False, "--trust-code", help="Import the model file or module that the run (or recipe) names even though you have not trusted it yet; it is remembered by its content. Read the code first: a run from someone else can name any code. Never code inside the run folder.")
+TrustCode = typer.Option(
+    False,
+    "--trust-code",
+    help="Import the model file or module that the run (or recipe) names even though you have not trusted it yet; it is remembered by its content. Read the code first: a run from someone else can name any code. Never code inside the run folder.",
+)
 
 
 MAX_SPAN = 10.0  # traverse --span: prior standard deviations; the prior has no mass to show beyond
 CheckpointName = _enum("checkpoint", checkpoint.CHECKPOINTS)
-WhichCheckpoint = typer.Option("last", "--checkpoint", help="last: where training stands (checkpoint.pt); best: the epoch with the lowest validation -ELBO (best.pt, kept by train --validation N).")
+WhichCheckpoint = typer.Option(
+    "last",
+    "--checkpoint",
+    help="last: where training stands (checkpoint.pt); best: the epoch with the lowest validation -ELBO (best.pt, kept by train --validation N).",
+)
 
 
 def _open_run(run: Path, device: Enum, which: Enum, trust_code: bool):
@@ -255,9 +275,21 @@ def _open_run(run: Path, device: Enum, which: Enum, trust_code: bool):
 def train(
     settings: dict,
     context: typer.Context,
-    config_file: Optional[Path] = typer.Option(None, "--config", help="A recipe: a TOML file of settings (recipes/*.toml); the options given here override it, and the run keeps a copy.", show_default=False),
-    run_dir: Optional[str] = typer.Option(None, help="Where to write the run (a folder).", show_default="runs/<model>-<dataset>-<time>, or runs/<recipe>-<time>"),
-    resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from its last checkpoint, with its saved settings (only --epochs may change)."),
+    config_file: Optional[Path] = typer.Option(
+        None,
+        "--config",
+        help="A recipe: a TOML file of settings (recipes/*.toml); the options given here override it, and the run keeps a copy.",
+        show_default=False,
+    ),
+    run_dir: Optional[str] = typer.Option(
+        None,
+        help="Where to write the run (a folder).",
+        show_default="runs/<model>-<dataset>-<time>, or runs/<recipe>-<time>",
+    ),
+    resume: Optional[Path] = typer.Option(
+        None,
+        help="Continue the run in this directory from its last checkpoint, with its saved settings (only --epochs may change).",
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar for each epoch."),
     trust_code: bool = TrustCode,
 ):
@@ -304,7 +336,9 @@ def train(
 
 def _refuse_a_trained_run(run_dir: Path) -> None:
     if (run_dir / checkpoint.CHECKPOINT).exists():
-        raise UserError(f"{run_dir} already holds a trained run; continue it with --resume {run_dir}, or pick another --run-dir")
+        raise UserError(
+            f"{run_dir} already holds a trained run; continue it with --resume {run_dir}, or pick another --run-dir"
+        )
 
 
 def _labels(model, classes: list[str], labels: Optional[List[int]]) -> Optional[List[int]]:
@@ -321,7 +355,9 @@ def _labels(model, classes: list[str], labels: Optional[List[int]]) -> Optional[
 def _attribute_vector(model, names: list[str], settings: List[str]) -> list:
     """--attr Smiling=1,Eyeglasses=0 -> [one attribute vector (num_attributes,)], or a UserError."""
     if not model.conditional or model.num_classes != len(names):
-        raise UserError("--attr needs a cvae conditioned on attributes (train one with --dataset celeba --condition ...)")
+        raise UserError(
+            "--attr needs a cvae conditioned on attributes (train one with --dataset celeba --condition ...)"
+        )
     import torch
 
     vector = torch.zeros(len(names))
@@ -337,11 +373,29 @@ def _attribute_vector(model, names: list[str], settings: List[str]) -> list:
 @reports_errors
 def sample(
     run: Path = RunDir,
-    n: int = count_option(10, "Images per row (per class for a cvae; the grid is n x n for a vae). Spoken digits: clips per class.", 1, 100, "--n"),
-    label: Optional[List[int]] = typer.Option(None, help="cvae: draw only this class (repeat for several); faces: the person.", show_default="every class (the first 10)"),
-    attr: Optional[List[str]] = typer.Option(None, help="cvae conditioned on attributes (celeba): NAME=1 or NAME=0, repeatable or comma-separated; attributes not named are 0.", show_default="none, then each alone"),
+    n: int = count_option(
+        10,
+        "Images per row (per class for a cvae; the grid is n x n for a vae). Spoken digits: clips per class.",
+        1,
+        100,
+        "--n",
+    ),
+    label: Optional[List[int]] = typer.Option(
+        None,
+        help="cvae: draw only this class (repeat for several); faces: the person.",
+        show_default="every class (the first 10)",
+    ),
+    attr: Optional[List[str]] = typer.Option(
+        None,
+        help="cvae conditioned on attributes (celeba): NAME=1 or NAME=0, repeatable or comma-separated; attributes not named are 0.",
+        show_default="none, then each alone",
+    ),
     seed: int = seed_option(0, help="Seed of the prior draws."),
-    out: Optional[Path] = typer.Option(None, help="PNG to write; for spoken digits, a folder for the WAV files and spectrograms.png.", show_default="<run>/sample.png, or <run>/sample/"),
+    out: Optional[Path] = typer.Option(
+        None,
+        help="PNG to write; for spoken digits, a folder for the WAV files and spectrograms.png.",
+        show_default="<run>/sample.png, or <run>/sample/",
+    ),
     device: DeviceName = typer.Option("cpu", help="Where to run the decoder."),
     which: CheckpointName = WhichCheckpoint,
     trust_code: bool = TrustCode,
@@ -356,25 +410,33 @@ def sample(
     out = check_out(out, "png or folder")
     model, config, state = checkpoint.load_model(run, resolve_device(device.value), which.value, trust_code)
     if not model.generative:
-        raise UserError(f"{run} holds an autoencoder, which has no prior to sample from; use `reconstruct`, or a vae/cvae run")
+        raise UserError(
+            f"{run} holds an autoencoder, which has no prior to sample from; use `reconstruct`, or a vae/cvae run"
+        )
     attributes = config.condition is not None
     if attributes and label:
         raise UserError(f"{run} is conditioned on attributes ({config.condition}), not labels; use --attr NAME=1")
     classes = state["classes"]
     labels = _attribute_vector(model, classes, attr) if attr else _labels(model, classes, label)
-    drawn = functools.cache(lambda: draw_samples(model, n, labels, seed))  # spectrograms: (images, row labels), for the WAVs and the grid
+    drawn = functools.cache(
+        lambda: draw_samples(model, n, labels, seed)
+    )  # spectrograms: (images, row labels), for the WAVs and the grid
 
     def figure(path: Path, spectrogram: dict | bool) -> Path:
         if not spectrogram:
             return sample_figure(model, classes, path, ncol=n, labels=labels, seed=seed, attributes=attributes)
         images, rows = drawn()
-        title = "samples from the prior" if rows is None else f"samples per class (a column shares {column_shares(model)})"
+        title = (
+            "samples from the prior" if rows is None else f"samples per class (a column shares {column_shares(model)})"
+        )
         names = None if rows is None or n > 10 else [classes[c] for c in rows]
         return image_grid(images, path, ncol=min(n, 10), title=title, row_labels=names, spectrogram=spectrogram)
 
     def clips():
         images, rows = drawn()
-        return images, [f"sample-{i}" for i in range(n)] if rows is None else [f"{classes[c]}-{i}" for c in rows for i in range(n)]
+        return images, [f"sample-{i}" for i in range(n)] if rows is None else [
+            f"{classes[c]}-{i}" for c in rows for i in range(n)
+        ]
 
     write_pictures_or_sound(run, out, "sample", state.get("features"), figure=figure, clips=clips, picture="spectrograms.png",
                             seed=seed, log=typer.echo)  # fmt: skip
@@ -386,7 +448,11 @@ def reconstruct(
     run: Path = RunDir,
     n: int = count_option(20, "How many test images (rounded up to a multiple of 10).", 1, 1000, "--n"),
     start: int = typer.Option(0, help="Index of the first test image."),
-    out: Optional[Path] = typer.Option(None, help="PNG to write; for spoken digits, a folder for WAV files and reconstructions.png.", show_default="<run>/reconstruct.png, or <run>/reconstruct/"),
+    out: Optional[Path] = typer.Option(
+        None,
+        help="PNG to write; for spoken digits, a folder for WAV files and reconstructions.png.",
+        show_default="<run>/reconstruct.png, or <run>/reconstruct/",
+    ),
     device: DeviceName = typer.Option("cpu", help="Where to run the networks."),
     which: CheckpointName = WhichCheckpoint,
     trust_code: bool = TrustCode,
@@ -431,7 +497,9 @@ def _class_index(name: str, test, option: str) -> int:
     classes = test.classes
     label = int(name) if name.isdigit() else (classes.index(name) if name in classes else -1)
     if not 0 <= label < len(classes):
-        raise UserError(f"{option} {name!r} is not a class of this data set; use 0..{len(classes) - 1} or one of {', '.join(classes)}")
+        raise UserError(
+            f"{option} {name!r} is not a class of this data set; use 0..{len(classes) - 1} or one of {', '.join(classes)}"
+        )
     return int((test.y == label).nonzero()[0])
 
 
@@ -439,8 +507,12 @@ def _class_index(name: str, test, option: str) -> int:
 @reports_errors
 def plot_latent(
     run: Path = RunDir,
-    method: ProjectionName = typer.Option("pca", help="How to draw codes of more than 2 dimensions in 2 (tsne needs scikit-learn)."),
-    n: Optional[int] = typer.Option(None, "--n", help="Use the first N test images.", show_default="the run's whole test set"),
+    method: ProjectionName = typer.Option(
+        "pca", help="How to draw codes of more than 2 dimensions in 2 (tsne needs scikit-learn)."
+    ),
+    n: Optional[int] = typer.Option(
+        None, "--n", help="Use the first N test images.", show_default="the run's whole test set"
+    ),
     seed: int = seed_option(0, help="Seed of the t-SNE layout."),
     out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/latent.png"),
     device: DeviceName = typer.Option("cpu", help="Where to run the encoder."),
@@ -464,7 +536,15 @@ def plot_latent(
             raise UserError(f"--n must be at least 2, not {n}")
         test = test.head(n)
     points, axes = project(encode_all(model, test), method.value, seed)
-    panels = [{"points": points, "labels": test.y, "classes": test.classes, "axes": axes, "title": f"{describe_codes(model)}, coloured by the image's class"}]
+    panels = [
+        {
+            "points": points,
+            "labels": test.y,
+            "classes": test.classes,
+            "axes": axes,
+            "title": f"{describe_codes(model)}, coloured by the image's class",
+        }
+    ]
     if model.conditional:
         few = test.head(100)
         codes = torch.cat([model.encode(few.x, torch.full_like(few.y, c)) for c in range(len(test.classes))])
@@ -472,7 +552,9 @@ def plot_latent(
         cond_points, cond_axes = project(codes, method.value, seed)
         panels.append({"points": cond_points, "labels": condition, "classes": test.classes, "axes": cond_axes,
                        "title": "100 images encoded under every condition y", "legend": "condition y"})  # fmt: skip
-    path = latent_figure(panels, out or run / "latent.png", title=f"{config.model} on {config.dataset}: codes of {len(test)} test images")
+    path = latent_figure(
+        panels, out or run / "latent.png", title=f"{config.model} on {config.dataset}: codes of {len(test)} test images"
+    )
     typer.echo(f"wrote {path}")
 
 
@@ -480,9 +562,15 @@ def plot_latent(
 @reports_errors
 def manifold(
     run: Path = RunDir,
-    n: Optional[int] = count_option(None, "Grid points per side.", 2, 100, "--n", show_default="20 for one grid, 8 for several"),
-    label: Optional[List[int]] = typer.Option(None, help="cvae: one grid for this class (repeat for several).", show_default="every class"),
-    dims: Tuple[int, int] = typer.Option((0, 1), help="The two latent dimensions to vary (for z_dim > 2; the others stay at 0)."),
+    n: Optional[int] = count_option(
+        None, "Grid points per side.", 2, 100, "--n", show_default="20 for one grid, 8 for several"
+    ),
+    label: Optional[List[int]] = typer.Option(
+        None, help="cvae: one grid for this class (repeat for several).", show_default="every class"
+    ),
+    dims: Tuple[int, int] = typer.Option(
+        (0, 1), help="The two latent dimensions to vary (for z_dim > 2; the others stay at 0)."
+    ),
     out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/manifold.png"),
     device: DeviceName = typer.Option("cpu", help="Where to run the decoder."),
     which: CheckpointName = WhichCheckpoint,
@@ -497,9 +585,13 @@ def manifold(
     out = check_out(out, "png")
     model, _, state, _ = _open_run(run, device, which, trust_code)
     if not model.generative:
-        raise UserError(f"{run} holds an autoencoder, whose codes have no prior to take quantiles of; use a vae or cvae run")
+        raise UserError(
+            f"{run} holds an autoencoder, whose codes have no prior to take quantiles of; use a vae or cvae run"
+        )
     if not all(0 <= d < model.z_dim for d in dims) or dims[0] == dims[1]:
-        raise UserError(f"--dims must be two different latent dimensions in 0..{model.z_dim - 1}, not {dims[0]} {dims[1]}")
+        raise UserError(
+            f"--dims must be two different latent dimensions in 0..{model.z_dim - 1}, not {dims[0]} {dims[1]}"
+        )
     labels = _labels(model, state["classes"], label)
     if model.conditional and labels is None:
         labels = list(range(len(state["classes"])))
@@ -512,16 +604,28 @@ def manifold(
 @reports_errors
 def interpolate(
     run: Path = RunDir,
-    from_: Optional[List[int]] = typer.Option(None, "--from", help="Test image index to start at (repeat, with --to, for several pairs)."),
+    from_: Optional[List[int]] = typer.Option(
+        None, "--from", help="Test image index to start at (repeat, with --to, for several pairs)."
+    ),
     to: Optional[List[int]] = typer.Option(None, help="Test image index to end at."),
-    from_class: Optional[List[str]] = typer.Option(None, help="Start at the first test image of this class (number or name)."),
+    from_class: Optional[List[str]] = typer.Option(
+        None, help="Start at the first test image of this class (number or name)."
+    ),
     to_class: Optional[List[str]] = typer.Option(None, help="End at the first test image of this class."),
     steps: int = count_option(10, "Images per strip, end points included.", 2, 100),
     spherical: bool = typer.Option(False, help="Also follow the great circle (slerp) under each straight line."),
-    label_path: bool = typer.Option(False, help="cvae: hold z at the first image's code and move only the condition (morph one class into another)."),
-    pairs: int = count_option(4, "Without --from/--to: how many random pairs of test images of different classes.", 1, 100),
+    label_path: bool = typer.Option(
+        False, help="cvae: hold z at the first image's code and move only the condition (morph one class into another)."
+    ),
+    pairs: int = count_option(
+        4, "Without --from/--to: how many random pairs of test images of different classes.", 1, 100
+    ),
     seed: int = seed_option(0, help="Seed of the random pairs."),
-    out: Optional[Path] = typer.Option(None, help="PNG to write; for spoken digits, a folder for WAV files and interpolate.png.", show_default="<run>/interpolate.png, or <run>/interpolate/"),
+    out: Optional[Path] = typer.Option(
+        None,
+        help="PNG to write; for spoken digits, a folder for WAV files and interpolate.png.",
+        show_default="<run>/interpolate.png, or <run>/interpolate/",
+    ),
     device: DeviceName = typer.Option("cpu", help="Where to run the networks."),
     which: CheckpointName = WhichCheckpoint,
     trust_code: bool = TrustCode,
@@ -541,10 +645,14 @@ def interpolate(
     model, _, state, test = _open_run(run, device, which, trust_code)
     if label_path and not model.conditional:
         raise UserError("--label-path needs a conditional model: this run is not a cvae")
-    starts = [_index(i, test, "--from") for i in from_ or []] + [_class_index(c, test, "--from-class") for c in from_class or []]
+    starts = [_index(i, test, "--from") for i in from_ or []] + [
+        _class_index(c, test, "--from-class") for c in from_class or []
+    ]
     ends = [_index(i, test, "--to") for i in to or []] + [_class_index(c, test, "--to-class") for c in to_class or []]
     if len(starts) != len(ends):
-        raise UserError(f"{len(starts)} start images but {len(ends)} end images; give --to (or --to-class) once for every --from (or --from-class)")
+        raise UserError(
+            f"{len(starts)} start images but {len(ends)} end images; give --to (or --to-class) once for every --from (or --from-class)"
+        )
     chosen = list(zip(starts, ends)) or interpolation_pairs(test.y.cpu(), pairs, seed)
     classes, strips, names = test.classes, [], []
     for i, j in chosen:
@@ -570,9 +678,13 @@ def interpolate(
 def traverse(
     run: Path = RunDir,
     index: int = typer.Option(0, help="The test image whose code is the centre."),
-    dim: Optional[List[int]] = typer.Option(None, help="Latent dimension to vary (repeatable).", show_default="the first 10"),
+    dim: Optional[List[int]] = typer.Option(
+        None, help="Latent dimension to vary (repeatable).", show_default="the first 10"
+    ),
     steps: int = count_option(9, "Values per dimension.", 2, 100),
-    span: float = typer.Option(3.0, help=f"Values run from -span to +span (prior standard deviations; at most {MAX_SPAN:g})."),
+    span: float = typer.Option(
+        3.0, help=f"Values run from -span to +span (prior standard deviations; at most {MAX_SPAN:g})."
+    ),
     out: Optional[Path] = typer.Option(None, help="PNG to write.", show_default="<run>/traverse.png"),
     device: DeviceName = typer.Option("cpu", help="Where to run the networks."),
     which: CheckpointName = WhichCheckpoint,
@@ -585,7 +697,9 @@ def traverse(
     from .plots import image_grid
 
     if not (math.isfinite(span) and 0 < span <= MAX_SPAN):
-        raise UserError(f"--span must be a number above 0 and at most {MAX_SPAN:g} (prior standard deviations), not {span}")
+        raise UserError(
+            f"--span must be a number above 0 and at most {MAX_SPAN:g} (prior standard deviations), not {span}"
+        )
     out = check_out(out, "png")
     model, _, _, test = _open_run(run, device, which, trust_code)
     index = _index(index, test, "--index")
@@ -598,7 +712,9 @@ def traverse(
         codes = traverse_codes(model.encode(x, y)[0], dims, torch.linspace(-span, span, steps))
         images = model.decode(codes, y.expand(len(codes)))
     title = f"traversal around test image #{index} ({test.classes[y.item()]}): columns z[d] = {-span:g} .. {span:g}"
-    path = image_grid(images, out or run / "traverse.png", ncol=steps, title=title, row_labels=[f"z[{d}]" for d in dims])
+    path = image_grid(
+        images, out or run / "traverse.png", ncol=steps, title=title, row_labels=[f"z[{d}]" for d in dims]
+    )
     typer.echo(f"wrote {path}")
 
 
@@ -615,7 +731,9 @@ def curves(
     out = check_out(out, "png")
     state = checkpoint.load(run, trust_code=trust_code)
     config = state["config"]
-    path = curves_figure(state["history"], out or run / "curves.png", title=f"{config['model']} on {config['dataset']}: {run.name}")
+    path = curves_figure(
+        state["history"], out or run / "curves.png", title=f"{config['model']} on {config['dataset']}: {run.name}"
+    )
     typer.echo(f"wrote {path}")
 
 
@@ -625,10 +743,16 @@ def evaluate(
     run: Path = RunDir,
     split: str = typer.Option("test", help="Which split to measure: test or train."),
     k: int = typer.Option(1000, "--k", help="Importance samples per image for log p(x) (5000 for numbers to report)."),
-    n: Optional[int] = typer.Option(None, "--n", help="Use the first N images of the split.", show_default="the whole split"),
+    n: Optional[int] = typer.Option(
+        None, "--n", help="Use the first N images of the split.", show_default="the whole split"
+    ),
     samples_per_class: int = typer.Option(100, help="cvae: samples drawn per class to measure conditional accuracy."),
-    max_rows: int = typer.Option(8192, help="Rows per batch of the importance sampler (lower it when memory is short)."),
-    out: Optional[Path] = typer.Option(None, help="JSON file to write.", show_default="<run>/evaluation-<split>-k<k>.json"),
+    max_rows: int = typer.Option(
+        8192, help="Rows per batch of the importance sampler (lower it when memory is short)."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, help="JSON file to write.", show_default="<run>/evaluation-<split>-k<k>.json"
+    ),
     device: DeviceName = typer.Option("auto", help="Where to run the networks (auto: a GPU when there is one)."),
     which: CheckpointName = WhichCheckpoint,
     trust_code: bool = TrustCode,
@@ -639,7 +763,6 @@ def evaluate(
     log p(x|y), and a classifier trained once per data set (cached) labels the model's samples of
     each class; its own test accuracy is printed beside.
     """
-    import torch
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
@@ -693,7 +816,9 @@ def evaluate(
 def compare(
     settings: dict,
     pairs: int = count_option(4, "Pairs of test images to interpolate between.", 1, 100),
-    out: Optional[Path] = typer.Option(None, help="Folder for the runs (one per model) and the report.", show_default="runs/compare-<dataset>"),
+    out: Optional[Path] = typer.Option(
+        None, help="Folder for the runs (one per model) and the report.", show_default="runs/compare-<dataset>"
+    ),
     progress: bool = typer.Option(True, help="Show progress bars."),
     trust_code: bool = TrustCode,
 ):
@@ -721,9 +846,15 @@ def compare(
 @command(app)
 @reports_errors
 def complete(
-    quadrants: Optional[List[int]] = typer.Option(None, help="Visible quadrants: 1 (bottom-left), 2 (left half) or 3 (all but bottom-right); repeatable.", show_default="1 2 3"),
+    quadrants: Optional[List[int]] = typer.Option(
+        None,
+        help="Visible quadrants: 1 (bottom-left), 2 (left half) or 3 (all but bottom-right); repeatable.",
+        show_default="1 2 3",
+    ),
     epochs: int = typer.Option(10, help="Epochs for the baseline and again for the CVAE."),
-    k: int = typer.Option(100, "--k", help="Importance samples per test image for the CVAE's -log p(hidden | visible)."),
+    k: int = typer.Option(
+        100, "--k", help="Importance samples per test image for the CVAE's -log p(hidden | visible)."
+    ),
     z_dim: int = typer.Option(50, help="Latent dimensions of the CVAE."),
     hidden_dim: int = typer.Option(500, help="Width of every network's hidden layers."),
     batch_size: int = typer.Option(128, help="Images per step."),
@@ -768,15 +899,39 @@ def _flags(options) -> str:
 def data_prepare(
     name: DatasetName = typer.Argument(..., help="The data set to fetch, check and cache."),
     force: bool = typer.Option(False, help="Fetch again even when it is cached."),
-    clips: Optional[int] = typer.Option(None, help="spoken-digits: how many clips to synthesize, as many per digit.", show_default="3000"),
-    seed: Optional[int] = seed_option(None, help="spoken-digits: seed of the voices, speeds and pitches.", show_default="0"),
-    from_: Optional[Path] = typer.Option(None, "--from", help="spoken-digits: your own labelled WAV files ({digit}_{speaker}_{n}.wav as in the Free Spoken Digit Dataset, or one subfolder per label as in Speech Commands). image-folder: your folder of pictures (one subfolder per label, or all in one). celeba: the folder in torchvision's CelebA layout (img_align_celeba/ and list_attr_celeba.txt)."),
-    n_mels: Optional[int] = typer.Option(None, help="spoken-digits: mel bands (image height; 8..512).", show_default="64"),
-    hop: Optional[int] = typer.Option(None, help="spoken-digits: samples between spectrogram frames (16 kHz).", show_default="250"),
-    duration: Optional[float] = typer.Option(None, help="spoken-digits: seconds per clip (at most 10); frames = duration x 16000 / hop, 8..2048.", show_default="1.0"),
-    image_size: Optional[int] = typer.Option(None, help="faces, image-folder, celeba: side of the square images, in pixels (8..512).", show_default="64"),
-    crop: Optional[int] = typer.Option(None, help="faces, image-folder, celeba: side of the centre square cut out before resizing.", show_default="the shorter side; 148 for celeba"),
-    limit: Optional[int] = typer.Option(None, help="image-folder, celeba: read only the first N images (in file-name order).", show_default="all"),
+    clips: Optional[int] = typer.Option(
+        None, help="spoken-digits: how many clips to synthesize, as many per digit.", show_default="3000"
+    ),
+    seed: Optional[int] = seed_option(
+        None, help="spoken-digits: seed of the voices, speeds and pitches.", show_default="0"
+    ),
+    from_: Optional[Path] = typer.Option(
+        None,
+        "--from",
+        help="spoken-digits: your own labelled WAV files ({digit}_{speaker}_{n}.wav as in the Free Spoken Digit Dataset, or one subfolder per label as in Speech Commands). image-folder: your folder of pictures (one subfolder per label, or all in one). celeba: the folder in torchvision's CelebA layout (img_align_celeba/ and list_attr_celeba.txt).",
+    ),
+    n_mels: Optional[int] = typer.Option(
+        None, help="spoken-digits: mel bands (image height; 8..512).", show_default="64"
+    ),
+    hop: Optional[int] = typer.Option(
+        None, help="spoken-digits: samples between spectrogram frames (16 kHz).", show_default="250"
+    ),
+    duration: Optional[float] = typer.Option(
+        None,
+        help="spoken-digits: seconds per clip (at most 10); frames = duration x 16000 / hop, 8..2048.",
+        show_default="1.0",
+    ),
+    image_size: Optional[int] = typer.Option(
+        None, help="faces, image-folder, celeba: side of the square images, in pixels (8..512).", show_default="64"
+    ),
+    crop: Optional[int] = typer.Option(
+        None,
+        help="faces, image-folder, celeba: side of the centre square cut out before resizing.",
+        show_default="the shorter side; 148 for celeba",
+    ),
+    limit: Optional[int] = typer.Option(
+        None, help="image-folder, celeba: read only the first N images (in file-name order).", show_default="all"
+    ),
 ):
     """Fetch a data set from the first source that answers, check it, and cache it under $PYRO_VAE_DATA.
 
@@ -795,7 +950,10 @@ def data_prepare(
     takes = data.DATASETS[name.value].options
     refused = [k for k in options if k not in takes]
     if refused:
-        raise UserError(f"{name.value} does not take {_flags(refused)}" + (f"; it takes {_flags(takes)}" if takes else "; it has no options"))
+        raise UserError(
+            f"{name.value} does not take {_flags(refused)}"
+            + (f"; it takes {_flags(takes)}" if takes else "; it has no options")
+        )
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1 (or left out for all), not {limit}")
     path, source = data.prepare(name.value, force=force, **options)
@@ -807,9 +965,15 @@ def data_prepare(
 def reproductions_record(
     run: Path = RunDir,
     which: CheckpointName = WhichCheckpoint,
-    k: int = typer.Option(5000, "--k", help="The importance samples of the evaluation to read (evaluate --k K wrote it)."),
-    hardware: Optional[str] = typer.Option(None, help="Where the run trained, in a few words.", show_default="this machine: its GPU, or its CPU and cores"),
-    notes: Optional[str] = typer.Option(None, help="A sentence for the row: what was cut short, what differs from the paper."),
+    k: int = typer.Option(
+        5000, "--k", help="The importance samples of the evaluation to read (evaluate --k K wrote it)."
+    ),
+    hardware: Optional[str] = typer.Option(
+        None, help="Where the run trained, in a few words.", show_default="this machine: its GPU, or its CPU and cores"
+    ),
+    notes: Optional[str] = typer.Option(
+        None, help="A sentence for the row: what was cut short, what differs from the paper."
+    ),
     rows: Path = typer.Option(Path("docs/reproductions.json"), help="The table's rows."),
     trust_code: bool = TrustCode,
 ):
@@ -824,7 +988,9 @@ def reproductions_record(
         row["notes"] = notes
     reproductions.record(row, rows)
     table = reproductions.write_table(rows, rows.with_suffix(".md"))
-    typer.echo(f"{row['recipe']}: published {row['published']:.2f}, ours {row['ours']:.2f} ± {row['stderr']:.2f}; wrote {rows} and {table}")
+    typer.echo(
+        f"{row['recipe']}: published {row['published']:.2f}, ours {row['ours']:.2f} ± {row['stderr']:.2f}; wrote {rows} and {table}"
+    )
 
 
 @command(reproductions_app, "table")

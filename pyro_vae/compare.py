@@ -27,7 +27,9 @@ MODELS = ("ae", "vae", "cvae")
 REPORT = "report.md"
 
 
-def train_or_reuse(config: Config, run_dir: Path, *, log: Callable[[str], None], progress: bool, trust_code: bool = False):
+def train_or_reuse(
+    config: Config, run_dir: Path, *, log: Callable[[str], None], progress: bool, trust_code: bool = False
+):
     """The Trainer of ``run_dir``: resumed when it already holds this configuration, new otherwise
     (``trust_code``: the code a run found there names may be imported, trust.py)."""
     from .train import Trainer
@@ -61,7 +63,9 @@ def compare(config: Config, out: str | Path, *, models: Sequence[str] = MODELS, 
     trainers, seconds = {}, {}
     for model, name in zip(models, names):
         own = config.for_model(model, given).replace(lr=config.lr if shared_lr else None)  # None: that model's default
-        trainers[name], seconds[name] = train_or_reuse(own, out / name, log=log, progress=progress, trust_code=trust_code)
+        trainers[name], seconds[name] = train_or_reuse(
+            own, out / name, log=log, progress=progress, trust_code=trust_code
+        )
 
     test = trainers[names[0]].test_data
     classes = test.classes
@@ -76,7 +80,18 @@ def compare(config: Config, out: str | Path, *, models: Sequence[str] = MODELS, 
                 (model.reconstruct(x, y) - x).pow(2).flatten(1).sum(1).sum().item() for x, y in test.batches(1000)
             ) / len(test)  # fmt: skip
         knn = knn_accuracy(codes, test.y, codes, test.y)
-        rows.append((name, metrics, pixel_error, knn, seconds[name], trainer.epoch, trainer.config.lr, _networks(trainer.config, model.generative)))
+        rows.append(
+            (
+                name,
+                metrics,
+                pixel_error,
+                knn,
+                seconds[name],
+                trainer.epoch,
+                trainer.config.lr,
+                _networks(trainer.config, model.generative),
+            )
+        )
         points, axes = project(codes, "pca")
         panels.append({"points": points, "labels": test.y, "classes": classes, "axes": axes,
                        "title": f"{name}: {describe_codes(model)}"})  # fmt: skip
@@ -125,10 +140,10 @@ def _report(config: Config, rows, samples: list, matched: dict, references: dict
     return f"""# {title} on {config.dataset}
 
 Same data and settings for all: `--net {config.net} --z-dim {config.z_dim}
---likelihood {config.likelihood} --binarize {config.binarize} {'--flip' if config.flip else '--no-flip'}
+--likelihood {config.likelihood} --binarize {config.binarize} {"--flip" if config.flip else "--no-flip"}
 --batch-size {config.batch_size} --elbo {config.elbo} --seed {config.seed}`, each with Adam at the
-learning rate in the table, trained on {config.train_size or 'all'} images and measured on
-{config.test_size or 'all'} test images. Each model has its own prior and networks, unless they were
+learning rate in the table, trained on {config.train_size or "all"} images and measured on
+{config.test_size or "all"} test images. Each model has its own prior and networks, unless they were
 given: the table names them (hidden layers × units, encoder / decoder).{defined}
 
 | model | test -ELBO | reconstruction -E[log p(x\\|z)] | KL | squared pixel error | 5-NN accuracy of codes | prior; networks | epochs | learning rate | training time |
@@ -173,8 +188,8 @@ def _samples_table(samples: list) -> str:
 
 def _matched(name: str, matched: dict) -> str:
     return f"""
-For {100 * matched['overall']:.1f}% of the classes, the samples `{name}` draws for a class are nearer
-(in RMS pixel difference, averaged over {matched['samples_per_class']} samples and the class's test
-images) to that class's test images than to any other class's: {matched['own']:.4f} to their own
-class's images, {matched['other']:.4f} to the others' on average.{_MIRRORED if matched['mirror'] else ''}
+For {100 * matched["overall"]:.1f}% of the classes, the samples `{name}` draws for a class are nearer
+(in RMS pixel difference, averaged over {matched["samples_per_class"]} samples and the class's test
+images) to that class's test images than to any other class's: {matched["own"]:.4f} to their own
+class's images, {matched["other"]:.4f} to the others' on average.{_MIRRORED if matched["mirror"] else ""}
 """

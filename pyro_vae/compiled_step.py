@@ -89,7 +89,9 @@ class CompiledStep:
         """Give the parameters their gradients and take the optimizer's step; the loss comes back."""
         if self.skip_nonfinite and not torch.isfinite(loss):
             return torch.full_like(loss, float("nan"))
-        self.optimizer.zero_grad(set_to_none=True)  # a weight this graph does not reach keeps no gradient of an earlier step
+        self.optimizer.zero_grad(
+            set_to_none=True
+        )  # a weight this graph does not reach keeps no gradient of an earlier step
         for p, g in zip(trained, grads):
             p.grad = g
         self.optimizer.step()
@@ -118,14 +120,18 @@ class CompiledStep:
         difference = _difference(loss, grads, trained, eager_loss, eager_grads)
         if difference:
             _set_rng_state(after, x.device)
-            return self.eager_from_now(key, f"its first step differs from the eager step's ({difference})", eager_loss, eager_grads)
+            return self.eager_from_now(
+                key, f"its first step differs from the eager step's ({difference})", eager_loss, eager_grads
+            )
         self.graphs[key] = graph, trained
         shape = "x".join(map(str, x.shape))
         self.log(f"compiled step: Pyro's step on batches of {shape} traced in {traced:.1f} s, compiled and checked against "
                  f"the eager step in {time.perf_counter() - start - traced:.1f} s")  # fmt: skip
         return self.apply(loss, grads, trained)
 
-    def eager_from_now(self, key: tuple, why: str, loss: torch.Tensor, grads: list[torch.Tensor | None]) -> torch.Tensor:
+    def eager_from_now(
+        self, key: tuple, why: str, loss: torch.Tensor, grads: list[torch.Tensor | None]
+    ) -> torch.Tensor:
         """Take this step with the eager step's loss and gradients, and every later one of this shape eagerly."""
         self.graphs[key] = None
         self.log(f"compiled step: {why}; this run trains with the eager step (--step eager)")
@@ -151,7 +157,9 @@ class CompiledStep:
         weight = float(self.kl.weight)
         try:
             with _pyro_without_item(), torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-                graph = make_fx(loss_and_grads, tracing_mode="fake")(weights, torch.tensor(weight, device=x.device), x, y)
+                graph = make_fx(loss_and_grads, tracing_mode="fake")(
+                    weights, torch.tensor(weight, device=x.device), x, y
+                )
         finally:
             self.kl.weight = weight
         parameters = list(params.values())
@@ -208,7 +216,9 @@ def _difference(loss, grads, trained, eager_loss, eager_grads) -> str | None:
     reached = [g for g in eager_grads if g is not None]
     if len(reached) != len(trained):
         return f"it trains {len(trained)} weight tensors, the eager step {len(reached)}"
-    off = torch.stack([(g - e).pow(2).sum() for g, e in zip(grads, reached)]).sum().sqrt() if reached else torch.zeros(())
+    off = (
+        torch.stack([(g - e).pow(2).sum() for g, e in zip(grads, reached)]).sum().sqrt() if reached else torch.zeros(())
+    )
     norm = torch.stack([e.pow(2).sum() for e in reached]).sum().sqrt() if reached else torch.zeros(())
     if off > GRAD_RTOL * norm + 1e-6:
         return f"gradients apart by {(off / norm).item():.1e} of their norm"

@@ -67,7 +67,9 @@ def _fit(name: str, step, train: data.ImageSet, *, epochs, batch_size, generator
                     bar(i, loss.item() / batch_size)
 
 
-def train_baseline(baseline, train: data.ImageSet, visible, *, epochs, batch_size, lr, generator, progress=True) -> None:
+def train_baseline(
+    baseline, train: data.ImageSet, visible, *, epochs, batch_size, lr, generator, progress=True
+) -> None:
     optimizer = torch.optim.Adam(baseline.parameters(), lr=lr)
 
     def step(x, y):
@@ -80,9 +82,15 @@ def train_baseline(baseline, train: data.ImageSet, visible, *, epochs, batch_siz
     _fit("baseline", step, train, epochs=epochs, batch_size=batch_size, generator=generator, progress=progress)
 
 
-def train_cvae(model: CompletionCVAE, train: data.ImageSet, *, epochs, batch_size, lr, generator, progress=True) -> None:
+def train_cvae(
+    model: CompletionCVAE, train: data.ImageSet, *, epochs, batch_size, lr, generator, progress=True
+) -> None:
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    elbo, program, param_state = Trace_ELBO(max_plate_nesting=1), (model.model, model.guide), {"params": {}, "constraints": {}}
+    elbo, program, param_state = (
+        Trace_ELBO(max_plate_nesting=1),
+        (model.model, model.guide),
+        {"params": {}, "constraints": {}},
+    )
 
     def step(x, y):
         return svi_step(elbo, program, optimizer, x, y, param_state)
@@ -111,7 +119,16 @@ def run(
         visible = visible_mask(q, train.image_shape).to(train.x.device)
         log(f"{q} visible quadrant{'s' * (q > 1)}: training the baseline, then the CVAE ({epochs} epochs each)")
         baseline = CompletionNet(train.image_shape, hidden_dim).to(train.x.device)
-        train_baseline(baseline, train, visible, epochs=epochs, batch_size=batch_size, lr=lr, generator=generator, progress=progress)
+        train_baseline(
+            baseline,
+            train,
+            visible,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            generator=generator,
+            progress=progress,
+        )
         model = CompletionCVAE(visible, baseline.eval(), z_dim, hidden_dim).to(train.x.device)
         train_cvae(model, train, epochs=epochs, batch_size=batch_size, lr=lr, generator=generator, progress=progress)
         model.eval()
@@ -120,8 +137,13 @@ def run(
         log_p = importance_log_likelihood(model, test, k)
         results[q] = {"baseline": base.mean().item(), "cvae": -log_p.mean().item(),
                       "cvae_stderr": (log_p.std() / len(log_p) ** 0.5).item()}  # fmt: skip
-        log(f"  -log p(hidden | visible), nats per test image: baseline {results[q]['baseline']:.2f}, CVAE {results[q]['cvae']:.2f}")
-        save_torch({"model": model.state_dict(), "quadrants": q, "z_dim": z_dim, "hidden_dim": hidden_dim}, out / f"cvae-{q}.pt")
+        log(
+            f"  -log p(hidden | visible), nats per test image: baseline {results[q]['baseline']:.2f}, CVAE {results[q]['cvae']:.2f}"
+        )
+        save_torch(
+            {"model": model.state_dict(), "quadrants": q, "z_dim": z_dim, "hidden_dim": hidden_dim},
+            out / f"cvae-{q}.pt",
+        )
         rows.append(_figure_rows(model, baseline, test.x[:8], visible))
     figure = image_grid(torch.cat([r for rows_q in rows for r in rows_q]), out / "completion.png", ncol=8,
                         title="quadrant completion: input, truth, baseline guess, three CVAE samples",
@@ -162,6 +184,8 @@ def _report(results: dict, k: int, epochs: int) -> str:
     ]
     for q, r in results.items():
         pyro_base, pyro_cvae = PYRO_TUTORIAL[q]
-        lines.append(f"| {q} | {r['baseline']:.2f} | {r['cvae']:.2f} ± {r['cvae_stderr']:.2f} | {pyro_base} | {pyro_cvae} |")
+        lines.append(
+            f"| {q} | {r['baseline']:.2f} | {r['cvae']:.2f} ± {r['cvae_stderr']:.2f} | {pyro_base} | {pyro_cvae} |"
+        )
     lines += ["", "![inputs, truth, baseline and CVAE samples](completion.png)", ""]
     return "\n".join(lines)

@@ -57,13 +57,17 @@ def option(default, help: str, *, show_default: str | None = None):
     return field(default=default, metadata={"help": help, "show_default": show_default})
 
 
-SEEDS = range(2**32)  # what torch.manual_seed and numpy's seeding (pyro.set_rng_seed) take; others fail deep inside them
+SEEDS = range(
+    2**32
+)  # what torch.manual_seed and numpy's seeding (pyro.set_rng_seed) take; others fail deep inside them
 
 
 def check_seed(seed: int) -> int:
     """``seed``, or a UserError naming the seeds there are: one rule for every command's --seed and every run's."""
     if seed not in SEEDS:
-        raise UserError(f"--seed must be a whole number from 0 to {SEEDS[-1]} (the seeds torch and numpy take), not {seed}")
+        raise UserError(
+            f"--seed must be a whole number from 0 to {SEEDS[-1]} (the seeds torch and numpy take), not {seed}"
+        )
     return seed
 
 
@@ -90,7 +94,10 @@ class Config:
     the options in ``train --help``."""
 
     # the help of model and likelihood is completed by the CLI with the names installed packages add (parts.names)
-    model: str = option("cvae", "vae: p(z)p(x|z); cvae: conditioned on the label; hvae: two stochastic layers, p(z2)p(z1|z2)p(x|z1); ae: the deterministic baseline.")
+    model: str = option(
+        "cvae",
+        "vae: p(z)p(x|z); cvae: conditioned on the label; hvae: two stochastic layers, p(z2)p(z1|z2)p(x|z1); ae: the deterministic baseline.",
+    )
     dataset: str = option("mnist", "Data set; prepared and cached on first use.")
     net: Optional[str] = option(None, "Encoder/decoder networks: mlp (fully connected: 784-400-z, or as --hidden-dim and the depths say) or conv (stride-2 convolutions sized from the image).",
                                 show_default="the data set's: mlp for digits, conv for faces and spectrograms")  # fmt: skip
@@ -101,10 +108,16 @@ class Config:
                                            show_default="the model's: 2 for cvae (1 with --labels), 1 for the others")  # fmt: skip
     decoder_layers: Optional[int] = option(None, "mlp: hidden layers of the decoder, each also reading the condition (cvae).",
                                            show_default="the model's: 2 for cvae, 1 for the others")  # fmt: skip
-    activation: str = option("relu", "mlp: the hidden layers' nonlinearity: relu; tanh (Burda et al.'s networks); gated: a linear unit times a sigmoid gate, h = (W v) * sigmoid(V v) (Tomczak and Welling's GatedDense).")
+    activation: str = option(
+        "relu",
+        "mlp: the hidden layers' nonlinearity: relu; tanh (Burda et al.'s networks); gated: a linear unit times a sigmoid gate, h = (W v) * sigmoid(V v) (Tomczak and Welling's GatedDense).",
+    )
     prior: Optional[str] = option(None, "p(z): standard N(0, I); conditional: a learned Gaussian p(z|y) per class (cvae); mixture: K learned Gaussians; vamp: the VampPrior, the guide at K learned pseudo-inputs (vae); flow: N(0, I) through --flow-steps learned autoregressive steps.",
                                   show_default="the model's: conditional for cvae, standard for the others")  # fmt: skip
-    guide: str = option("diagonal", "q(z|x): diagonal Gaussian; full-rank: a Gaussian with a learned covariance per image; iaf: the diagonal Gaussian followed by --flow-steps inverse autoregressive flow steps.")
+    guide: str = option(
+        "diagonal",
+        "q(z|x): diagonal Gaussian; full-rank: a Gaussian with a learned covariance per image; iaf: the diagonal Gaussian followed by --flow-steps inverse autoregressive flow steps.",
+    )
     prior_components: Optional[int] = option(None, "mixture / vamp: the number K of components (of pseudo-inputs for vamp).",
                                              show_default="10 for mixture, 500 for vamp (Tomczak and Welling's)")  # fmt: skip
     flow_steps: int = option(2, "flow prior / iaf guide: the number of flow steps.")
@@ -118,38 +131,75 @@ class Config:
                                   show_default="the data set's: on for faces, off for digits")  # fmt: skip
     condition: Optional[str] = option(None, "celeba: the attributes a cvae is conditioned on, comma-separated, e.g. Smiling,Eyeglasses.",
                                       show_default="class labels")  # fmt: skip
-    elbo: str = option("trace", "trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (closed-form KL); jit: JitTrace_ELBO, Trace_ELBO compiled once (faster on the CPU); renyi: the Renyi bound of order --alpha; iwae: the importance-weighted bound (Renyi, alpha 0) with --particles draws.")
-    particles: int = option(1, "Draws of z per image in each bound estimate, run as one vectorized batch (try 5 with --elbo iwae).")
-    alpha: float = option(0.5, "--elbo renyi only: the order alpha of the Renyi bound (0 is the IWAE bound; 1 would be the ELBO).")
+    elbo: str = option(
+        "trace",
+        "trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (closed-form KL); jit: JitTrace_ELBO, Trace_ELBO compiled once (faster on the CPU); renyi: the Renyi bound of order --alpha; iwae: the importance-weighted bound (Renyi, alpha 0) with --particles draws.",
+    )
+    particles: int = option(
+        1, "Draws of z per image in each bound estimate, run as one vectorized batch (try 5 with --elbo iwae)."
+    )
+    alpha: float = option(
+        0.5, "--elbo renyi only: the order alpha of the Renyi bound (0 is the IWAE bound; 1 would be the ELBO)."
+    )
     beta: float = option(1.0, "Weight of the KL term (1: the ELBO; above 1: a beta-VAE).")
     kl_warmup: int = option(0, "Raise the KL weight linearly from 0 to --beta over this many epochs (0: off).")
     labels: Optional[int] = option(None, "cvae: keep N training labels (N / classes of each class, chosen by --seed) and hide the rest; the cvae becomes Kingma et al.'s semi-supervised M2, with a classifier q(y|x) in its guide.",
                                    show_default="all labels")  # fmt: skip
-    classifier: str = option(CLASSIFIER, "--labels: the network of q(y|x): cnn, a small convolutional net (classifier.py's); mlp, the encoder's network (--net) with one hidden layer and K outputs (as in Kingma et al.).")
-    classify_weight: float = option(CLASSIFY_WEIGHT, "--labels: weight alpha of each labelled image's classification loss -log q(y|x) (Kingma et al.'s eq. 9; 0: the classifier learns from the unlabelled images' bound alone).")
+    classifier: str = option(
+        CLASSIFIER,
+        "--labels: the network of q(y|x): cnn, a small convolutional net (classifier.py's); mlp, the encoder's network (--net) with one hidden layer and K outputs (as in Kingma et al.).",
+    )
+    classify_weight: float = option(
+        CLASSIFY_WEIGHT,
+        "--labels: weight alpha of each labelled image's classification loss -log q(y|x) (Kingma et al.'s eq. 9; 0: the classifier learns from the unlabelled images' bound alone).",
+    )
     epochs: Optional[int] = option(None, "Epochs in all (compare: for each model); with train --resume, the run's own unless given.",
                                    show_default="the data set's: 20 for digits, 30 for spoken digits, 200 for faces")  # fmt: skip
     batch_size: Optional[int] = option(None, "Images per SVI step.",
                                        show_default="the data set's: 256 for digits, 32 for faces and spoken digits")  # fmt: skip
     lr: Optional[float] = option(None, "Adam learning rate (compare: all models at this rate; left out, each at its own).",
                                  show_default="2e-3; 5e-4 for ae with a learned Gaussian or Laplace scale")  # fmt: skip
-    lr_warmup: int = option(0, "Raise the learning rate linearly to --lr over this many epochs (0: off); steadies the faces CVAE's start (try 5).")
-    lr_schedule: str = option("constant", "The learning rate over the run: constant; stages: Burda et al.'s, stage i = 0..7 lasts 3^i epochs at --lr x 10^(-i/7) (3,280 epochs); milestones: x 10^(-1/5) after epochs 200, 350, 500, 750 and 1000 (pythae's); cosine: half a cosine from --lr to 0 at the last epoch.")
-    adam_eps: float = option(1e-8, "Adam's epsilon, added to the root of its second-moment estimate (Burda et al. used 1e-4).")
+    lr_warmup: int = option(
+        0,
+        "Raise the learning rate linearly to --lr over this many epochs (0: off); steadies the faces CVAE's start (try 5).",
+    )
+    lr_schedule: str = option(
+        "constant",
+        "The learning rate over the run: constant; stages: Burda et al.'s, stage i = 0..7 lasts 3^i epochs at --lr x 10^(-i/7) (3,280 epochs); milestones: x 10^(-1/5) after epochs 200, 350, 500, 750 and 1000 (pythae's); cosine: half a cosine from --lr to 0 at the last epoch.",
+    )
+    adam_eps: float = option(
+        1e-8, "Adam's epsilon, added to the root of its second-moment estimate (Burda et al. used 1e-4)."
+    )
     validation: Optional[int] = option(None, "Hold out N training images, chosen by --seed, as a validation set: its -ELBO is measured each epoch, and best.pt keeps the epoch where it was lowest (the test set never chooses).",
                                        show_default="none")  # fmt: skip
     early_stopping: Optional[int] = option(None, "With --validation: stop when the validation -ELBO has not improved for this many epochs (Tomczak and Welling: 50).",
                                            show_default="off")  # fmt: skip
-    checkpoint_every: str = option("10m", "Inside an epoch, save the point reached this often as well (30s, 10m, 1h; 0: at the end of each epoch only): a run killed at any moment loses at most that much, and --resume goes on from the saved step.")
+    checkpoint_every: str = option(
+        "10m",
+        "Inside an epoch, save the point reached this often as well (30s, 10m, 1h; 0: at the end of each epoch only): a run killed at any moment loses at most that much, and --resume goes on from the saved step.",
+    )
     seed: int = option(0, "Seed: the same seed on the same device gives the same numbers.")
     device: str = option("auto", "auto picks CUDA when a GPU is visible, else the CPU.")
-    on_nan: str = option("stop", "When the loss turns NaN or infinite: stop (keeping the last good checkpoint) or skip that step.")
-    train_size: Optional[int] = option(None, "Train on the first N images only (quick experiments).", show_default="all")
+    on_nan: str = option(
+        "stop", "When the loss turns NaN or infinite: stop (keeping the last good checkpoint) or skip that step."
+    )
+    train_size: Optional[int] = option(
+        None, "Train on the first N images only (quick experiments).", show_default="all"
+    )
     test_size: Optional[int] = option(None, "Evaluate on the first N test images only.", show_default="all")
-    step: str = option("auto", "compiled: Pyro's training step traced once per batch shape into one graph and compiled (the eager step's numbers, to float rounding; faster where Pyro's Python costs, as with mlp nets: docs/benchmarks.md; the first step waits 10-60 s for the compiler); eager: Pyro's Python runs on every step; auto: compiled for runs of "
-                       f"{AUTO_COMPILED_STEPS} steps or more, where the wait pays.")
-    compile: bool = option(False, "torch.compile the networks (the Pyro program stays eager); the first steps wait for the compiler. Meant for GPUs: on 2 CPU cores it was 6-9% slower than eager (docs/benchmarks.md).")
-    amp: str = option("none", "bf16: run the networks in bfloat16 under autocast, the ELBO in float32 (for GPUs with bfloat16: A100, H100; on a CPU it is usually slower).")
+    step: str = option(
+        "auto",
+        "compiled: Pyro's training step traced once per batch shape into one graph and compiled (the eager step's numbers, to float rounding; faster where Pyro's Python costs, as with mlp nets: docs/benchmarks.md; the first step waits 10-60 s for the compiler); eager: Pyro's Python runs on every step; auto: compiled for runs of "
+        f"{AUTO_COMPILED_STEPS} steps or more, where the wait pays.",
+    )
+    compile: bool = option(
+        False,
+        "torch.compile the networks (the Pyro program stays eager); the first steps wait for the compiler. Meant for GPUs: on 2 CPU cores it was 6-9% slower than eager (docs/benchmarks.md).",
+    )
+    amp: str = option(
+        "none",
+        "bf16: run the networks in bfloat16 under autocast, the ELBO in float32 (for GPUs with bfloat16: A100, H100; on a CPU it is usually slower).",
+    )
 
     def __post_init__(self):
         from .data import DATASETS, PIXELS
@@ -158,7 +208,12 @@ class Config:
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
-        if None in (self.prior, self.hidden_dim, self.encoder_layers, self.decoder_layers):  # the model's own choice: read from its class
+        if None in (
+            self.prior,
+            self.hidden_dim,
+            self.encoder_layers,
+            self.decoder_layers,
+        ):  # the model's own choice: read from its class
             for name, value in model_defaults(self.model, self.net, self.labels).items():
                 if getattr(self, name) is None:
                     setattr(self, name, value)
@@ -170,24 +225,44 @@ class Config:
         for name, allowed in choices().items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
-        model, likelihood = resolve("model", self.model), resolve("likelihood", self.likelihood)  # imports the user's code
+        model, likelihood = (
+            resolve("model", self.model),
+            resolve("likelihood", self.likelihood),
+        )  # imports the user's code
         prior, guide = resolve("prior", self.prior), resolve("guide", self.guide)
-        for name in ("z_dim", "hidden_dim", "encoder_layers", "decoder_layers", "epochs", "batch_size", "particles", "flow_steps"):
+        for name in (
+            "z_dim",
+            "hidden_dim",
+            "encoder_layers",
+            "decoder_layers",
+            "epochs",
+            "batch_size",
+            "particles",
+            "flow_steps",
+        ):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
             if getattr(self, name) > MAXIMA.get(name, math.inf):
                 raise UserError(f"--{name.replace('_', '-')} must be at most {MAXIMA[name]}, not {getattr(self, name)}")
         for name in ("train_size", "test_size", "validation", "early_stopping"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1 (or left out for all), not {getattr(self, name)}")
+                raise UserError(
+                    f"--{name.replace('_', '-')} must be at least 1 (or left out for all), not {getattr(self, name)}"
+                )
         for part in ("encoder", "decoder"):
             if self.net != "mlp" and getattr(self, f"{part}_layers") != 1:
-                raise UserError(f"--{part}-layers sets the depth of the mlp {part}; --net {self.net} has its own: leave it out")
+                raise UserError(
+                    f"--{part}-layers sets the depth of the mlp {part}; --net {self.net} has its own: leave it out"
+                )
         if self.likelihood_scale is not None:
             if "scale" not in inspect.signature(likelihood).parameters:
-                raise UserError(f"--likelihood-scale fixes the noise of a gaussian or laplace likelihood, not of {self.likelihood}")
+                raise UserError(
+                    f"--likelihood-scale fixes the noise of a gaussian or laplace likelihood, not of {self.likelihood}"
+                )
             if not self.likelihood_scale > 0:
-                raise UserError(f"--likelihood-scale must be positive (or left out to learn it), not {self.likelihood_scale}")
+                raise UserError(
+                    f"--likelihood-scale must be positive (or left out to learn it), not {self.likelihood_scale}"
+                )
         seconds(self.checkpoint_every)  # refuses what is not a duration
         check_seed(self.seed)
         if self.early_stopping is not None and self.validation is None:
@@ -207,11 +282,15 @@ class Config:
             raise UserError(f"--beta must be positive, not {self.beta}")
         for name in ("kl_warmup", "lr_warmup"):
             if getattr(self, name) < 0:
-                raise UserError(f"--{name.replace('_', '-')} must be 0 (off) or a number of epochs, not {getattr(self, name)}")
+                raise UserError(
+                    f"--{name.replace('_', '-')} must be 0 (off) or a number of epochs, not {getattr(self, name)}"
+                )
         if self.elbo == "renyi" and self.alpha == 1:
             raise UserError("--alpha 1 makes the Renyi bound the ELBO; use --elbo trace, or another alpha")
         if self.elbo == "jit" and self.kl_warmup:
-            raise UserError("--elbo jit compiles the KL weight in, so it cannot warm up; use --elbo trace with --kl-warmup")
+            raise UserError(
+                "--elbo jit compiles the KL weight in, so it cannot warm up; use --elbo trace with --kl-warmup"
+            )
         if self.elbo == "jit" and (self.compile or self.amp != "none"):
             raise UserError("--elbo jit traces the whole step in float32 with torch.jit; "
                             "with --compile or --amp bf16 use --elbo trace (or meanfield)")  # fmt: skip
@@ -232,9 +311,15 @@ class Config:
         """Why the compiled step cannot trace this run's step (one line that says what to do), or None
         where it can: the rule behind both --step compiled's refusal and --step auto's choice."""
         if self.compile:
-            return "--compile compiles the networks inside the eager step, --step compiled the whole step; use one of them"
+            return (
+                "--compile compiles the networks inside the eager step, --step compiled the whole step; use one of them"
+            )
         if self.elbo not in ("trace", "meanfield"):
-            how = "is Pyro's own compiled step (torch.jit)" if self.elbo == "jit" else "runs its backward pass itself, out of reach of a trace"
+            how = (
+                "is Pyro's own compiled step (torch.jit)"
+                if self.elbo == "jit"
+                else "runs its backward pass itself, out of reach of a trace"
+            )
             return f"--step compiled traces Trace_ELBO or TraceMeanField_ELBO, and --elbo {self.elbo} {how}; use --elbo trace, or --step eager"
         if self.amp != "none":
             return "--amp bf16 trains with the eager step; leave --step out, or pass --step eager"
@@ -247,12 +332,18 @@ class Config:
         """Refuse --labels (semi-supervised training) where it cannot work, in one line."""
         if self.labels is None:
             if self.classify_weight != CLASSIFY_WEIGHT:
-                raise UserError("--classify-weight weighs the labelled images of --labels N; leave it out, or give --labels")
+                raise UserError(
+                    "--classify-weight weighs the labelled images of --labels N; leave it out, or give --labels"
+                )
             if self.classifier != CLASSIFIER:
-                raise UserError("--classifier is the network of q(y|x), which --labels N adds; leave it out, or give --labels")
+                raise UserError(
+                    "--classifier is the network of q(y|x), which --labels N adds; leave it out, or give --labels"
+                )
             return
         if not _takes_missing_labels(self.model, self.labels):
-            raise UserError(f"--labels needs a model that learns from unlabelled images: use --model cvae, not {self.model}")
+            raise UserError(
+                f"--labels needs a model that learns from unlabelled images: use --model cvae, not {self.model}"
+            )
         if self.condition:
             raise UserError("--labels hides class labels, and --condition conditions on attributes; use one of the two")
         if self.elbo != "trace":
@@ -271,10 +362,14 @@ class Config:
             if getattr(self, part) != defaults[part] and part not in taken:
                 what = (("has no prior" if part == "prior" else "encodes each image to one point") if not model.generative
                         else f"writes its own {'p(z)' if part == 'prior' else 'q(z|x)'}")  # fmt: skip
-                raise UserError(f"--{part} {getattr(self, part)} cannot be used with --model {self.model}, which {what}; leave --{part} out")
+                raise UserError(
+                    f"--{part} {getattr(self, part)} cannot be used with --model {self.model}, which {what}; leave --{part} out"
+                )
         if self.prior_components is not None:
             if "components" not in inspect.signature(prior).parameters:
-                raise UserError(f"--prior-components is the size of a mixture or vamp prior, not of --prior {self.prior}; leave it out")
+                raise UserError(
+                    f"--prior-components is the size of a mixture or vamp prior, not of --prior {self.prior}; leave it out"
+                )
             if self.prior_components < 1:
                 raise UserError(f"--prior-components must be at least 1, not {self.prior_components}")
         flows = [f"--{part} {getattr(self, part)}" for part, cls in (("prior", prior), ("guide", guide))
@@ -300,7 +395,9 @@ class Config:
         its weight) go to the models that learn from unlabelled images; the others train as they always do."""
         labels = self.labels if _takes_missing_labels(model, self.labels) else None
         mine, theirs = model_defaults(self.model, self.net, self.labels), model_defaults(model, self.net, labels)
-        changes = {name: theirs[name] for name, value in mine.items() if name not in given and getattr(self, name) == value}
+        changes = {
+            name: theirs[name] for name, value in mine.items() if name not in given and getattr(self, name) == value
+        }
         if labels is None and self.labels is not None:
             changes |= {"labels": None, "classify_weight": CLASSIFY_WEIGHT, "classifier": CLASSIFIER}
         return self.replace(model=model, **changes)
@@ -333,7 +430,9 @@ def model_defaults(model: str, net: str | None, labels: int | None = None) -> di
     from .models import model_class
 
     chosen = {"prior": "standard", "hidden_dim": 400, "encoder_layers": 1, "decoder_layers": 1}
-    chosen |= {name: value for name, value in getattr(model_class(model, labels), "defaults", {}).items() if name in chosen}
+    chosen |= {
+        name: value for name, value in getattr(model_class(model, labels), "defaults", {}).items() if name in chosen
+    }
     if net != "mlp":
         chosen |= {"hidden_dim": 400, "encoder_layers": 1, "decoder_layers": 1}
     return chosen
@@ -363,7 +462,9 @@ def default_lr(model: str, likelihood: str, likelihood_scale: float | None) -> f
 
 def _typed(name: str, value, hint):
     """``value`` as the type ``hint`` (int, float, str, bool, or Optional of one), or a UserError."""
-    allowed = [t for t in typing.get_args(hint) if t is not type(None)] if typing.get_origin(hint) is typing.Union else [hint]
+    allowed = (
+        [t for t in typing.get_args(hint) if t is not type(None)] if typing.get_origin(hint) is typing.Union else [hint]
+    )
     if value is None and len(allowed) < len(typing.get_args(hint) or [hint]):
         return None
     kind = allowed[0]

@@ -152,7 +152,9 @@ def check_model_class(cls, name: str) -> type:
     try:
         inspect.signature(cls).bind(None, None, None)
     except TypeError as e:
-        raise UserError(f"model {name!r} ({cls.__name__}) must be built as {cls.__name__}(config, image_shape, num_classes): {e}") from None
+        raise UserError(
+            f"model {name!r} ({cls.__name__}) must be built as {cls.__name__}(config, image_shape, num_classes): {e}"
+        ) from None
     except ValueError:  # no signature to read (a class built in C): let the call decide
         pass
     return cls
@@ -177,7 +179,9 @@ def check_model(model, name: str):
 def check_likelihood_class(cls, name: str) -> type:
     """Refuse, in one line, a class named as a likelihood that cannot be one; returns the class."""
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise UserError(f"likelihood {name!r} is not a likelihood: it is {_what(cls)}, where an nn.Module subclass is needed")
+        raise UserError(
+            f"likelihood {name!r} is not a likelihood: it is {_what(cls)}, where an nn.Module subclass is needed"
+        )
     if not isinstance(getattr(cls, "discrete", None), bool):
         raise UserError(f"likelihood {name!r} ({cls.__name__}) lacks the class attribute `discrete` (True for "
                         "probabilities of pixel values, False for densities); see pyro_vae/contract.py")  # fmt: skip
@@ -187,7 +191,9 @@ def check_likelihood_class(cls, name: str) -> type:
 def check_prior_class(cls, name: str) -> type:
     """Refuse, in one line, a class named as a prior that cannot be one; returns the class."""
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise UserError(f"prior {name!r} is not a prior: it is {_what(cls)}, where an nn.Module subclass is needed (see pyro_vae/priors.py)")
+        raise UserError(
+            f"prior {name!r} is not a prior: it is {_what(cls)}, where an nn.Module subclass is needed (see pyro_vae/priors.py)"
+        )
     _check_built_as(cls, "prior", name, "Class(z_dim, **options)", 1, PRIOR_OPTIONS)
     return cls
 

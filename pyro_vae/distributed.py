@@ -135,6 +135,10 @@ def data_parallel(networks: nn.Module, elbo, program, device: torch.device) -> n
     # scale head, and DDP must know that such weights get no gradient, without searching each step).
     # The buffers (the prior's zeros and ones) never change: no need to send them every step.
     # PyTorch 2.14 renamed the option; older releases (2.11 on GPU machines) know the old name only.
-    quiet = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters else "broadcast_buffers"
+    quiet = (
+        "forward_sync_buffers"
+        if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+        else "broadcast_buffers"
+    )
     return DistributedDataParallel(BoundLoss(networks, elbo, program), device_ids=[device] if device.type == "cuda" else None,
                                    static_graph=True, **{quiet: False})  # fmt: skip

@@ -124,7 +124,9 @@ def importance_log_likelihood(
 
 
 @torch.no_grad()
-def mean_elbo(model, x: torch.Tensor, y: torch.Tensor | None, guide=None, samples: int = 100, max_rows: int = 8192) -> torch.Tensor:
+def mean_elbo(
+    model, x: torch.Tensor, y: torch.Tensor | None, guide=None, samples: int = 100, max_rows: int = 8192
+) -> torch.Tensor:
     """The ELBO of each image averaged over ``samples`` draws of z: (N,) nats.
 
     guide: as in :func:`elbo_terms`. Draws are made ``max_rows`` codes at a time.
@@ -180,7 +182,9 @@ def amortization_gap(model, x: torch.Tensor, y: torch.Tensor | None = None, *, s
 
         def fitted_guide(images, labels=None):
             if images.shape[0] != x.shape[0]:
-                raise ValueError(f"this guide was fitted to {x.shape[0]} images, not {images.shape[0]}: call it on those images")
+                raise ValueError(
+                    f"this guide was fitted to {x.shape[0]} images, not {images.shape[0]}: call it on those images"
+                )
             with pyro.plate("data", x.shape[0]):
                 for name in sites:
                     pyro.sample(name, dist.Normal(loc[name], log_scale[name].exp()).to_event(event_dims[name]))
@@ -189,7 +193,9 @@ def amortization_gap(model, x: torch.Tensor, y: torch.Tensor | None = None, *, s
         optimizer = torch.optim.Adam(parameters, lr=lr)
         history = []
         for _ in range(steps):
-            elbo = draw_log_weights(model, x, y, particles, fitted_guide).sum() / particles  # the sum over images of each image's ELBO estimate
+            elbo = (
+                draw_log_weights(model, x, y, particles, fitted_guide).sum() / particles
+            )  # the sum over images of each image's ELBO estimate
             for p, g in zip(parameters, torch.autograd.grad(-elbo, parameters)):  # the model's weights get no gradient
                 p.grad = g
             optimizer.step()
@@ -201,7 +207,13 @@ def amortization_gap(model, x: torch.Tensor, y: torch.Tensor | None = None, *, s
     for p in parameters:  # the fitted guide's parameters are settled: no more gradients
         p.requires_grad_(False)
         p.grad = None
-    return {"encoder": encoder, "optimized": optimized, "gap": optimized - encoder, "trace": history, "guide": fitted_guide}
+    return {
+        "encoder": encoder,
+        "optimized": optimized,
+        "gap": optimized - encoder,
+        "trace": history,
+        "guide": fitted_guide,
+    }
 
 
 @torch.no_grad()
@@ -221,7 +233,9 @@ def active_units(model, data: ImageSet, threshold: float = 0.01, batch_size: int
 
 
 @torch.no_grad()
-def conditional_accuracy(model, classifier, n_per_class: int = 100, seed: int = 0, features: dict | None = None) -> dict:
+def conditional_accuracy(
+    model, classifier, n_per_class: int = 100, seed: int = 0, features: dict | None = None
+) -> dict:
     """How often the model's samples for label c are classified as c, per class and overall.
 
     Draws ``n_per_class`` images from p(x|y=c) for every class c (the likelihood's mean images).
@@ -324,7 +338,11 @@ def evaluate(model, data: ImageSet, *, k: int = 1000, classifier=None, n_per_cla
     if not model.generative:  # the autoencoder: no prior, so no likelihood to estimate
         return result
     log_px = importance_log_likelihood(model, data, k, max_rows, progress=progress)
-    result |= {"k": k, "nll": -log_px.mean().item(), "nll_stderr": (log_px.std() / math.sqrt(len(log_px))).item() if len(log_px) > 1 else 0.0}
+    result |= {
+        "k": k,
+        "nll": -log_px.mean().item(),
+        "nll_stderr": (log_px.std() / math.sqrt(len(log_px))).item() if len(log_px) > 1 else 0.0,
+    }
     result["nll_bits_per_dim"] = bits_per_dim(result["nll"], model, data)
     count, variance = active_units(model, data)
     result |= {"active_units": count, "z_dim": len(variance)}

@@ -112,7 +112,8 @@ class IAF(Diagonal):
         super().__init__(in_dim, z_dim)
         width = max(in_dim, 2 * z_dim)  # a MADE layer needs at least z_dim - 1 units to reach every dimension
         self.steps = nn.ModuleList(
-            ConditionalAffineAutoregressive(ConditionalAutoRegressiveNN(z_dim, in_dim, [width]), stable=True) for _ in range(steps)
+            ConditionalAffineAutoregressive(ConditionalAutoRegressiveNN(z_dim, in_dim, [width]), stable=True)
+            for _ in range(steps)
         )
 
     def head(self) -> nn.Module:
@@ -120,7 +121,9 @@ class IAF(Diagonal):
 
     def forward(self, params) -> dist.Distribution:
         loc, scale, h = params
-        return dist.TransformedDistribution(dist.Normal(loc, scale).to_event(1), [step.condition(h) for step in self.steps])
+        return dist.TransformedDistribution(
+            dist.Normal(loc, scale).to_event(1), [step.condition(h) for step in self.steps]
+        )
 
     def code(self, params) -> torch.Tensor:
         """The flow at zero noise: z0 = loc carried through every step. (Its mean has no closed form.)"""

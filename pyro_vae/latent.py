@@ -52,7 +52,9 @@ def project(codes: torch.Tensor, method: str = "pca", seed: int = 0) -> tuple[to
         try:
             from sklearn.manifold import TSNE
         except ImportError:
-            raise UserError("--method tsne needs scikit-learn: pip install scikit-learn (or use --method pca)") from None
+            raise UserError(
+                "--method tsne needs scikit-learn: pip install scikit-learn (or use --method pca)"
+            ) from None
         points = TSNE(n_components=2, init="pca", random_state=seed).fit_transform(codes.cpu().numpy())
         return torch.as_tensor(points, dtype=codes.dtype), ["t-SNE 1", "t-SNE 2"]
     raise UserError(f"unknown projection {method!r}; use one of {', '.join(PROJECTIONS)}")

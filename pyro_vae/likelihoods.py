@@ -180,7 +180,9 @@ class AutoregressiveBernoulliImage(dist.TorchDistribution):
         batch_shape = torch.Size(batch_shape)
         if batch_shape == self.batch_shape:
             return self
-        return AutoregressiveBernoulliImage(self.decoded.expand(batch_shape + self.event_shape), self.context, validate_args=False)
+        return AutoregressiveBernoulliImage(
+            self.decoded.expand(batch_shape + self.event_shape), self.context, validate_args=False
+        )
 
     def offset_and_gain(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The context's (a, s) at every pixel of ``x`` (..., C, H, W), each shaped like x."""
@@ -213,7 +215,9 @@ class AutoregressiveBernoulliImage(dist.TorchDistribution):
 
     def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
         if sample_shape:
-            return AutoregressiveBernoulliImage(self.decoded.expand(sample_shape + self.decoded.shape), self.context).sample()
+            return AutoregressiveBernoulliImage(
+                self.decoded.expand(sample_shape + self.decoded.shape), self.context
+            ).sample()
         return self._decode(greedy=False)[0]
 
     @property
@@ -237,7 +241,13 @@ class Autoregressive(nn.Module):
         return AutoregressiveBernoulliImage(decoded, self.context, validate_args=False)
 
 
-LIKELIHOODS = {"bernoulli": Bernoulli, "continuous-bernoulli": ContinuousBernoulli, "gaussian": Gaussian, "laplace": Laplace, "autoregressive": Autoregressive}
+LIKELIHOODS = {
+    "bernoulli": Bernoulli,
+    "continuous-bernoulli": ContinuousBernoulli,
+    "gaussian": Gaussian,
+    "laplace": Laplace,
+    "autoregressive": Autoregressive,
+}
 
 
 def build_likelihood(config, image_shape) -> nn.Module:

@@ -119,7 +119,15 @@ class MLPDecoder(nn.Module):
     changed nothing (docs/results.md#class-control).
     """
 
-    def __init__(self, image_shape, z_dim: int, hidden_dim: int = 400, cond_dim: int = 0, layers: int = 1, activation: str = "relu"):
+    def __init__(
+        self,
+        image_shape,
+        z_dim: int,
+        hidden_dim: int = 400,
+        cond_dim: int = 0,
+        layers: int = 1,
+        activation: str = "relu",
+    ):
         super().__init__()
         self.image_shape, self.activation = tuple(image_shape), activation
         self.hidden = hidden_layer(z_dim + cond_dim, hidden_dim, activation)
@@ -127,7 +135,9 @@ class MLPDecoder(nn.Module):
         self.out = nn.Linear(hidden_dim, math.prod(image_shape))
 
     def forward(self, z, c=None):
-        h = hidden_features(self.hidden, self.deeper, z, c, self.activation)  # (batch..., hidden_dim): z's and c's leading dimensions
+        h = hidden_features(
+            self.hidden, self.deeper, z, c, self.activation
+        )  # (batch..., hidden_dim): z's and c's leading dimensions
         return self.out(h).float().view(*h.shape[:-1], *self.image_shape)
 
 
@@ -147,7 +157,14 @@ def _conv_plan(image_shape) -> tuple[list[int], int, int]:
 class ConvEncoder(nn.Module):
     """x -> stride-2 convolutions -> flatten (+ c) -> hidden -> head (as in :class:`MLPEncoder`)."""
 
-    def __init__(self, image_shape, z_dim: int, hidden_dim: int = 400, cond_dim: int = 0, head: Callable[[], nn.Module] | None = None):
+    def __init__(
+        self,
+        image_shape,
+        z_dim: int,
+        hidden_dim: int = 400,
+        cond_dim: int = 0,
+        head: Callable[[], nn.Module] | None = None,
+    ):
         super().__init__()
         channels, h, w = _conv_plan(image_shape)
         layers, c_in = [], image_shape[0]
@@ -271,7 +288,12 @@ class CompletionNet(nn.Module):
         self.image_shape = tuple(image_shape)
         n = math.prod(image_shape)
         self.layers = nn.Sequential(
-            nn.Flatten(), nn.Linear(n, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, n)
+            nn.Flatten(),
+            nn.Linear(n, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, n),
         )
 
     def forward(self, x):

@@ -37,11 +37,15 @@ warnings.filterwarnings("ignore", message="TraceEnum_ELBO found no sample sites 
 # --elbo choices: name -> a function of the Config making the Pyro ELBO
 ELBOS: dict[str, Callable[..., ELBO]] = {
     "trace": lambda c: Trace_ELBO(num_particles=c.particles, vectorize_particles=True, max_plate_nesting=1),
-    "meanfield": lambda c: TraceMeanField_ELBO(num_particles=c.particles, vectorize_particles=True, max_plate_nesting=1),
+    "meanfield": lambda c: TraceMeanField_ELBO(
+        num_particles=c.particles, vectorize_particles=True, max_plate_nesting=1
+    ),
     "jit": lambda c: JitTrace_ELBO(
         num_particles=c.particles, vectorize_particles=True, max_plate_nesting=1, ignore_jit_warnings=True
     ),
-    "renyi": lambda c: RenyiELBO(alpha=c.alpha, num_particles=c.particles, vectorize_particles=True, max_plate_nesting=1),
+    "renyi": lambda c: RenyiELBO(
+        alpha=c.alpha, num_particles=c.particles, vectorize_particles=True, max_plate_nesting=1
+    ),
     "iwae": lambda c: RenyiELBO(alpha=0.0, num_particles=c.particles, vectorize_particles=True, max_plate_nesting=1),
 }
 

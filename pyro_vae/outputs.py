@@ -57,7 +57,9 @@ def check_out(path: Path | None, kind: str, option: str = "--out") -> Path | Non
                         f"name another file (the default, with {option} left out, is safe)")  # fmt: skip
     if kind == "folder":
         if path.exists() and not path.is_dir():
-            raise UserError(f"{option} {path} is a file, and this command writes a folder: name a folder (a new one is made)")
+            raise UserError(
+                f"{option} {path} is a file, and this command writes a folder: name a folder (a new one is made)"
+            )
         return path
     if path.is_dir() and kind != "png or folder":
         raise UserError(f"{option} {path} is a folder; name the file to write, such as {path / ('out' + suffix)}")
@@ -76,7 +78,9 @@ def run_folder(value: str | os.PathLike | None, option: str = "--run-dir") -> Pa
     if value is None:
         return None
     if not os.fspath(value).strip():
-        raise UserError(f"{option} is empty (an unset variable?); name the folder for the run, or leave {option} out for runs/<name>-<time>")
+        raise UserError(
+            f"{option} is empty (an unset variable?); name the folder for the run, or leave {option} out for runs/<name>-<time>"
+        )
     return check_out(Path(value), "folder", option)
 
 
@@ -110,7 +114,9 @@ def write_pictures_or_sound(
     """
     if features is None:
         if out is not None and out.is_dir():
-            raise UserError(f"--out {out} is a folder, and {run} holds images, written as one PNG: name it, such as {out / (name + '.png')}")
+            raise UserError(
+                f"--out {out} is a folder, and {run} holds images, written as one PNG: name it, such as {out / (name + '.png')}"
+            )
         path = figure(out or run / f"{name}.png", spectrogram=False)
         log(f"wrote {path}")
         return path

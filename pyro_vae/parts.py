@@ -54,7 +54,12 @@ def _built_in(kind: str) -> dict:
     raise ValueError(f"no kind of part called {kind!r}")
 
 
-_CHECKS = {"model": check_model_class, "likelihood": check_likelihood_class, "prior": check_prior_class, "guide": check_guide_class}
+_CHECKS = {
+    "model": check_model_class,
+    "likelihood": check_likelihood_class,
+    "prior": check_prior_class,
+    "guide": check_guide_class,
+}
 
 
 def entry_point_group(kind: str) -> str:
@@ -100,7 +105,9 @@ def resolve(kind: str, name: str):
 def _import_reference(kind: str, name: str):
     where, _, attribute = name.rpartition(":")
     if not where or not attribute.isidentifier():
-        raise UserError(f"{kind} {name!r} is not a reference to a class: write path/to/file.py:Class or package.module:Class")
+        raise UserError(
+            f"{kind} {name!r} is not a reference to a class: write path/to/file.py:Class or package.module:Class"
+        )
     trust.check(kind, name)  # before anything is imported
     if is_file_reference(where):
         module = _import_file(kind, name, Path(where))
@@ -109,12 +116,20 @@ def _import_reference(kind: str, name: str):
             with _on_path(Path.cwd()):  # the folder the command runs in, as `python -m` would have it
                 module = importlib.import_module(where)
         except Exception as e:
-            missing = isinstance(e, ModuleNotFoundError) and e.name and (where == e.name or where.startswith(e.name + "."))
-            fix = "install it, or run from the folder that holds it (or add that folder to PYTHONPATH)" if missing else "fix the module"
+            missing = (
+                isinstance(e, ModuleNotFoundError) and e.name and (where == e.name or where.startswith(e.name + "."))
+            )
+            fix = (
+                "install it, or run from the folder that holds it (or add that folder to PYTHONPATH)"
+                if missing
+                else "fix the module"
+            )
             raise UserError(f"{kind} {name!r}: importing {where} failed ({_one_line(e)}); {fix}") from None
     if not hasattr(module, attribute):
         defined = sorted(n for n, v in vars(module).items() if isinstance(v, type) and v.__module__ == module.__name__)
-        raise UserError(f"{kind} {name!r}: {where} has no {attribute}" + (f" (it defines {', '.join(defined)})" if defined else ""))
+        raise UserError(
+            f"{kind} {name!r}: {where} has no {attribute}" + (f" (it defines {', '.join(defined)})" if defined else "")
+        )
     return getattr(module, attribute)
 
 

@@ -19,9 +19,10 @@ from .contract import device_of
 from .files import atomic_path
 from .latent import quantile_grid
 
-
 DPI = 110
-MAX_PIXELS = 16e6  # of a figure (4000 x 4000): a larger grid is drawn at a lower resolution, not as a file no viewer opens
+MAX_PIXELS = (
+    16e6  # of a figure (4000 x 4000): a larger grid is drawn at a lower resolution, not as a file no viewer opens
+)
 
 
 def _figure(figsize, nrows: int = 1, ncols: int = 1, **kwargs):
@@ -112,8 +113,15 @@ def spectrogram_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title
         values, levels = images * f.top_db + low, (low, f.db_max)  # image value v is low + v * top_db dB
         extent = (0, frames * f.hop / f.sample_rate, 0, mels)
         top_mel = 2595 * math.log10(1 + f.sample_rate / 2 / 700)  # HTK mel scale, f_max = sample_rate / 2
-        bands = {hz: 2595 * math.log10(1 + hz / 700) * (mels + 1) / top_mel - 1 for hz in (500, 1000, 2000, 4000, 8000, 16000)}
-        yticks = {band + 0.5: f"{hz:g}" if hz < 1000 else f"{hz / 1000:g}k" for hz, band in bands.items() if 0 < band + 0.5 < mels}
+        bands = {
+            hz: 2595 * math.log10(1 + hz / 700) * (mels + 1) / top_mel - 1
+            for hz in (500, 1000, 2000, 4000, 8000, 16000)
+        }
+        yticks = {
+            band + 0.5: f"{hz:g}" if hz < 1000 else f"{hz / 1000:g}k"
+            for hz, band in bands.items()
+            if 0 < band + 0.5 < mels
+        }
         names = ("time (s)", "frequency (Hz)", "level (dB)")
     else:
         values, levels, extent = images, (0.0, 1.0), (0, frames, 0, mels)
@@ -139,13 +147,17 @@ def spectrogram_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title
         bottom = i + ncol >= n  # the lowest tile of its column
         ax.tick_params(labelsize=8, length=2.5, pad=2, labelbottom=bottom, labelleft=col == 0)
         if col == 0 and row_labels and row < len(row_labels):
-            ax.set_ylabel(row_labels[row], fontsize=9, fontweight="bold", rotation=0, ha="right", va="center", labelpad=10)
+            ax.set_ylabel(
+                row_labels[row], fontsize=9, fontweight="bold", rotation=0, ha="right", va="center", labelpad=10
+            )
     # one label per axis for the whole grid, outside the outer tiles' tick labels
     fig.text((left + grid_w / 2) / width, 0.12 / height, names[0], fontsize=9, ha="center", va="bottom")
     fig.text(0.08 / width, (0.6 + grid_h / 2) / height, names[1], rotation=90, fontsize=9, ha="left", va="center")
     fig.text((left + grid_w / 2) / width, (0.6 + grid_h + 0.12) / height, title, fontsize=10, ha="center", va="bottom")
     bar_h = min(grid_h, 3.0)
-    cax = fig.add_axes(((left + grid_w + 0.15) / width, (0.6 + (grid_h - bar_h) / 2) / height, 0.13 / width, bar_h / height))
+    cax = fig.add_axes(
+        ((left + grid_w + 0.15) / width, (0.6 + (grid_h - bar_h) / 2) / height, 0.13 / width, bar_h / height)
+    )
     bar = fig.colorbar(shown, cax=cax, extend="min" if features is not None else "neither")  # min: quieter is clipped
     bar.set_label(names[2], fontsize=9)
     bar.ax.tick_params(labelsize=8)
@@ -218,9 +230,13 @@ def sample_figure(model, classes: list[str], path, *, ncol: int = 10, labels=Non
     if not model.conditional:
         nrow = 2 if spectrogram else ncol  # spectrograms are large: two rows say enough
         images, _ = draw_samples(model, ncol * nrow, seed=seed)
-        return image_grid(images, path, ncol=ncol, title=f"{ncol * nrow} samples from the prior", spectrogram=spectrogram)
+        return image_grid(
+            images, path, ncol=ncol, title=f"{ncol * nrow} samples from the prior", spectrogram=spectrogram
+        )
     first = labels is None and not attributes and model.num_classes > MAX_ROWS
-    images, labels = draw_samples(model, ncol, default_conditions(model, attributes) if labels is None else labels, seed)
+    images, labels = draw_samples(
+        model, ncol, default_conditions(model, attributes) if labels is None else labels, seed
+    )
     names = [condition_name(classes, c) for c in labels]
     if len(labels) == 1:
         title = f"samples given {names[0]}"
@@ -237,7 +253,9 @@ def column_shares(model) -> str:
 
 
 @torch.no_grad()
-def reconstruction_figure(model, x: torch.Tensor, y: torch.Tensor, path, *, ncol: int = 10, spectrogram: bool | dict = False) -> Path:
+def reconstruction_figure(
+    model, x: torch.Tensor, y: torch.Tensor, path, *, ncol: int = 10, spectrogram: bool | dict = False
+) -> Path:
     """Inputs (odd rows) above their reconstructions (even rows). x: (N, C, H, W) with N a multiple of ncol."""
     recon = model.reconstruct(x, y)
     rows = x.shape[0] // ncol
@@ -246,13 +264,17 @@ def reconstruction_figure(model, x: torch.Tensor, y: torch.Tensor, path, *, ncol
                       row_labels=labels, spectrogram=spectrogram)  # fmt: skip
 
 
-def _scatter(ax, points: torch.Tensor, labels: torch.Tensor, classes: list[str], axis_names, title: str, legend_title: str):
+def _scatter(
+    ax, points: torch.Tensor, labels: torch.Tensor, classes: list[str], axis_names, title: str, legend_title: str
+):
     points, labels = points.detach().float().cpu(), labels.cpu()
     cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
     for i, name in enumerate(classes):
         mask = labels == i
         if mask.any():
-            ax.scatter(points[mask, 0], points[mask, 1], s=3, alpha=0.6, color=cmap(i % cmap.N), label=name, rasterized=True)
+            ax.scatter(
+                points[mask, 0], points[mask, 1], s=3, alpha=0.6, color=cmap(i % cmap.N), label=name, rasterized=True
+            )
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
@@ -318,7 +340,11 @@ def manifold_figure(model, path, *, n: int = 20, labels=None, classes=None, dims
         ax.set_ylabel(f"z[{dims[1]}] in prior sd from its mean (tiles: equal prior mass)", fontsize=8)
         if label is not None:
             ax.set_title(f"class {classes[label] if classes else label}", fontsize=10)
-    what = "the 2-D latent space" if model.z_dim == 2 else f"a slice through z[{dims[0]}], z[{dims[1]}], other dimensions at the prior mean"
+    what = (
+        "the 2-D latent space"
+        if model.z_dim == 2
+        else f"a slice through z[{dims[0]}], z[{dims[1]}], other dimensions at the prior mean"
+    )
     fig.suptitle(f"decoded grid over the prior's quantiles: {what}", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
@@ -334,7 +360,9 @@ def quantile_ticks(values: torch.Tensor, count: int = 7) -> tuple[list[float], l
     return [i + 0.5 for i in tiles], [f"{values[i].item():.2f}" for i in tiles]
 
 
-def strips_figure(strips: list[torch.Tensor], row_labels: list[str], path, *, title: str, spectrogram: bool | dict = False) -> Path:
+def strips_figure(
+    strips: list[torch.Tensor], row_labels: list[str], path, *, title: str, spectrogram: bool | dict = False
+) -> Path:
     """Rows of images of equal length, e.g. interpolations (each strip (steps, C, H, W))."""
     steps = strips[0].shape[0]
     return image_grid(torch.cat(strips), path, ncol=steps, title=title, row_labels=row_labels, spectrogram=spectrogram)
@@ -348,7 +376,9 @@ def curves_figure(history: list[dict], path, *, title: str = "training curves") 
     left.plot(epochs, [r["test_neg_elbo"] for r in history], "s-", label="test")
     left.set_title("-ELBO (lower is better)", fontsize=10)
     left.set_ylabel("nats per image")
-    right.plot(epochs, [r["test_recon"] for r in history], "o-", color="tab:green", label="reconstruction  -E[log p(x|z)]")
+    right.plot(
+        epochs, [r["test_recon"] for r in history], "o-", color="tab:green", label="reconstruction  -E[log p(x|z)]"
+    )
     right.set_ylabel("reconstruction, nats per image")
     kl_axis = right.twinx()
     kl_axis.plot(epochs, [r["test_kl"] for r in history], "s-", color="tab:red", label="KL(q(z|x) || p(z))")

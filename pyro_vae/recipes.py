@@ -70,7 +70,9 @@ class Recipe:
             raise UserError(f"{self.path}: {e}") from None
 
 
-def load(path: str | Path, overrides: dict | None = None, trust_code: bool = False, run_dir: Path | None = None) -> Recipe:
+def load(
+    path: str | Path, overrides: dict | None = None, trust_code: bool = False, run_dir: Path | None = None
+) -> Recipe:
     """The recipe in ``path``, or a UserError of one line naming what is wrong with the file.
 
     Its settings are checked with ``overrides`` (the options given on the command line) laid over
@@ -84,14 +86,18 @@ def load(path: str | Path, overrides: dict | None = None, trust_code: bool = Fal
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise UserError(f"{path} is not a text file in UTF-8 (byte {e.start} is not); a recipe is TOML text: save it as UTF-8") from None
+        raise UserError(
+            f"{path} is not a text file in UTF-8 (byte {e.start} is not); a recipe is TOML text: save it as UTF-8"
+        ) from None
     try:
         content = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path} is not valid TOML ({e}); fix the file") from None
     unknown = sorted(set(content) - {"settings", "reproduces"})
     if unknown:
-        raise UserError(f"{path}: unknown table or key {', '.join(unknown)}; a recipe holds [settings] and, optionally, [reproduces]")
+        raise UserError(
+            f"{path}: unknown table or key {', '.join(unknown)}; a recipe holds [settings] and, optionally, [reproduces]"
+        )
     for table in ("settings", "reproduces"):
         if not isinstance(content.get(table, {}), dict):
             raise UserError(f"{path}: {table} must be a table ([{table}]), not a single value")
@@ -99,7 +105,9 @@ def load(path: str | Path, overrides: dict | None = None, trust_code: bool = Fal
     fields = {f.name for f in dataclasses.fields(Config)}
     unknown = sorted(set(settings) - fields)
     if unknown:
-        raise UserError(f"{path}: unknown setting {', '.join(unknown)}; the settings are train's options: {', '.join(sorted(fields))}")
+        raise UserError(
+            f"{path}: unknown setting {', '.join(unknown)}; the settings are train's options: {', '.join(sorted(fields))}"
+        )
     recipe = Recipe(path, settings, _about(path, content.get("reproduces", {})), text)
     with trust.reading(run_dir, vouched=trust_code):
         recipe.config(overrides)  # every value checked now, with the file's name in the message
@@ -114,7 +122,9 @@ def _about(path: Path, about: dict) -> dict:
         kind = ABOUT[key]
         ok = isinstance(value, kind) or (kind is float and isinstance(value, int))
         if isinstance(value, bool) or not ok or (kind is float and not math.isfinite(value)):
-            raise UserError(f"{path}: [reproduces] {key} must be {'a number' if kind is float else kind.__name__}, not {value!r}")
+            raise UserError(
+                f"{path}: [reproduces] {key} must be {'a number' if kind is float else kind.__name__}, not {value!r}"
+            )
     return about
 
 

@@ -54,7 +54,9 @@ def row_of(run_dir: Path, which: str, k: int, where: str, trust_code: bool = Fal
     run_dir = Path(run_dir)
     copy = run_dir / recipes.COPY
     if not copy.exists():
-        raise UserError(f"{run_dir} was not trained from a recipe (it has no {recipes.COPY}); train with --config recipes/NAME.toml")
+        raise UserError(
+            f"{run_dir} was not trained from a recipe (it has no {recipes.COPY}); train with --config recipes/NAME.toml"
+        )
     recipe = recipes.load(copy, trust_code=trust_code, run_dir=run_dir)
     if not recipe.reproduces.get("published"):
         raise UserError(f"{copy} names no published number ([reproduces] published); nothing to set ours beside")
@@ -135,7 +137,9 @@ def render(rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        published = f"{r['published']:.2f}" + (f" (k = {r['published_k']})" if r.get("published_k") and r["published_k"] != r["k"] else "")
+        published = f"{r['published']:.2f}" + (
+            f" (k = {r['published_k']})" if r.get("published_k") and r["published_k"] != r["k"] else ""
+        )
         difference = r["ours"] - r["published"]
         lines.append(
             f"| `{r['recipe']}` | {r['paper']}: {r['row']} | {published} | **{r['ours']:.2f}** ± {r['stderr']:.2f} ({r['k']}); "

@@ -51,7 +51,12 @@ def _cosine(config, epoch: int, fraction: float) -> float:
 
 
 # --lr-schedule choices: name -> share of --lr after ``fraction`` of ``epoch``
-SCHEDULES: dict[str, Callable[..., float]] = {"constant": _constant, "stages": _stages, "milestones": _milestones, "cosine": _cosine}
+SCHEDULES: dict[str, Callable[..., float]] = {
+    "constant": _constant,
+    "stages": _stages,
+    "milestones": _milestones,
+    "cosine": _cosine,
+}
 
 
 def lr_scale(config, epoch: int, fraction: float) -> float:

@@ -117,10 +117,14 @@ class Trainer:
     first Trainer joins the process group; leave it with ``distributed.stop()`` when done (cli.py does).
     """
 
-    def __init__(self, config: Config, run_dir: str | Path, *, log: Callable[[str], None] = print, progress: bool = True):
+    def __init__(
+        self, config: Config, run_dir: str | Path, *, log: Callable[[str], None] = print, progress: bool = True
+    ):
         self.config = config.validate()
         self.run_dir = Path(run_dir)
-        for part in checkpoint.PARTS:  # the code this run names is trusted by its content: its commands open it without a flag
+        for (
+            part
+        ) in checkpoint.PARTS:  # the code this run names is trusted by its content: its commands open it without a flag
             trust.grant(getattr(config, part), self.run_dir)
         self.device = resolve_device(distributed.device_name(config.device))
         distributed.start(self.device)  # under torchrun: join the other processes (nothing otherwise)
@@ -143,7 +147,9 @@ class Trainer:
             self.train_data = keep_labels(self.train_data, config.labels, config.seed)
             self.labelled = LabelledShare(self.train_data, LABELLED_PER_BATCH)
         if config.batch_size > len(self.train_data):
-            raise UserError(f"--batch-size {config.batch_size} is larger than the {len(self.train_data)} training images; lower it")
+            raise UserError(
+                f"--batch-size {config.batch_size} is larger than the {len(self.train_data)} training images; lower it"
+            )
 
         if resolve("model", config.model).conditional and self.train_data.num_classes < 2:
             raise UserError(f"{config.dataset} has one class, so a conditional model ({config.model}) has nothing to condition on; "
@@ -155,9 +161,16 @@ class Trainer:
         self.elbo = make_elbo(config, self.model)
         # what the training loss is: the ELBO itself, or another objective (a tighter bound, a weighted KL,
         # the semi-supervised objective with its classification term, over batches with labelled images added)
-        plain = config.elbo in ("trace", "meanfield", "jit") and config.beta == 1 and not config.kl_warmup and not config.labels
+        plain = (
+            config.elbo in ("trace", "meanfield", "jit")
+            and config.beta == 1
+            and not config.kl_warmup
+            and not config.labels
+        )
         if config.labels:
-            self.train_name = f"train objective (semi-supervised, {config.labels} labels, classify weight {config.classify_weight:g})"
+            self.train_name = (
+                f"train objective (semi-supervised, {config.labels} labels, classify weight {config.classify_weight:g})"
+            )
         else:
             self.train_name = "train" if plain else f"train objective ({config.elbo}, beta {config.beta:g})"
         # The program, wrapped once: Pyro's JIT caches its compiled loss by the ids of model and guide,
@@ -253,11 +266,15 @@ class Trainer:
             remove_leftovers(self.run_dir)  # half-written files of a run that was killed while saving
             save_json(cfg.to_dict(), self.run_dir / checkpoint.CONFIG)
         if self.epoch >= cfg.epochs:
-            self.log(f"{self.run_dir} is already at epoch {self.epoch} of {cfg.epochs}; pass --epochs N to train further")
+            self.log(
+                f"{self.run_dir} is already at epoch {self.epoch} of {cfg.epochs}; pass --epochs N to train further"
+            )
             return self.history
         processes = f" in {distributed.world_size()} processes" if self.parallel is not None else ""
         how = " with the compiled step (the first step waits for the compiler)" if self.compiled is not None else ""
-        self.log(f"training {cfg.model} on {cfg.dataset} ({len(self.train_data)} images) on {self.device}{processes}{how}: {self.run_dir}")
+        self.log(
+            f"training {cfg.model} on {cfg.dataset} ({len(self.train_data)} images) on {self.device}{processes}{how}: {self.run_dir}"
+        )
         if cfg.elbo == "meanfield":
             self.note_monte_carlo_kl()
         figures_at = float("-inf")
@@ -293,7 +310,9 @@ class Trainer:
         with self.random_state_kept(), pyro.validation_enabled(False), pyro.get_param_store().scope(self.param_state):
             sites = monte_carlo_sites(self.model.model, self.model.guide, x, y)
         if sites:
-            self.log(f"--elbo meanfield: no closed-form KL for {', '.join(sites)}; those terms are Monte Carlo estimates, as in --elbo trace")
+            self.log(
+                f"--elbo meanfield: no closed-form KL for {', '.join(sites)}; those terms are Monte Carlo estimates, as in --elbo trace"
+            )
 
     def fit_epoch(self, epoch: int, figures_at: float) -> float:
         """Train one epoch, test it and save it; returns when the figures were last drawn."""
@@ -339,10 +358,17 @@ class Trainer:
             f"{self.train_name} {train_loss:.2f}  test {test['neg_elbo']:.2f} = recon {test['recon']:.2f} + KL {test['kl']:.2f}"
             f" ({test['bits_per_dim']:.3f} bits/dim)"
             + (f"  q(y|x) test accuracy {test['classifier_accuracy']:.2%}" if "classifier_accuracy" in test else "")
-            + (f"  validation {valid:.2f}" + (" (best so far: best.pt)" if self.best_epoch() == epoch else "") if valid is not None else "")
+            + (
+                f"  validation {valid:.2f}" + (" (best so far: best.pt)" if self.best_epoch() == epoch else "")
+                if valid is not None
+                else ""
+            )
         )
         if self.stop_requested:
-            raise Interrupted(f"stopped after epoch {epoch}; continue with: python cli.py train --resume {self.run_dir}", self.stop_signal)
+            raise Interrupted(
+                f"stopped after epoch {epoch}; continue with: python cli.py train --resume {self.run_dir}",
+                self.stop_signal,
+            )
         return figures_at
 
     @contextlib.contextmanager
@@ -376,8 +402,14 @@ class Trainer:
             cause = f"the {cfg.elbo} bound's importance weights may overflow: use --elbo trace, or lower --lr"
         else:
             cause = "lower --lr, or pass --on-nan skip to skip such steps"
-        where = f"epoch {epoch}" + (f", step {step} of {self.train_data.num_batches(cfg.batch_size, drop_last=True)}" if step else "")
-        kept = f"the checkpoint of epoch {self.epoch} in {self.run_dir} is kept" if self.epoch else "no checkpoint was written"
+        where = f"epoch {epoch}" + (
+            f", step {step} of {self.train_data.num_batches(cfg.batch_size, drop_last=True)}" if step else ""
+        )
+        kept = (
+            f"the checkpoint of epoch {self.epoch} in {self.run_dir} is kept"
+            if self.epoch
+            else "no checkpoint was written"
+        )
         raise TrainingDiverged(f"{what} at {where}: {cause}; {kept}") from None  # not "during handling of NotFinite"
 
     def save_figures(self) -> None:
@@ -388,7 +420,9 @@ class Trainer:
                           ncol=8 if spectrogram else 10, spectrogram=spectrogram, attributes=self.train_data.attributes)  # fmt: skip
         n = min(len(self.test_data), 20) // 10 * 10 or len(self.test_data)
         x, y = self.test_data.x[:n], self.test_data.y[:n]
-        reconstruction_figure(self.model, x, y, self.run_dir / checkpoint.RECONSTRUCTIONS, ncol=min(n, 10), spectrogram=spectrogram)
+        reconstruction_figure(
+            self.model, x, y, self.run_dir / checkpoint.RECONSTRUCTIONS, ncol=min(n, 10), spectrogram=spectrogram
+        )
 
     def train_epoch(self, epoch: int) -> float:
         """One pass over the training set; returns the mean -ELBO per image, in nats, over all processes.
@@ -462,7 +496,9 @@ class Trainer:
         can trace the step and the run has AUTO_COMPILED_STEPS steps or more, so the compiler's wait pays."""
         cfg = self.config
         if cfg.step == "compiled" and self.parallel is not None:
-            raise UserError("--step compiled trains in one process; under torchrun leave --step out, or pass --step eager")
+            raise UserError(
+                "--step compiled trains in one process; under torchrun leave --step out, or pass --step eager"
+            )
         if cfg.step != "auto":
             return cfg.step == "compiled"
         steps = cfg.epochs * self.train_data.num_batches(cfg.batch_size, drop_last=True)
@@ -604,7 +640,10 @@ class EpochLoss:
         """
         if self.skip:
             finite = bool(torch.isfinite(loss))  # a skipped step's loss is NaN in every process
-            self.skipped, self.skipped_in_a_row = self.skipped + (not finite), 0 if finite else self.skipped_in_a_row + 1
+            self.skipped, self.skipped_in_a_row = (
+                self.skipped + (not finite),
+                0 if finite else self.skipped_in_a_row + 1,
+            )
             if self.skipped_in_a_row == MAX_SKIPPED_IN_A_ROW:
                 raise NotFinite(step, f"the loss was not finite for {self.skipped_in_a_row} steps in a row")
             self.total += loss if finite else 0
@@ -627,6 +666,7 @@ class EpochLoss:
         if self.skipped == n_batches:
             raise NotFinite(None, "the loss was not finite at any step")
         return total.item() / ((n_batches - self.skipped) * batch_size)
+
 
 def svi_step(elbo, program, optimizer, x, y, param_state: dict, skip_nonfinite: bool = False, parallel=None,
              bf16: bool = False) -> torch.Tensor:  # fmt: skip

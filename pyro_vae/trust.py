@@ -113,8 +113,16 @@ def check(kind: str, name: str) -> None:
     if any(entry.get("sha256") == code.sha256 for entry in entries):
         return
     files = ", ".join(str(path) for path in code.files) or "a built-in module"
-    earlier = [entry for entry in entries if entry.get("reference") == name or entry.get("path") == ", ".join(str(p) for p in code.files)]
-    how = f"code that has changed since you trusted it on {earlier[-1].get('trusted', '?')}" if earlier else "code you have not trusted"
+    earlier = [
+        entry
+        for entry in entries
+        if entry.get("reference") == name or entry.get("path") == ", ".join(str(p) for p in code.files)
+    ]
+    how = (
+        f"code that has changed since you trusted it on {earlier[-1].get('trusted', '?')}"
+        if earlier
+        else "code you have not trusted"
+    )
     raise UserError(f"{what} ({files}) is {how}, so nothing was imported; {HOW}")
 
 

@@ -15,10 +15,11 @@ from pyro_vae.classifier import train_classifier
 from pyro_vae.data import spoken_digits
 from pyro_vae.errors import UserError
 from pyro_vae.evaluate import conditional_accuracy
-
 from test_cli import cli
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt-get install espeak-ng)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt-get install espeak-ng)"
+)
 
 CLIPS = 1000  # 80 training and 20 test clips per digit
 
@@ -124,7 +125,10 @@ def test_folder_of_labelled_wavs(home, tmp_path):
     commands = tmp_path / "speech-commands"
     for word in ("two", "seven"):
         (commands / word).mkdir(parents=True)
-    pick = {"two": [p for p in source if p.name.startswith("2_")][:6], "seven": [p for p in source if p.name.startswith("7_")][:6]}
+    pick = {
+        "two": [p for p in source if p.name.startswith("2_")][:6],
+        "seven": [p for p in source if p.name.startswith("7_")][:6],
+    }
     for word, paths in pick.items():
         for i, path in enumerate(paths):
             shutil.copy(path, commands / word / f"speaker{i}_nohash_0.wav")
@@ -183,7 +187,9 @@ def test_cli_writes_wavs_for_sample_reconstruct_and_interpolate(home, cvae, tmp_
     assert result.returncode == 0, result.stderr
     assert_good_wavs(sorted((tmp_path / "recon").glob("*.wav")), 6, features)
 
-    result = cli("interpolate", run, "--from-class", "1", "--to-class", "7", "--steps", "5", "--out", tmp_path / "path", env=env)
+    result = cli(
+        "interpolate", run, "--from-class", "1", "--to-class", "7", "--steps", "5", "--out", tmp_path / "path", env=env
+    )
     assert result.returncode == 0, result.stderr
     assert_good_wavs(sorted((tmp_path / "path").glob("*.wav")), 5, features)
     assert (tmp_path / "path" / "interpolate.png").stat().st_size > 0
@@ -200,7 +206,9 @@ def test_the_way_back_in_two_steps_mel_inversion_then_phase(tmp_path):
     features = MelFeatures()
     t = torch.arange(features.samples) / features.sample_rate
     buzz = lambda hz: sum(torch.sin(2 * torch.pi * hz * k * t) / k for k in range(1, 12)) * (t < 0.6)  # noqa: E731
-    waves = normalize_peak(torch.stack([buzz(180), buzz(240)]))  # (2, samples): 0.6 s of two buzzes, then silence, peak PEAK
+    waves = normalize_peak(
+        torch.stack([buzz(180), buzz(240)])
+    )  # (2, samples): 0.6 s of two buzzes, then silence, peak PEAK
     features = features.fit(waves)
     spectrum = features.stft(waves)
     assert spectrum.shape == (2, features.n_fft // 2 + 1, features.frames + 1) and spectrum.is_complex()
@@ -220,5 +228,7 @@ def test_the_way_back_in_two_steps_mel_inversion_then_phase(tmp_path):
     mel_only, both = db(features.invert(power, spectrum.angle())), db(features.decode(images))
     assert 0.1 < mel_only < both < 10, (mel_only, both)
     # through_wav: written as 16-bit WAV files, read back, fitted and encoded, the clips read the same
-    moved = (audio.through_wav(waves, features.to_dict()) - images).abs() * features.top_db  # dB; 16-bit steps tell near the floor
+    moved = (
+        audio.through_wav(waves, features.to_dict()) - images
+    ).abs() * features.top_db  # dB; 16-bit steps tell near the floor
     assert moved.mean() < 0.05 and moved.max() < 1.5

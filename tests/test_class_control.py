@@ -5,11 +5,10 @@ runs of older formats that keep the networks they were trained with."""
 import pytest
 import torch
 
+from conftest import small_config
 from pyro_vae import Config, build_model
 from pyro_vae.errors import UserError
 from pyro_vae.networks import MLPDecoder, MLPEncoder
-
-from conftest import small_config
 
 
 def test_each_model_chooses_the_settings_left_out():
@@ -21,7 +20,10 @@ def test_each_model_chooses_the_settings_left_out():
     with pytest.raises(UserError, match="--decoder-layers sets the depth of the mlp decoder; --net conv has its own"):
         Config(model="cvae", net="conv", decoder_layers=3).validate()
     assert (cvae.hidden_dim, cvae.encoder_layers, vae.hidden_dim, vae.encoder_layers) == (600, 2, 400, 1)
-    assert (Config(model="cvae", encoder_layers=1, hidden_dim=64).encoder_layers, Config(model="cvae", hidden_dim=64).hidden_dim) == (1, 64)
+    assert (
+        Config(model="cvae", encoder_layers=1, hidden_dim=64).encoder_layers,
+        Config(model="cvae", hidden_dim=64).hidden_dim,
+    ) == (1, 64)
     conv = Config(model="cvae", net="conv")
     assert (conv.hidden_dim, conv.encoder_layers) == (400, 1)  # the widths and depths chosen are the mlp's
     m2 = Config(model="cvae", labels=100)  # the semi-supervised form keeps the networks it was measured with
@@ -41,9 +43,15 @@ def test_compare_gives_each_model_its_own_defaults_and_keeps_what_was_given():
     assert vae.validate() and shared.for_model("ae").validate()
     assert (vae.for_model("cvae").hidden_dim, vae.for_model("cvae").encoder_layers) == (600, 2)
     given = Config(model="cvae", prior="mixture", hidden_dim=500, decoder_layers=3)
-    assert (given.for_model("vae").prior, given.for_model("vae").hidden_dim, given.for_model("vae").decoder_layers) == ("mixture", 500, 3)
+    assert (given.for_model("vae").prior, given.for_model("vae").hidden_dim, given.for_model("vae").decoder_layers) == (
+        "mixture",
+        500,
+        3,
+    )
     # a setting given at the cvae's own default is still given: the CLI names what was typed
-    wide = Config(model="cvae", hidden_dim=600, encoder_layers=2).for_model("vae", given={"hidden_dim", "encoder_layers"})
+    wide = Config(model="cvae", hidden_dim=600, encoder_layers=2).for_model(
+        "vae", given={"hidden_dim", "encoder_layers"}
+    )
     assert (wide.hidden_dim, wide.encoder_layers, wide.decoder_layers) == (600, 2, 1)
 
 

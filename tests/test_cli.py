@@ -141,15 +141,34 @@ def test_compare_passes_every_model_and_training_option_on(monkeypatch, tmp_path
     """compare's options reach pyro_vae.compare.compare without training anything (it is replaced here)."""
     calls = []
     monkeypatch.setattr("pyro_vae.compare.compare", lambda config, out, **options: calls.append((config, out, options)))
-    args = ["compare", "--model", "vae", "--model", "ae", "--amp", "bf16", "--z-dim", "3", "--out", tmp_path, "--no-progress"]
+    args = [
+        "compare",
+        "--model",
+        "vae",
+        "--model",
+        "ae",
+        "--amp",
+        "bf16",
+        "--z-dim",
+        "3",
+        "--out",
+        tmp_path,
+        "--no-progress",
+    ]
     result = CliRunner().invoke(pyro_vae.cli.app, [str(a) for a in args])
     assert result.exit_code == 0, result.output
     [(config, out, options)] = calls
     assert options["models"] == ["vae", "ae"] and config.amp == "bf16" and config.z_dim == 3 and out == tmp_path
     assert not options["shared_lr"] and not options["progress"]
-    assert CliRunner().invoke(pyro_vae.cli.app, ["compare"]).exit_code == 0 and calls[-1][2]["models"] == ["ae", "vae", "cvae"]
+    assert CliRunner().invoke(pyro_vae.cli.app, ["compare"]).exit_code == 0 and calls[-1][2]["models"] == [
+        "ae",
+        "vae",
+        "cvae",
+    ]
     result = CliRunner().invoke(pyro_vae.cli.app, ["compare", "--model", "vae", "--model", "gan"])
-    assert result.exit_code == 2 and "unknown model 'gan'" in result.output and len(calls) == 2  # refused before training
+    assert (
+        result.exit_code == 2 and "unknown model 'gan'" in result.output and len(calls) == 2
+    )  # refused before training
 
 
 def test_help_wraps_docstrings_as_prose():
@@ -188,7 +207,11 @@ def test_console_script_is_installed():
         ("plot-latent", [], "latent.png"),
         ("plot-latent", ["--n", 150], "latent-150.png"),
         ("manifold", ["--n", 6, "--label", 3, "--label", 8, "--dims", 1, 3], "manifold.png"),
-        ("interpolate", ["--from", 0, "--to", 5, "--from-class", 1, "--to-class", "7", "--spherical", "--steps", 6], "interpolate.png"),
+        (
+            "interpolate",
+            ["--from", 0, "--to", 5, "--from-class", 1, "--to-class", "7", "--spherical", "--steps", 6],
+            "interpolate.png",
+        ),
         ("interpolate", ["--label-path", "--pairs", 2], "morph.png"),
         ("traverse", ["--index", 3, "--dim", 0, "--dim", 2], "traverse.png"),
         ("curves", [], "curves.png"),
@@ -207,7 +230,10 @@ def test_latent_space_commands_refuse_bad_input(cvae_run):
     for args, message in [
         (["interpolate", cvae_run, "--from", 999], "--from 999 is not a test image index; use 0..199"),
         (["interpolate", cvae_run, "--from", 1], "1 start images but 0 end images"),
-        (["interpolate", cvae_run, "--from-class", "eleven", "--to-class", 1], "'eleven' is not a class of this data set"),
+        (
+            ["interpolate", cvae_run, "--from-class", "eleven", "--to-class", 1],
+            "'eleven' is not a class of this data set",
+        ),
         (["manifold", cvae_run, "--dims", 0, 4], "--dims must be two different latent dimensions in 0..3"),
         (["traverse", cvae_run, "--dim", 9], "--dim 9 is not a latent dimension; use 0..3"),
         (["plot-latent", cvae_run, "--method", "umap"], "Invalid value for '--method'"),

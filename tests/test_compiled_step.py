@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import small_config
 from pyro_vae import Config, Trainer
 from pyro_vae.config import AUTO_COMPILED_STEPS
 from pyro_vae.errors import UserError
-
-from conftest import small_config
 
 STEPS = 3
 
@@ -25,7 +24,9 @@ def twin_runs(tmp_path, compile: bool = False, batch_sizes=(64,) * STEPS, **chan
     results = {}
     for step in ("eager", "compiled"):
         lines = []
-        trainer = Trainer(small_config(step=step, train_size=256, **changes), tmp_path / step, progress=False, log=lines.append)
+        trainer = Trainer(
+            small_config(step=step, train_size=256, **changes), tmp_path / step, progress=False, log=lines.append
+        )
         if trainer.compiled is not None:
             trainer.compiled.compile = compile
         generator = torch.Generator().manual_seed(1)
@@ -78,7 +79,9 @@ def test_inductor_compiles_the_step_to_the_eager_numbers_and_a_new_batch_shape_g
 def test_a_run_trained_with_the_compiled_step_ends_where_the_eager_run_does(tmp_path):
     histories = {}
     for step in ("eager", "compiled"):
-        trainer = Trainer(small_config(step=step, epochs=2, kl_warmup=1), tmp_path / step, progress=False, log=lambda line: None)
+        trainer = Trainer(
+            small_config(step=step, epochs=2, kl_warmup=1), tmp_path / step, progress=False, log=lambda line: None
+        )
         if trainer.compiled is not None:
             trainer.compiled.compile = False
         histories[step] = trainer.fit()
@@ -133,7 +136,12 @@ def test_a_model_the_trace_cannot_hold_trains_with_the_eager_step_and_says_why(t
 
 
 def test_a_non_finite_loss_is_skipped_by_the_compiled_step_as_by_the_eager_one(tmp_path):
-    trainer = Trainer(small_config(step="compiled", on_nan="skip", likelihood="gaussian"), tmp_path, progress=False, log=lambda line: None)
+    trainer = Trainer(
+        small_config(step="compiled", on_nan="skip", likelihood="gaussian"),
+        tmp_path,
+        progress=False,
+        log=lambda line: None,
+    )
     trainer.compiled.compile = False
     x, y = trainer.train_data.x[:100], trainer.train_data.y[:100]
     before = [p.detach().clone() for p in trainer.model.parameters()]

@@ -119,14 +119,18 @@ def test_dequantization_spreads_each_grey_level_over_its_own_width(mnist):
     rest, valid = data.hold_out(train, 1000, seed=0, binarize="dequantize")
     assert len(valid.x.unique()) > 100_000  # validation images are drawn once too: no two pixels alike
     config = Config(binarize="dequantize", likelihood="gaussian")
-    first, second = augment(grey_train.x[:64], config, torch.Generator().manual_seed(0)), augment(
-        grey_train.x[:64], config, torch.Generator().manual_seed(1))
+    first, second = (
+        augment(grey_train.x[:64], config, torch.Generator().manual_seed(0)),
+        augment(grey_train.x[:64], config, torch.Generator().manual_seed(1)),
+    )
     assert ((first - grey_train.x[:64]) * 255).abs().max() <= 0.5 + 1e-4 and not torch.equal(first, second)
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "examples/mixture_prior.py:DiscretizedLogistic"])
 def test_dequantization_is_refused_for_a_probability_of_the_levels(likelihood):
-    with pytest.raises(UserError, match=f"--binarize dequantize .* --likelihood {likelihood} gives the levels themselves"):
+    with pytest.raises(
+        UserError, match=f"--binarize dequantize .* --likelihood {likelihood} gives the levels themselves"
+    ):
         Config(binarize="dequantize", likelihood=likelihood).validate()
     assert Config(binarize="dequantize", likelihood="laplace").validate().binarize == "dequantize"
 

@@ -19,7 +19,15 @@ def train(run_dir, *args, processes: int = 1) -> subprocess.CompletedProcess:
     launcher = [sys.executable]
     if processes > 1:
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
-    command = [*launcher, str(ROOT / "cli.py"), "train", "--run-dir", str(run_dir), *map(str, SETTINGS), *map(str, args)]
+    command = [
+        *launcher,
+        str(ROOT / "cli.py"),
+        "train",
+        "--run-dir",
+        str(run_dir),
+        *map(str, SETTINGS),
+        *map(str, args),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread per process: two processes share the 2 cores
     return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
 

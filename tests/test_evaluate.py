@@ -12,17 +12,24 @@ import torch
 import torch.nn.functional as F
 from pyro.infer import RenyiELBO
 
+from conftest import small_config, train_small
 from pyro_vae.classifier import load_classifier
 from pyro_vae.config import Config
 from pyro_vae.data import ImageSet
 from pyro_vae.errors import UserError
 from pyro_vae.evaluate import (
-    active_units, amortization_gap, conditional_accuracy, draw_log_weights, elbo_terms, evaluate, importance_log_likelihood, log_weights, mean_elbo,
+    active_units,
+    amortization_gap,
+    conditional_accuracy,
+    draw_log_weights,
+    elbo_terms,
+    evaluate,
+    importance_log_likelihood,
+    log_weights,
+    mean_elbo,
 )
 from pyro_vae.models.ppca import PPCA
 from pyro_vae.objectives import ELBOS, KLWeight, kl_weight
-
-from conftest import small_config, train_small
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +88,9 @@ def test_closed_form_elbo_is_the_log_likelihood_less_the_kl_to_the_posterior(pix
         elbo, exact = model.elbo(test), model.log_likelihood(test)
         kl = torch.distributions.kl_divergence(model.variational(test), model.posterior(test))
     assert elbo.shape == kl.shape == (500,)
-    assert (elbo - (exact - kl)).abs().max() < 1e-3  # log p(x) = ELBO + KL(q(z|x) || p(z|x)), image by image; measured 8e-5
+    assert (
+        elbo - (exact - kl)
+    ).abs().max() < 1e-3  # log p(x) = ELBO + KL(q(z|x) || p(z|x)), image by image; measured 8e-5
     assert kl.mean() > 1  # this guide is visibly off: measured 6.6 nats
     torch.manual_seed(0)
     sampled = mean_elbo(model, test, None, samples=200)  # Monte Carlo, through Pyro's traces
@@ -95,7 +104,9 @@ def test_closed_form_posterior_is_the_exact_guide(pixels):
         posterior = model.posterior(test)
         model.set_exact_posterior()
         torch.testing.assert_close(model.variational(test).mean, posterior.mean, atol=1e-4, rtol=1e-4)
-        torch.testing.assert_close(model.variational(test).covariance_matrix, posterior.covariance_matrix, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            model.variational(test).covariance_matrix, posterior.covariance_matrix, atol=1e-5, rtol=1e-4
+        )
         torch.testing.assert_close(model.elbo(test), model.log_likelihood(test), atol=2e-3, rtol=0)
 
 
@@ -250,7 +261,9 @@ def test_objective_settings_are_checked():
 
 @pytest.mark.parametrize("elbo", ["iwae", "renyi", "trace"])
 def test_multi_particle_objectives_train(tmp_path, elbo):
-    trainer = train_small(tmp_path, model="cvae", elbo=elbo, particles=3, epochs=2, beta=1.0, kl_warmup=1 if elbo == "trace" else 0)
+    trainer = train_small(
+        tmp_path, model="cvae", elbo=elbo, particles=3, epochs=2, beta=1.0, kl_warmup=1 if elbo == "trace" else 0
+    )
     history = trainer.history
     assert history[1]["test_neg_elbo"] < history[0]["test_neg_elbo"] < 300
 

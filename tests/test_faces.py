@@ -8,7 +8,6 @@ from pyro_vae import Config, Trainer, data
 from pyro_vae.data import faces, image_folder
 from pyro_vae.errors import UserError
 from pyro_vae.evaluate import evaluate_elbo, nearest_class
-
 from test_cli import cli
 
 CELEBA_ATTRIBUTES = (
@@ -91,7 +90,9 @@ def test_image_folder_crops_resizes_and_keeps_colour(tmp_path):
     for i, (w, h) in enumerate([(40, 30), (30, 50), (64, 64)]):
         picture = Image.new("RGB", (w, h), (0, 0, 255))  # a blue frame ...
         side = min(w, h) // 2
-        picture.paste((255, 0, 0), ((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))  # ... round a red centre
+        picture.paste(
+            (255, 0, 0), ((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2)
+        )  # ... round a red centre
         picture.save(folder / f"{i}.png")
     arrays = image_folder.read_folder(folder, size=16, crop=None, log=lambda line: None)
     x = torch.cat([arrays["x_train"], arrays["x_test"]]).float() / 255
@@ -124,7 +125,9 @@ def celeba_root(photos, tmp_path_factory):
         values[CELEBA_ATTRIBUTES.index("Smiling")] = 1 if torch.rand(1, generator=g) < 0.5 else -1
         rows.append(f"{name} " + " ".join(f"{v:2d}" for v in values))
         partitions.append(f"{name} {2 if n == 10 else 0}")
-    (root / "list_attr_celeba.txt").write_text(f"{len(rows)}\n" + " ".join(CELEBA_ATTRIBUTES) + "\n" + "\n".join(rows) + "\n")
+    (root / "list_attr_celeba.txt").write_text(
+        f"{len(rows)}\n" + " ".join(CELEBA_ATTRIBUTES) + "\n" + "\n".join(rows) + "\n"
+    )
     (root / "list_eval_partition.txt").write_text("\n".join(partitions) + "\n")
     return root
 
@@ -133,7 +136,12 @@ def test_celeba_layout_gives_attributes_as_conditions(celeba_root, tmp_path, mon
     monkeypatch.setenv("PYRO_VAE_DATA", str(tmp_path))
     data.prepare("celeba", source=celeba_root.parent, log=lambda line: None)  # finds the celeba/ subfolder
     arrays = data.load_arrays("celeba")
-    assert arrays["x_train"].shape == (108, 3, 64, 64) and arrays["x_test"].shape == (12, 3, 64, 64)  # partition 2 = photo 10
+    assert arrays["x_train"].shape == (108, 3, 64, 64) and arrays["x_test"].shape == (
+        12,
+        3,
+        64,
+        64,
+    )  # partition 2 = photo 10
     assert arrays["attribute_names"] == CELEBA_ATTRIBUTES
     glasses = CELEBA_ATTRIBUTES.index("Eyeglasses")
     assert arrays["attributes_test"][:, glasses].tolist() == [int(p % 3 == 0) for p in range(1, 13)]
@@ -157,8 +165,12 @@ def test_celeba_cvae_samples_the_attributes_asked_for(celeba_root, tmp_path):
     assert drawn.returncode == 0, drawn.stderr
     assert Image.open(tmp_path / "glasses.png").size[0] > 200
     wrong = cli("sample", "run", "--attr", "Hat=1", cwd=tmp_path, env=env)
-    assert wrong.returncode == 2 and "NAME one of Smiling, Eyeglasses" in wrong.stderr and "Traceback" not in wrong.stderr
-    no_condition = cli("train", "--model", "cvae", "--dataset", "celeba", "--epochs", "1", "--run-dir", "run2", cwd=tmp_path, env=env)
+    assert (
+        wrong.returncode == 2 and "NAME one of Smiling, Eyeglasses" in wrong.stderr and "Traceback" not in wrong.stderr
+    )
+    no_condition = cli(
+        "train", "--model", "cvae", "--dataset", "celeba", "--epochs", "1", "--run-dir", "run2", cwd=tmp_path, env=env
+    )
     assert no_condition.returncode == 2 and "--condition" in no_condition.stderr
 
 
@@ -184,7 +196,9 @@ class PhotoSampler(torch.nn.Module):
     def __init__(self, images: data.ImageSet, mirrored: bool):
         super().__init__()
         self.images, self.num_classes = images.x.flip(-1) if mirrored else images.x, images.num_classes
-        self.register_buffer("weights", torch.zeros(1))  # a model's device is where its weights are (contract.device_of)
+        self.register_buffer(
+            "weights", torch.zeros(1)
+        )  # a model's device is where its weights are (contract.device_of)
         self.rows = [torch.nonzero(images.y == c).flatten() for c in range(images.num_classes)]
 
     def sample(self, n, labels):
@@ -213,14 +227,18 @@ def test_face_cvae_draws_the_person_asked_for(face_cvae):
     assert face_cvae.config.flip  # the faces' default: it learns each person in both orientations
     result = nearest_class(face_cvae.model, face_cvae.test_data, n_per_class=10, mirror=True)
     # The full bar (at least 75% of people) is measured in docs/results.md: 75.0-83.1% for seeds 0-3 after 200 epochs.
-    assert result["overall"] >= 0.5  # measured 0.675 after these 40 epochs (0.275 without the warm-up); chance is 1 in 40
+    assert (
+        result["overall"] >= 0.5
+    )  # measured 0.675 after these 40 epochs (0.275 without the warm-up); chance is 1 in 40
     assert result["own"] < result["other"]
 
 
 def test_gaussian_bound_is_stated_in_bits_per_dimension(face_cvae):
     result = evaluate_elbo(face_cvae.model, face_cvae.test_data)
     # bits/dim = nats / (D ln 2) + log2(255): a density over grey levels pays for one level's width
-    expected = result["neg_elbo"] / (64 * 64 * torch.log(torch.tensor(2.0)).item()) + torch.log2(torch.tensor(255.0)).item()
+    expected = (
+        result["neg_elbo"] / (64 * 64 * torch.log(torch.tensor(2.0)).item()) + torch.log2(torch.tensor(255.0)).item()
+    )
     assert result["bits_per_dim"] == pytest.approx(expected)
     assert 0 < result["bits_per_dim"] < 8  # better than a uniform distribution over the 256 levels
     assert float(face_cvae.model.likelihood.scale.detach()) < 0.2  # learned: about the RMS reconstruction error

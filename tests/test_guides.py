@@ -12,12 +12,11 @@ import torch
 import torch.nn.functional as F
 from pyro.infer import Trace_ELBO
 
+from conftest import small_config
 from pyro_vae import build_model
 from pyro_vae.evaluate import amortization_gap, mean_elbo
 from pyro_vae.guides import IAF
 from pyro_vae.models.ppca import PPCA
-
-from conftest import small_config
 
 
 def test_iaf_log_density_of_its_own_samples_is_the_change_of_variables_with_a_numerical_jacobian(float64):
@@ -44,10 +43,14 @@ def test_iaf_log_density_of_its_own_samples_is_the_change_of_variables_with_a_nu
         eps = 1e-6
         for i in range(5):
             assert torch.allclose(flow(i, base[i]), z[i], atol=1e-9)
-            jacobian = torch.stack([(flow(i, base[i] + eps * e) - flow(i, base[i] - eps * e)) / (2 * eps) for e in torch.eye(3)], 1)
+            jacobian = torch.stack(
+                [(flow(i, base[i] + eps * e) - flow(i, base[i] - eps * e)) / (2 * eps) for e in torch.eye(3)], 1
+            )
             expected = dist.Normal(loc[i], scale[i]).log_prob(base[i]).sum() - torch.linalg.slogdet(jacobian)[1]
             assert abs(q.log_prob(z)[i].item() - expected.item()) < 1e-6
-        assert (q.log_prob(z) - dist.Normal(loc, scale).log_prob(z).sum(-1)).abs().max() > 0.05  # the steps do something
+        assert (
+            q.log_prob(z) - dist.Normal(loc, scale).log_prob(z).sum(-1)
+        ).abs().max() > 0.05  # the steps do something
 
 
 def test_full_rank_family_starts_as_the_diagonal_one_and_its_lower_factor_correlates_the_dimensions():

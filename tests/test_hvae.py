@@ -4,10 +4,9 @@ import pyro
 import torch
 from pyro import poutine
 
+from conftest import small_config, train_small
 from pyro_vae import build_model
 from pyro_vae.evaluate import elbo_terms
-
-from conftest import small_config, train_small
 
 B, Z = 6, 5
 
@@ -24,8 +23,13 @@ def test_two_latent_layers_in_model_and_guide():
     model_trace = poutine.trace(poutine.replay(model.model, trace=guide_trace)).get_trace(x, y)
     guide_trace.compute_log_prob()
     model_trace.compute_log_prob()
+
     def latent(trace):
-        return [name for name, site in trace.nodes.items() if site["type"] == "sample" and not site["is_observed"] and name != "data"]
+        return [
+            name
+            for name, site in trace.nodes.items()
+            if site["type"] == "sample" and not site["is_observed"] and name != "data"
+        ]
 
     assert latent(model_trace) == ["z2", "z1"]  # the model draws top-down
     assert latent(guide_trace) == ["z1", "z2"]  # the guide bottom-up

@@ -3,11 +3,17 @@ import math
 import pytest
 import torch
 
-from pyro_vae.latent import (
-    encode_all, interpolate, interpolation_pairs, interpolation_strip, knn_accuracy, project, quantile_grid, traverse,
-)
-
 from conftest import train_small
+from pyro_vae.latent import (
+    encode_all,
+    interpolate,
+    interpolation_pairs,
+    interpolation_strip,
+    knn_accuracy,
+    project,
+    quantile_grid,
+    traverse,
+)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +123,9 @@ def test_figures_leave_the_callers_matplotlib_alone(tmp_path):
     from pyro_vae.plots import image_grid
 
     code = "import matplotlib; matplotlib.use('svg'); import pyro_vae.plots; print(matplotlib.get_backend())"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "svg"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "svg"
+    )
     before = plt.get_fignums()
     path = image_grid(torch.rand(4, 1, 8, 8), tmp_path / "g.png", ncol=2, title="grid")
     assert plt.get_fignums() == before and path.stat().st_size > 1000

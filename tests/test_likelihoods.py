@@ -15,7 +15,9 @@ def test_bernoulli_image_is_pyros_independent_bernoulli():
     binary = torch.bernoulli(torch.full((5, 1, 6, 4), 0.3), generator=g)
     grey = torch.rand(5, 1, 6, 4, generator=g)
     for x in (binary, grey):  # grey levels: the cross-entropy, as with dist.Bernoulli
-        torch.testing.assert_close(likelihood.log_prob(x), dist.Bernoulli(logits=logits, validate_args=False).to_event(3).log_prob(x))
+        torch.testing.assert_close(
+            likelihood.log_prob(x), dist.Bernoulli(logits=logits, validate_args=False).to_event(3).log_prob(x)
+        )
     torch.testing.assert_close(likelihood.mean, reference.mean)
     torch.testing.assert_close(likelihood.variance, reference.variance)
 
@@ -53,14 +55,18 @@ def test_continuous_bernoulli_is_a_density_on_the_unit_interval(logit):
     d = likelihood(torch.full((1, 1, 1, 1), logit))
     grid = torch.linspace(0, 1, 20001)
     density = d.log_prob(grid.view(-1, 1, 1, 1)).exp()
-    assert torch.trapezoid(density, grid).item() == pytest.approx(1.0, abs=1e-3)  # the Bernoulli's cross-entropy alone is not
+    assert torch.trapezoid(density, grid).item() == pytest.approx(
+        1.0, abs=1e-3
+    )  # the Bernoulli's cross-entropy alone is not
     mean = torch.trapezoid(grid * density, grid).item()
     assert d.mean.item() == pytest.approx(mean, abs=1e-3)  # the decoded image is the density's mean
 
 
 def test_gaussian_scale_is_learned_or_fixed():
     learned, fixed = LIKELIHOODS["gaussian"]((1, 2, 2)), LIKELIHOODS["gaussian"]((1, 2, 2), scale=0.2)
-    assert [name for name, _ in learned.named_parameters()] == ["log_scale"] and float(learned.scale.detach()) == pytest.approx(0.1)
+    assert [name for name, _ in learned.named_parameters()] == ["log_scale"] and float(
+        learned.scale.detach()
+    ) == pytest.approx(0.1)
     assert list(fixed.parameters()) == [] and float(fixed.scale) == pytest.approx(0.2)
     loc, x = torch.zeros(3, 1, 2, 2), torch.full((3, 1, 2, 2), 0.2)
     torch.testing.assert_close(fixed(loc).log_prob(x), dist.Normal(loc, 0.2).to_event(3).log_prob(x))
@@ -85,7 +91,9 @@ def test_autoregressive_pixels_sum_to_one_over_every_image():
     total = likelihood(decoded).log_prob(images).exp().sum(0)  # (4,)
     torch.testing.assert_close(total, torch.ones(4))
     # and it is not the factorized Bernoulli: the pixels before a pixel move its probability
-    assert not torch.allclose(likelihood(decoded).log_prob(images), LIKELIHOODS["bernoulli"]((1, 2, 3))(decoded).log_prob(images))
+    assert not torch.allclose(
+        likelihood(decoded).log_prob(images), LIKELIHOODS["bernoulli"]((1, 2, 3))(decoded).log_prob(images)
+    )
 
 
 def test_a_pixel_reads_only_the_pixels_before_it():

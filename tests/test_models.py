@@ -3,12 +3,11 @@ import pytest
 import torch
 from pyro import poutine
 
+from conftest import small_config, train_small
 from pyro_vae import MODELS, build_model
 from pyro_vae.errors import UserError
 from pyro_vae.evaluate import elbo_terms
 from pyro_vae.networks import NETS
-
-from conftest import small_config, train_small
 
 B, Z = 6, 5
 
@@ -24,7 +23,10 @@ def batch(image_shape=(1, 28, 28)):
 
 
 # models with one latent site z (the two-layer hvae: tests/test_hvae.py)
-CASES = [(m, n, "standard") for m in MODELS if m != "hvae" for n in NETS] + [("cvae", "mlp", "conditional"), ("cvae", "conv", "conditional")]
+CASES = [(m, n, "standard") for m in MODELS if m != "hvae" for n in NETS] + [
+    ("cvae", "mlp", "conditional"),
+    ("cvae", "conv", "conditional"),
+]
 
 
 @pytest.mark.parametrize("model_name,net,prior", CASES)
@@ -78,7 +80,9 @@ def test_autoencoder_has_no_kl_and_no_samples():
 
 def test_cvae_samples_depend_on_the_label(tmp_path, mnist):
     """Samples drawn for label k look, on average, like real k's: their mean image is nearest the real class mean."""
-    model = train_small(tmp_path, model="cvae", epochs=2, train_size=60000, z_dim=8, hidden_dim=400, encoder_layers=1).model
+    model = train_small(
+        tmp_path, model="cvae", epochs=2, train_size=60000, z_dim=8, hidden_dim=400, encoder_layers=1
+    ).model
     test = mnist[1]
     real_means = torch.stack([test.x[test.y == k].mean(0) for k in range(10)]).flatten(1)
     sample_means = []

@@ -21,7 +21,6 @@ from pyro_vae.evaluate import elbo_terms
 from pyro_vae.models import VAE
 from pyro_vae.objectives import KLWeight
 from pyro_vae.parts import names, resolve
-
 from test_cli import SMALL, cli, png_shape
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +86,9 @@ def test_a_part_that_cannot_be_used_is_refused_in_one_line(tmp_path, name, messa
 
 def test_a_module_in_the_folder_the_command_runs_in_is_found(tmp_path, monkeypatch):
     shutil.copy(ROOT / EXAMPLE, tmp_path / "folder_module.py")
-    with pytest.raises(UserError, match="importing folder_module failed .ModuleNotFoundError.*run from the folder that holds it"):
+    with pytest.raises(
+        UserError, match="importing folder_module failed .ModuleNotFoundError.*run from the folder that holds it"
+    ):
         resolve("model", "folder_module:MixturePriorVAE")
     monkeypatch.chdir(tmp_path)  # as `python cli.py` run there: the folder is not on sys.path, yet the module is found
     assert resolve("model", "folder_module:MixturePriorVAE").__name__ == "MixturePriorVAE"
@@ -196,7 +197,9 @@ def test_compare_takes_the_users_model(tmp_path):
     report = (out / "report.md").read_text()
     assert [row.split("`")[1] for row in report.splitlines() if row.startswith("| `")] == ["vae", "MixturePriorVAE"]
     assert f"`MixturePriorVAE` is `{MIXTURE}`" in report
-    assert png_shape(out / "MixturePriorVAE-samples.png")[0] > 150 and (out / "MixturePriorVAE" / "checkpoint.pt").exists()
+    assert (
+        png_shape(out / "MixturePriorVAE-samples.png")[0] > 150 and (out / "MixturePriorVAE" / "checkpoint.pt").exists()
+    )
 
 
 def test_a_run_whose_code_has_gone_is_one_line(tmp_path):
@@ -208,7 +211,10 @@ def test_a_run_whose_code_has_gone_is_one_line(tmp_path):
     for command in (["sample", run], ["evaluate", run, "--k", 5], ["train", "--resume", run, "--epochs", 2]):
         result = cli(*command)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-        assert result.stderr.count("\n") == 1 and f"{run}: model '{own}:MixturePriorVAE': {own} does not exist" in result.stderr
+        assert (
+            result.stderr.count("\n") == 1
+            and f"{run}: model '{own}:MixturePriorVAE': {own} does not exist" in result.stderr
+        )
 
 
 def test_an_edited_config_file_never_runs_the_code_it_names(mixture_run, tmp_path):
@@ -241,7 +247,19 @@ def test_an_installed_package_publishes_names_by_entry_points(tmp_path):
     listed = cli("train", "--help", env=env)
     assert "mixture-vae" in listed.stdout and "logistic" in listed.stdout
     run = tmp_path / "run"
-    result = cli("train", "--model", "mixture-vae", "--likelihood", "logistic", "--binarize", "none", "--run-dir", run, *SMALL, env=env)
+    result = cli(
+        "train",
+        "--model",
+        "mixture-vae",
+        "--likelihood",
+        "logistic",
+        "--binarize",
+        "none",
+        "--run-dir",
+        run,
+        *SMALL,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert cli("sample", run, "--out", tmp_path / "s.png", env=env).returncode == 0
     gone = cli("sample", run)  # the package is no longer installed
@@ -255,10 +273,9 @@ def test_python_dash_m_runs_the_cli():
 
 def test_the_users_prior_and_guide_combine_with_the_built_in_models(tmp_path):
     """A prior and a family from the user's file (examples/heavy_tails.py) train, draw and measure log p(x)."""
+    from conftest import small_config
     from pyro_vae import Trainer
     from pyro_vae.evaluate import importance_log_likelihood
-
-    from conftest import small_config
 
     heavy = ROOT / "examples" / "heavy_tails.py"
     lines = []
@@ -292,12 +309,12 @@ def test_a_prior_or_guide_that_cannot_be_one_is_refused_in_one_line(tmp_path, ki
 def test_the_users_model_takes_the_prior_and_guide_parts_when_it_says_so(tmp_path):
     """A model that writes self.p_z and self.q_z into its program lists them in ``parts``; one that
     writes its own p(z) (examples/mixture_prior.py) is refused --prior rather than silently ignoring it."""
+    from conftest import small_config
     from pyro_vae import Trainer
 
-    from conftest import small_config
-
     path = tmp_path / "my_vae.py"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         import pyro
         from pyro_vae.models import LatentVariableModel
 
@@ -316,10 +333,18 @@ def test_the_users_model_takes_the_prior_and_guide_parts_when_it_says_so(tmp_pat
                 pyro.module("guide", self.q_z)
                 with pyro.plate("data", x.shape[0]):
                     pyro.sample("z", self.q_z(self.encoder(x)))
-        """))
-    trainer = Trainer(small_config(model=f"{path}:MyVAE", prior="flow", guide="iaf"), tmp_path / "mine", progress=False, log=lambda line: None)
+        """)
+    )
+    trainer = Trainer(
+        small_config(model=f"{path}:MyVAE", prior="flow", guide="iaf"),
+        tmp_path / "mine",
+        progress=False,
+        log=lambda line: None,
+    )
     trainer.fit()
     assert type(trainer.model.p_z).__name__ == "Flow" and type(trainer.model.q_z).__name__ == "IAF"
     assert trainer.history[0]["test_neg_elbo"] < 300
-    with pytest.raises(UserError, match=r"--prior flow cannot be used with --model .*MixturePriorVAE, which writes its own p\(z\)"):
+    with pytest.raises(
+        UserError, match=r"--prior flow cannot be used with --model .*MixturePriorVAE, which writes its own p\(z\)"
+    ):
         Config(model=str(ROOT / MIXTURE), prior="flow").validate()

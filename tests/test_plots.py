@@ -42,7 +42,9 @@ def test_a_spectrogram_grid_is_labelled_in_seconds_hertz_and_decibels(tmp_path, 
     assert [tiles[i].get_ylabel() for i in (0, 3, 6)] == ["a", "b", "c"]
     # hertz: each tick sits on the band whose centre torchaudio's filter bank puts at that frequency
     n_freqs = features.n_fft // 2 + 1
-    bank = torchaudio.functional.melscale_fbanks(n_freqs, 0.0, features.sample_rate / 2, features.n_mels, features.sample_rate)
+    bank = torchaudio.functional.melscale_fbanks(
+        n_freqs, 0.0, features.sample_rate / 2, features.n_mels, features.sample_rate
+    )
     centres = bank.argmax(0).float() * features.sample_rate / features.n_fft  # (n_mels,) Hz at each band's peak
     ticks = {t.get_text(): y for t, y in zip(tiles[0].get_yticklabels(), tiles[0].get_yticks())}
     assert list(ticks) == ["500", "1k", "2k", "4k"]
@@ -59,7 +61,9 @@ def test_a_spectrogram_grid_is_labelled_in_seconds_hertz_and_decibels(tmp_path, 
     assert "dB" in bar.get_ylabel() and "s" in fig.texts[0].get_text() and "Hz" in fig.texts[1].get_text()
     # readable: every piece of text at 8 pt or more, tiles over an inch
     fig.draw_without_rendering()
-    sizes = [t.get_fontsize() for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and a.get_visible() and a.get_text())]
+    sizes = [
+        t.get_fontsize() for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and a.get_visible() and a.get_text())
+    ]
     assert len(sizes) > 30 and min(sizes) >= 8
     box = tiles[0].get_position()
     assert box.width * fig.get_figwidth() > 1.0 and box.height * fig.get_figheight() > 1.0
@@ -77,4 +81,6 @@ def test_other_images_are_still_one_picture(tmp_path, drawn):
     plots.image_grid(torch.rand(20, 1, 28, 28), tmp_path / "grid.png", ncol=10, title="digits", row_labels=["a", "b"])
     (ax,) = drawn[0].axes
     assert ax.get_xticks().tolist() == [] and [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
-    assert drawn[0].get_size_inches().tolist() == pytest.approx([0.3 + 0.06 + 10 * 28 * 0.55 / 28, 0.6 + 2 * 28 * 0.55 / 28])
+    assert drawn[0].get_size_inches().tolist() == pytest.approx(
+        [0.3 + 0.06 + 10 * 28 * 0.55 / 28, 0.6 + 2 * 28 * 0.55 / 28]
+    )

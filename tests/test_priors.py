@@ -8,12 +8,11 @@ import pyro.distributions as dist
 import pytest
 import torch
 
+from conftest import small_config
 from pyro_vae import Config, Trainer, build_model
 from pyro_vae.errors import UserError
 from pyro_vae.evaluate import elbo_terms
 from pyro_vae.priors import Flow, GaussianMixture, Mixture, mixture
-
-from conftest import small_config
 
 B = 6
 
@@ -31,7 +30,9 @@ def two_dimensional_priors():
         mix.logits.normal_()
         mix.locs.mul_(2)
         mix.log_scales.uniform_(-1.0, 0.5)
-    vae = build_model(small_config(model="vae", prior="vamp", prior_components=4, z_dim=2, hidden_dim=16), (1, 6, 6), 10)
+    vae = build_model(
+        small_config(model="vae", prior="vamp", prior_components=4, z_dim=2, hidden_dim=16), (1, 6, 6), 10
+    )
     with torch.no_grad():
         vae.p_z.pseudo_logits.normal_(0, 2)
     flow = Flow(2, steps=2)
@@ -111,7 +112,10 @@ def test_flow_prior_log_density_is_the_change_of_variables_with_a_numerical_jaco
         u = to_base(z)
         eps = 1e-6
         for i in range(5):
-            jacobian = torch.stack([(to_base(z[i] + eps * e) - to_base(z[i] - eps * e)) / (2 * eps) for e in torch.eye(3, dtype=z.dtype)], 1)
+            jacobian = torch.stack(
+                [(to_base(z[i] + eps * e) - to_base(z[i] - eps * e)) / (2 * eps) for e in torch.eye(3, dtype=z.dtype)],
+                1,
+            )
             expected = dist.Normal(0.0, 1.0).log_prob(u[i]).sum() + torch.linalg.slogdet(jacobian)[1]
             assert abs(prior.log_prob(z)[i].item() - expected.item()) < 1e-6
         assert (prior.log_prob(z) - dist.Normal(0.0, 1.0).log_prob(z).sum(-1)).abs().max() > 0.05  # not N(0, I)
@@ -122,7 +126,9 @@ def test_learned_priors_train_and_sample_in_a_run(tmp_path):
     notes = []
     for prior in ("mixture", "vamp", "flow"):
         lines = []
-        config = small_config(model="vae", prior=prior, elbo="meanfield", prior_components=None if prior == "flow" else 5)
+        config = small_config(
+            model="vae", prior=prior, elbo="meanfield", prior_components=None if prior == "flow" else 5
+        )
         trainer = Trainer(config, tmp_path / prior, progress=False, log=lines.append)
         before = {k: v.clone() for k, v in trainer.model.p_z.state_dict().items()}
         trainer.fit()

@@ -10,12 +10,11 @@ import torch
 from typer.testing import CliRunner
 
 import pyro_vae.cli
+from conftest import small_config
 from pyro_vae import Trainer, data, recipes, reproductions
 from pyro_vae.checkpoint import load
 from pyro_vae.errors import UserError
 from pyro_vae.schedules import lr_scale, stages_epochs
-
-from conftest import small_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "recipes").glob("*.toml"))
@@ -49,7 +48,9 @@ def test_every_recipe_trains_from_its_file(path, tmp_path):
     assert len(metrics) == 2 and math.isfinite(float(metrics[1].split(",")[2]))  # one epoch, a finite test -ELBO
     copy = (run / recipes.COPY).read_text()
     header = copy.splitlines()[0]
-    assert copy.endswith(recipe.text) and all(option in header for option in ("--epochs 1", "--train-size 100", "--test-size 100", "--device cpu"))
+    assert copy.endswith(recipe.text) and all(
+        option in header for option in ("--epochs 1", "--train-size 100", "--test-size 100", "--device cpu")
+    )
 
 
 def write(tmp_path, text: str) -> Path:
@@ -65,7 +66,9 @@ def test_options_given_override_the_file_and_the_rest_is_the_files(tmp_path):
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (saved["model"], saved["z_dim"], saved["hidden_dim"], saved["batch_size"]) == ("vae", 3, 32, 50)
     # an option given at its default value still overrides the file
-    result = cli("train", "--config", path, "--batch-size", "256", "--run-dir", tmp_path / "run2", *TINY, "--train-size", "300")
+    result = cli(
+        "train", "--config", path, "--batch-size", "256", "--run-dir", tmp_path / "run2", *TINY, "--train-size", "300"
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "run2" / "config.json").read_text())["batch_size"] == 256
 
@@ -90,7 +93,9 @@ def test_a_recipe_that_is_not_utf8_is_one_line(tmp_path):
     path = tmp_path / "latin.toml"
     path.write_bytes("# Kingma & Welling, r\u00e9sum\u00e9\n[settings]\nz_dim = 3\n".encode("latin-1"))
     result = cli("train", "--config", path, "--run-dir", tmp_path / "run", *TINY)
-    assert result.exit_code == 2 and f"{path} is not a text file in UTF-8 (byte 21 is not)" in result.output, result.output
+    assert result.exit_code == 2 and f"{path} is not a text file in UTF-8 (byte 21 is not)" in result.output, (
+        result.output
+    )
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
 
 
@@ -108,7 +113,20 @@ def test_stages_are_burda_et_al_s():
     config = small_config(lr_schedule="stages")
     assert stages_epochs() == 3280
     # stage i covers epochs (3^i + 1) / 2 .. (3^(i+1) - 1) / 2 at 10^(-i/7)
-    for epoch, stage in [(1, 0), (2, 1), (4, 1), (5, 2), (13, 2), (14, 3), (40, 3), (41, 4), (1093, 6), (1094, 7), (3280, 7), (5000, 7)]:
+    for epoch, stage in [
+        (1, 0),
+        (2, 1),
+        (4, 1),
+        (5, 2),
+        (13, 2),
+        (14, 3),
+        (40, 3),
+        (41, 4),
+        (1093, 6),
+        (1094, 7),
+        (3280, 7),
+        (5000, 7),
+    ]:
         assert lr_scale(config, epoch, 0.5) == pytest.approx(10 ** (-stage / 7)), epoch
 
 
@@ -139,7 +157,9 @@ def test_tanh_and_gated_layers(mnist):
 
     x = mnist[1].x[:5]
     for activation, width in [("tanh", 32), ("gated", 64), ("relu", 32)]:
-        model = build_model(small_config(model="vae", activation=activation, hidden_dim=32, encoder_layers=2), (1, 28, 28), 10)
+        model = build_model(
+            small_config(model="vae", activation=activation, hidden_dim=32, encoder_layers=2), (1, 28, 28), 10
+        )
         assert model.encoder.hidden.out_features == width and model.encoder.deeper[0].out_features == width
         loc, scale = model.encoder(x)
         assert loc.shape == (5, 8) and torch.isfinite(loc).all()
@@ -159,12 +179,20 @@ def test_the_validation_images_are_held_out_by_the_seed(mnist):
     rest, valid = data.hold_out(train, 200, seed=3, binarize="dynamic")
     again, valid_again = data.hold_out(train, 200, seed=3, binarize="dynamic")
     other = data.hold_out(train, 200, seed=4, binarize="dynamic")[1]
-    assert len(rest) == 800 and len(valid) == 200 and torch.equal(valid.x, valid_again.x) and not torch.equal(valid.x, other.x)
+    assert (
+        len(rest) == 800
+        and len(valid) == 200
+        and torch.equal(valid.x, valid_again.x)
+        and not torch.equal(valid.x, other.x)
+    )
     assert set(valid.x.unique().tolist()) == {0.0, 1.0}  # binarized once, as the test set is
     # no image is in both: the grey originals of the held-out ones are not among the rest
     grey = data.hold_out(train, 200, seed=3, binarize="none")[1]
     kept = {x.numpy().tobytes() for x in rest.x}
-    assert sum(x.numpy().tobytes() in kept for x in grey.x) == 0 and len(kept | {x.numpy().tobytes() for x in grey.x}) == 1000
+    assert (
+        sum(x.numpy().tobytes() in kept for x in grey.x) == 0
+        and len(kept | {x.numpy().tobytes() for x in grey.x}) == 1000
+    )
     with pytest.raises(UserError, match="--validation 1000 must leave images to train on"):
         data.hold_out(train, 1000, seed=0, binarize="dynamic")
 
@@ -217,20 +245,42 @@ def test_a_row_is_read_off_a_run_and_the_table_made_from_the_rows(tmp_path):
     result = cli("reproductions", "record", run, "--k", "7", "--rows", rows)
     assert result.exit_code == 2 and f"evaluate {run} --k 7" in result.output  # not measured yet
     assert cli("evaluate", run, "--k", "7", "--n", "30", "--device", "cpu").exit_code == 0
-    result = cli("reproductions", "record", run, "--k", "7", "--rows", rows, "--hardware", "a laptop", "--notes", "Cut short.")
+    result = cli(
+        "reproductions", "record", run, "--k", "7", "--rows", rows, "--hardware", "a laptop", "--notes", "Cut short."
+    )
     assert result.exit_code == 0, result.output
     [row] = json.loads(rows.read_text())
     measured = json.loads((run / "evaluation-test-k7.json").read_text())
     assert set(reproductions.KEYS) <= set(row) and row["notes"] == "Cut short."
-    assert (row["recipe"], row["published"], row["ours"], row["k"], row["test_images"]) == ("mine", 90.5, round(measured["nll"], 2), 7, 30)
-    assert (row["epochs"], row["schedule_epochs"], row["complete"], row["stochastic_layers"], row["hardware"]) == (1, 40, False, 1, "a laptop")
+    assert (row["recipe"], row["published"], row["ours"], row["k"], row["test_images"]) == (
+        "mine",
+        90.5,
+        round(measured["nll"], 2),
+        7,
+        30,
+    )
+    assert (row["epochs"], row["schedule_epochs"], row["complete"], row["stochastic_layers"], row["hardware"]) == (
+        1,
+        40,
+        False,
+        1,
+        "a laptop",
+    )
     assert row["command"].startswith("python cli.py train --config recipes/mine.toml --epochs 1 ")
     table = (tmp_path / "rows.md").read_text()
-    assert "| `mine` | A (2020): Table 9 | 90.50 (k = 5000) |" in table and f"**{row['ours']:.2f}**" in table and "no: cut short" in table
+    assert (
+        "| `mine` | A (2020): Table 9 | 90.50 (k = 5000) |" in table
+        and f"**{row['ours']:.2f}**" in table
+        and "no: cut short" in table
+    )
     # trained on after it was measured: the row would mix two epochs, so it is refused
     assert cli("train", "--resume", run, "--epochs", "2", "--no-progress").exit_code == 0
     result = cli("reproductions", "record", run, "--k", "7", "--rows", rows)
-    assert result.exit_code == 2 and "measured epoch 1, and the last checkpoint" in result.output and "is epoch 2" in result.output
+    assert (
+        result.exit_code == 2
+        and "measured epoch 1, and the last checkpoint" in result.output
+        and "is epoch 2" in result.output
+    )
 
 
 def test_the_committed_table_is_made_from_the_committed_rows():

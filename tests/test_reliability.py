@@ -25,14 +25,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from conftest import small_config, train_small
 from pyro_vae import Trainer, checkpoint, data, lock
 from pyro_vae import cli as cli_module
 from pyro_vae import train as train_module
 from pyro_vae.data.imageset import ImageSet
 from pyro_vae.errors import Interrupted, TrainingDiverged, UserError
 from pyro_vae.files import save_torch
-
-from conftest import small_config, train_small
 from test_cli import ROOT, SMALL, cli
 
 # Long enough (200 steps of 100 images) that a signal sent after epoch 1 lands inside epoch 2.
@@ -201,7 +200,9 @@ def test_the_lock_names_its_holder_nests_and_dies_with_it(tmp_path):
     try:
         assert holder.stdout.readline() == "held\n"
         for attempt in (lock.hold(run).__enter__, lambda: lock.check_free(run)):
-            with pytest.raises(UserError, match=f"being trained by process {holder.pid} right now; .*kill {holder.pid}"):
+            with pytest.raises(
+                UserError, match=f"being trained by process {holder.pid} right now; .*kill {holder.pid}"
+            ):
                 attempt()
     finally:
         holder.send_signal(signal.SIGKILL)
@@ -220,7 +221,9 @@ def test_checkpoint_every_saves_inside_an_epoch_and_resume_is_exact(tmp_path, mo
     step 9, and the resumed run ends with the unbroken run's numbers."""
     whole = train_small(tmp_path / "whole", epochs=2)
     monkeypatch.setattr(train_module, "CHECK_IN_EVERY", 3)
-    trainer = Trainer(small_config(epochs=2, checkpoint_every="1e-6s"), tmp_path / "parts", progress=False, log=lambda line: None)
+    trainer = Trainer(
+        small_config(epochs=2, checkpoint_every="1e-6s"), tmp_path / "parts", progress=False, log=lambda line: None
+    )
     step, steps_in_epoch_2 = trainer.step, []
 
     class Killed(Exception):
@@ -288,7 +291,9 @@ def test_a_full_disk_is_a_clear_error_and_keeps_the_checkpoint(small_run, tmp_pa
     assert not list(run.glob(".*.tmp*"))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders; the file-size test covers the same path")
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root writes into read-only folders; the file-size test covers the same path"
+)
 def test_a_read_only_run_directory_is_a_clear_error(small_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(small_run, run)
@@ -306,7 +311,10 @@ def test_an_absurd_learning_rate_stops_with_epoch_step_and_cause(tmp_path):
     # the default networks (400 hidden units, z_dim 50) overflow at once; tiny ones only grow huge
     result = cli("train", "--lr", "1e6", "--run-dir", tmp_path / "run", *SMALL[:6], "--no-progress", "--device", "cpu")
     one_error_line(result, "the loss became NaN or infinite at epoch 1, step ")
-    assert "the learning rate 1e+06 is far above the usual 1e-3" in result.stderr and "no checkpoint was written" in result.stderr
+    assert (
+        "the learning rate 1e+06 is far above the usual 1e-3" in result.stderr
+        and "no checkpoint was written" in result.stderr
+    )
     assert not (tmp_path / "run" / checkpoint.CHECKPOINT).exists()
 
 
@@ -438,14 +446,23 @@ def test_a_crafted_checkpoint_cannot_run_code(small_run, tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["train", "--model", "gan"], "unknown model 'gan'; choose one of: vae, cvae, ae, hvae; or name your own class as path/to/file.py:Class"),
+        (
+            ["train", "--model", "gan"],
+            "unknown model 'gan'; choose one of: vae, cvae, ae, hvae; or name your own class as path/to/file.py:Class",
+        ),
         (["train", "--dataset", "cifar"], "Invalid value for '--dataset'"),
         (["train", "--elbo", "exact"], "Invalid value for '--elbo'"),
-        (["train", "--likelihood", "poisson"], "unknown likelihood 'poisson'; choose one of: bernoulli, continuous-bernoulli"),
+        (
+            ["train", "--likelihood", "poisson"],
+            "unknown likelihood 'poisson'; choose one of: bernoulli, continuous-bernoulli",
+        ),
         (["train", "--device", "tpu"], "Invalid value for '--device'"),
         (["train", "--batch-size", "-5"], "--batch-size must be at least 1, not -5"),
         (["train", "--z-dim", "two"], "Invalid value for '--z-dim'"),
-        (["train", "--checkpoint-every", "10 minutes"], "--checkpoint-every takes a duration such as 30s, 10m or 1h (0: off), not '10 minutes'"),
+        (
+            ["train", "--checkpoint-every", "10 minutes"],
+            "--checkpoint-every takes a duration such as 30s, 10m or 1h (0: off), not '10 minutes'",
+        ),
         (["trian"], "No such command 'trian'. Did you mean 'train'?"),
         (["sample"], "Missing argument 'run'. (see `cli.py sample --help`)"),
     ],
@@ -484,13 +501,17 @@ def test_odd_tensors_are_refused_where_they_enter(change, message):
     good = images()
     assert good.check() is good
     change(good)
-    with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        UserError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")
+    ):
         good.check("my set")
 
 
 def test_a_cached_data_set_with_nan_is_refused(tmp_path, monkeypatch):
     """A cache file holding NaN (written by hand, or damaged) stops training with a clear message."""
-    real = torch.load(data.cached_file("faces") if data.cached_file("faces").exists() else data.prepare("faces")[0], weights_only=True)
+    real = torch.load(
+        data.cached_file("faces") if data.cached_file("faces").exists() else data.prepare("faces")[0], weights_only=True
+    )
     real = {k: v for k, v in real.items()}
     x = real["x_train"].float() / 255
     x[3, 0, 10, 10] = float("nan")
@@ -521,7 +542,11 @@ def assert_clean(result) -> None:
     assert "error" in result.output.lower(), result.output
 
 
-@settings(max_examples=int(os.environ.get("EXAMPLES", 30)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("EXAMPLES", 30)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     model=st.sampled_from(["vae", "cvae", "ae"]),
     z_dim=mostly(st.integers(1, 64), st.integers(-2, 0)),
@@ -547,11 +572,17 @@ def test_random_training_options_never_crash(tmp_path_factory, model, z_dim, bat
     assert_clean(runner.invoke(cli_module.app, [str(a) for a in args]))
 
 
-@settings(max_examples=int(os.environ.get("EXAMPLES", 40)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("EXAMPLES", 40)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     command=st.sampled_from(["sample", "interpolate", "traverse", "manifold", "reconstruct"]),
-    label=mostly(st.integers(0, 9), st.integers(-3, 12)), n=mostly(st.integers(1, 12), st.integers(-3, 0)),
-    index=mostly(st.integers(0, 199), st.integers(-5, 250)), dim=mostly(st.integers(0, 3), st.integers(-2, 6)),
+    label=mostly(st.integers(0, 9), st.integers(-3, 12)),
+    n=mostly(st.integers(1, 12), st.integers(-3, 0)),
+    index=mostly(st.integers(0, 199), st.integers(-5, 250)),
+    dim=mostly(st.integers(0, 3), st.integers(-2, 6)),
 )
 def test_random_options_on_a_trained_run_never_crash(small_run, tmp_path_factory, command, label, n, index, dim):
     out = tmp_path_factory.mktemp("out") / "figure.png"
@@ -582,7 +613,10 @@ def test_every_seed_is_checked_alike(small_run, tmp_path, command, seed):
     shutil.copytree(small_run, run)
     before = files_of(tmp_path)
     args = [part.format(tmp=tmp_path, run=run) for part in command]
-    one_error_line(cli(*args, "--seed", seed), f"--seed must be a whole number from 0 to 4294967295 (the seeds torch and numpy take), not {seed}")
+    one_error_line(
+        cli(*args, "--seed", seed),
+        f"--seed must be a whole number from 0 to 4294967295 (the seeds torch and numpy take), not {seed}",
+    )
     assert files_of(tmp_path) == before
 
 
@@ -641,7 +675,9 @@ def test_networks_that_differ_from_the_settings_name_the_first_layer(small_run, 
     (run / checkpoint.CONFIG).unlink()  # the checkpoint's own settings, not config.json's, build the networks here
     before = files_of(run)
     result = cli(*[part.format(run=run) for part in command])
-    one_error_line(result, f"the networks in {run} do not match its config: {message}; restore the checkpoint from a copy")
+    one_error_line(
+        result, f"the networks in {run} do not match its config: {message}; restore the checkpoint from a copy"
+    )
     assert files_of(run) == before
 
 
@@ -656,7 +692,10 @@ def test_a_checkpoint_of_another_model_is_not_called_an_edit(small_run, tmp_path
         result = cli(*command)
         one_error_line(result, f"{run / checkpoint.CHECKPOINT} holds a 'vae' model but {run / checkpoint.CONFIG} describes a 'cvae' model: "
                                "the two files describe different models")  # fmt: skip
-        assert "was edited" not in result.stderr and f"delete {run / checkpoint.CONFIG} to keep the checkpoint's 'vae'" in result.stderr
+        assert (
+            "was edited" not in result.stderr
+            and f"delete {run / checkpoint.CONFIG} to keep the checkpoint's 'vae'" in result.stderr
+        )
     assert files_of(run) == before
 
 
@@ -730,12 +769,23 @@ def test_a_run_dir_that_cannot_hold_a_run_is_refused(tmp_path, run_dir, message)
 def test_work_and_memory_are_bounded_with_the_limit_named(small_run, tmp_path, command, message):
     """interpolate --steps 100000 once grew to 19.7 GB; traverse --span inf wrote blank images titled -inf .. inf."""
     before = files_of(small_run)
-    one_error_line(cli(*[part.format(run=small_run, tmp=tmp_path) for part in command], env={"PYRO_VAE_DATA": str(tmp_path / "data")}), message)
+    one_error_line(
+        cli(
+            *[part.format(run=small_run, tmp=tmp_path) for part in command],
+            env={"PYRO_VAE_DATA": str(tmp_path / "data")},
+        ),
+        message,
+    )
     assert files_of(small_run) == before and not any(tmp_path.rglob("*.pt"))
 
 
 def test_the_bounds_are_named_in_help():
-    for command, words in (("sample", "(1..100)"), ("interpolate", "(2..100)"), ("reconstruct", "(1..1000)"), ("traverse", "at most 10")):
+    for command, words in (
+        ("sample", "(1..100)"),
+        ("interpolate", "(2..100)"),
+        ("reconstruct", "(1..1000)"),
+        ("traverse", "at most 10"),
+    ):
         result = runner.invoke(cli_module.app, [command, "--help"], env={"COLUMNS": "300"})
         assert words in result.output, (command, result.output)
 
@@ -749,7 +799,9 @@ def test_the_bounds_are_named_in_help():
 )  # fmt: skip
 def test_spoken_digit_features_out_of_range_are_one_line(tmp_path, option, value, message):
     """--duration nan and --hop 0 were tracebacks; --n-mels 100000 was called too small."""
-    one_error_line(cli("data", "prepare", "spoken-digits", option, value, env={"PYRO_VAE_DATA": str(tmp_path)}), message)
+    one_error_line(
+        cli("data", "prepare", "spoken-digits", option, value, env={"PYRO_VAE_DATA": str(tmp_path)}), message
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -759,13 +811,17 @@ def test_a_run_path_that_is_not_a_folder_says_what_it_is(small_run, tmp_path):
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     cases = {
         tmp_path / "file": "is a file, not a folder; pass a folder made by `train`",
-        small_run / checkpoint.CHECKPOINT: f"is a run's checkpoint.pt, a file; pass the run folder that holds it, {small_run}",
+        small_run
+        / checkpoint.CHECKPOINT: f"is a run's checkpoint.pt, a file; pass the run folder that holds it, {small_run}",
         tmp_path / "dangling": f"is a symbolic link to {tmp_path / 'gone'}, which does not exist; mend the link",
         tmp_path / "loop": "is a symbolic link that leads back to itself (a loop)",
         tmp_path / "new\nline": "does not exist",  # and on one line: the newline is written as \n
     }
     (tmp_path / "run" / checkpoint.CHECKPOINT).mkdir(parents=True)
-    one_error_line(cli("sample", tmp_path / "run"), f"{tmp_path / 'run' / checkpoint.CHECKPOINT} is a folder, where the run's checkpoint file belongs")
+    one_error_line(
+        cli("sample", tmp_path / "run"),
+        f"{tmp_path / 'run' / checkpoint.CHECKPOINT} is a folder, where the run's checkpoint file belongs",
+    )
     for path, message in cases.items():
         shown = str(path).replace("\n", "\\n")
         one_error_line(cli("sample", path), f"run directory {shown} {message}")

@@ -13,16 +13,15 @@ from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 from typer.testing import CliRunner
 
+from conftest import small_config, train_small
 from pyro_vae import Trainer, build_model, checkpoint, load_model
 from pyro_vae.cli import app
-from pyro_vae.data.labels import MISSING, LabelledShare, keep_labels
 from pyro_vae.config import CLASSIFY_WEIGHT, Config
+from pyro_vae.data.labels import MISSING, LabelledShare, keep_labels
 from pyro_vae.errors import UserError
 from pyro_vae.models import CVAE, SemiSupervisedCVAE
 from pyro_vae.networks import conditioned
 from pyro_vae.objectives import make_elbo
-
-from conftest import small_config, train_small
 
 K = 3  # classes of the small models
 
@@ -78,7 +77,9 @@ def test_enumerated_bound_equals_the_sampled_bound_in_expectation(float64):
         elbo = elbo_class(num_particles=particles, vectorize_particles=True, max_plate_nesting=1)
         with warnings.catch_warnings():  # Trace_ELBO says it leaves y's enumeration flag unused: as meant here
             warnings.simplefilter("ignore", UserWarning)
-            return torch.stack([elbo.differentiable_loss(model.model, model.guide, x, y).detach() for _ in range(batches)])
+            return torch.stack(
+                [elbo.differentiable_loss(model.model, model.guide, x, y).detach() for _ in range(batches)]
+            )
 
     enumerated, sampled = estimates(TraceEnum_ELBO), estimates(Trace_ELBO)
     gap = (enumerated.mean() - sampled.mean()).abs()
@@ -112,7 +113,9 @@ def test_with_every_label_given_the_objective_is_the_cvaes(float64):
     # with the classification term: plus alpha times the cross-entropy of q(y|x), nothing else
     alpha = 7.0
     pyro.set_rng_seed(3)
-    with_term = make_elbo(small_config(labels=K, classify_weight=alpha), m2).differentiable_loss(m2.model, m2.guide, x, y)
+    with_term = make_elbo(small_config(labels=K, classify_weight=alpha), m2).differentiable_loss(
+        m2.model, m2.guide, x, y
+    )
     cross_entropy = F.cross_entropy(m2.classifier(x), y, reduction="sum")
     assert torch.allclose(with_term, cvae_loss + alpha * cross_entropy, rtol=1e-12)
 
@@ -139,7 +142,12 @@ def test_keep_labels_keeps_n_per_class_of_the_true_labels(mnist):
     assert torch.bincount(kept.y[known], minlength=10).tolist() == [10] * 10
     assert torch.equal(keep_labels(train, 100, seed=0).y, kept.y)  # the seed decides
     assert not torch.equal(keep_labels(train, 100, seed=1).y, kept.y)
-    assert torch.bincount(keep_labels(train, 13, seed=0).y[keep_labels(train, 13, seed=0).y != MISSING], minlength=10).tolist() == [2, 2, 2] + [1] * 7
+    assert (
+        torch.bincount(
+            keep_labels(train, 13, seed=0).y[keep_labels(train, 13, seed=0).y != MISSING], minlength=10
+        ).tolist()
+        == [2, 2, 2] + [1] * 7
+    )
     with pytest.raises(UserError, match="--labels must be between 10 .one per class. and 3000"):
         keep_labels(train, 5, seed=0)
 
@@ -167,7 +175,10 @@ def test_semi_supervised_training_learns_a_classifier_and_every_tool_reads_it(tm
     from pyro_vae.cli import app
 
     runner = CliRunner()
-    result = runner.invoke(app, ["evaluate", str(run), "--k", "5", "--n", "200", "--samples-per-class", "5", "--out", str(tmp_path / "e.json")])
+    result = runner.invoke(
+        app,
+        ["evaluate", str(run), "--k", "5", "--n", "200", "--samples-per-class", "5", "--out", str(tmp_path / "e.json")],
+    )
     assert result.exit_code == 0, result.output
     numbers = json.loads((tmp_path / "e.json").read_text())
     assert 0.3 < numbers["classifier_accuracy"] <= 1 and "q(y|x)" in result.output
@@ -183,11 +194,15 @@ def test_a_semi_supervised_run_of_format_3_opens_with_its_mlp_classifier(tmp_pat
     trainer = train_small(tmp_path, labels=20, classifier="mlp", train_size=1000, test_size=200)
     path = tmp_path / checkpoint.CHECKPOINT
     state = torch.load(path, weights_only=True)
-    settings = {k: v for k, v in state["config"].items() if k not in ("classifier", "encoder_layers")}  # new in format 4
+    settings = {
+        k: v for k, v in state["config"].items() if k not in ("classifier", "encoder_layers")
+    }  # new in format 4
     torch.save(state | {"format": 3, "config": settings}, path)
     (tmp_path / checkpoint.CONFIG).write_text(json.dumps(settings))
     model, config, _ = load_model(tmp_path)
-    assert (config.classifier, config.encoder_layers) == ("mlp", 1) and not any("features" in k for k in model.state_dict())
+    assert (config.classifier, config.encoder_layers) == ("mlp", 1) and not any(
+        "features" in k for k in model.state_dict()
+    )
     for key, value in trainer.model.state_dict().items():
         assert torch.equal(value, model.state_dict()[key]), key
     resumed = Trainer.resume(tmp_path, epochs=2, progress=False, log=lambda line: None)

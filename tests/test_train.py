@@ -4,11 +4,10 @@ import math
 import pytest
 import torch
 
+from conftest import small_config, train_small
 from pyro_vae import Trainer, checkpoint, load_model
 from pyro_vae.errors import UserError
 from pyro_vae.evaluate import evaluate_elbo
-
-from conftest import small_config, train_small
 
 
 @pytest.mark.parametrize("model_name", ["vae", "cvae", "ae"])
@@ -116,11 +115,24 @@ def test_a_checkpoint_of_format_1_opens_and_resumes(tmp_path):
     prior_net, and had no settings for guides and flows, nor (before format 3) for the decoder's depth,
     which was 1 (the CVAE's default is now 2). The CVAE is named as a module's class, as a user's
     subclass would be: the renaming follows the class, not its name."""
-    trainer = train_small(tmp_path, model="pyro_vae.models.cvae:CVAE", prior="conditional", encoder_layers=1, decoder_layers=1)
+    trainer = train_small(
+        tmp_path, model="pyro_vae.models.cvae:CVAE", prior="conditional", encoder_layers=1, decoder_layers=1
+    )
     path = tmp_path / checkpoint.CHECKPOINT
     state = torch.load(path, weights_only=True)
-    old = {("prior_net." + k[len("p_z.net.") :] if k.startswith("p_z.net.") else k): v for k, v in state["model"].items()}
-    new_settings = ("guide", "prior_components", "flow_steps", "encoder_layers", "decoder_layers", "labels", "classify_weight", "classifier")
+    old = {
+        ("prior_net." + k[len("p_z.net.") :] if k.startswith("p_z.net.") else k): v for k, v in state["model"].items()
+    }
+    new_settings = (
+        "guide",
+        "prior_components",
+        "flow_steps",
+        "encoder_layers",
+        "decoder_layers",
+        "labels",
+        "classify_weight",
+        "classifier",
+    )
     settings = {k: v for k, v in state["config"].items() if k not in new_settings}
     state |= {"format": 1, "model": {**old, "z_loc": torch.zeros(8), "z_scale": torch.ones(8)}, "config": settings}
     torch.save(state, path)
@@ -179,7 +191,9 @@ def test_learning_rate_warms_up_step_by_step_and_then_stays(tmp_path):
     from pyro_vae.schedules import lr_scale
 
     config = small_config(lr_warmup=4)
-    assert lr_scale(config, 1, 0.5) == pytest.approx(0.125) and lr_scale(config, 4, 1.0) == 1.0 == lr_scale(config, 9, 0.1)
+    assert lr_scale(config, 1, 0.5) == pytest.approx(0.125) and lr_scale(config, 4, 1.0) == 1.0 == lr_scale(
+        config, 9, 0.1
+    )
     assert lr_scale(small_config(), 1, 0.01) == 1.0  # off by default
     with pytest.raises(UserError, match="--lr-warmup must be 0 .off. or a number of epochs, not -1"):
         small_config(lr_warmup=-1).validate()

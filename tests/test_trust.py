@@ -16,7 +16,6 @@ import pytest
 import torch
 
 from pyro_vae import checkpoint, trust
-
 from test_cli import ROOT, SMALL, cli
 
 EXAMPLE = ROOT / "examples" / "mixture_prior.py"
@@ -70,7 +69,9 @@ def test_code_shipped_inside_a_run_folder_is_never_imported(shared, tmp_path):
     marking(shared / "evil.py", marker)
     name_code(shared, f"{shared}/evil.py:MixturePriorVAE")
     for command in (["sample", shared], ["evaluate", shared, "--k", 5], ["train", "--resume", shared, "--epochs", 2]):
-        one_line(cli(*command), "evil.py:MixturePriorVAE' is code inside the run folder itself", "not even with --trust-code")
+        one_line(
+            cli(*command), "evil.py:MixturePriorVAE' is code inside the run folder itself", "not even with --trust-code"
+        )
         one_line(cli(*command, "--trust-code"), "is code inside the run folder itself")
     assert imports(marker) == 0
 
@@ -80,7 +81,10 @@ def test_a_file_a_run_names_elsewhere_runs_only_with_trust_code(shared, tmp_path
     code = marking(tmp_path / "theirs.py", marker)
     trained = tmp_path / "trained"  # their run of their file, trained under their own trust file
     their_trust = {"PYRO_VAE_TRUST": str(tmp_path / "their-trust.json")}
-    assert cli("train", "--model", f"{code}:MixturePriorVAE", "--run-dir", trained, *SMALL, env=their_trust).returncode == 0
+    assert (
+        cli("train", "--model", f"{code}:MixturePriorVAE", "--run-dir", trained, *SMALL, env=their_trust).returncode
+        == 0
+    )
     before = imports(marker)
     # ours: a trust file that has never seen the file
     result = cli("sample", trained, "--out", tmp_path / "s.png")
@@ -136,7 +140,9 @@ def test_train_refuses_a_model_file_inside_its_own_run_folder(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     code = marking(run / "model.py", tmp_path / "ran")
-    one_line(cli("train", "--model", f"{code}:MixturePriorVAE", "--run-dir", run, *SMALL), "is a file inside the run folder")
+    one_line(
+        cli("train", "--model", f"{code}:MixturePriorVAE", "--run-dir", run, *SMALL), "is a file inside the run folder"
+    )
     assert imports(tmp_path / "ran") == 0 and not (run / checkpoint.CHECKPOINT).exists()
 
 

@@ -18,12 +18,25 @@ from . import celeba, faces, image_folder, mnist, spoken_digits
 from .cache import cached_file, data_home, load_cached, store
 from .imageset import ImageSet
 
-
 # Training settings that suit a kind of data; a Config setting left at None takes its data set's.
-PIXELS = {"net": "mlp", "likelihood": "bernoulli", "binarize": "dynamic", "flip": False, "batch_size": 256, "epochs": 20}
+PIXELS = {
+    "net": "mlp",
+    "likelihood": "bernoulli",
+    "binarize": "dynamic",
+    "flip": False,
+    "batch_size": 256,
+    "epochs": 20,
+}
 # 2,400 training clips: small batches give enough steps per epoch (batch 32 against 64: samples
 # heard as the digit asked for 95% against 85% of the time, docs/results.md); spectrograms are not binary.
-SPECTROGRAMS = {"net": "conv", "likelihood": "gaussian", "binarize": "none", "flip": False, "batch_size": 32, "epochs": 30}
+SPECTROGRAMS = {
+    "net": "conv",
+    "likelihood": "gaussian",
+    "binarize": "none",
+    "flip": False,
+    "batch_size": 32,
+    "epochs": 30,
+}
 # Photographs: grey levels are not coin flips, and 64 x 64 wants convolutions.
 PHOTOS = {"net": "conv", "likelihood": "gaussian", "binarize": "none", "flip": True, "batch_size": 32, "epochs": 200}
 
@@ -42,11 +55,20 @@ class Source:
 DATASETS = {
     "mnist": Source(lambda home: mnist.prepare("mnist", home)),
     "fashion-mnist": Source(lambda home: mnist.prepare("fashion-mnist", home)),
-    "spoken-digits": Source(spoken_digits.prepare, defaults=SPECTROGRAMS, audio=True, classifier_epochs=15,
-                            options=("clips", "seed", "source", "features")),
+    "spoken-digits": Source(
+        spoken_digits.prepare,
+        defaults=SPECTROGRAMS,
+        audio=True,
+        classifier_epochs=15,
+        options=("clips", "seed", "source", "features"),
+    ),
     "faces": Source(faces.prepare, defaults=PHOTOS, classifier_epochs=60, options=("image_size", "crop")),
-    "image-folder": Source(image_folder.prepare, defaults=PHOTOS, classifier_epochs=20, options=("source", "image_size", "crop", "limit")),
-    "celeba": Source(celeba.prepare, defaults={**PHOTOS, "epochs": 20}, options=("source", "image_size", "crop", "limit")),
+    "image-folder": Source(
+        image_folder.prepare, defaults=PHOTOS, classifier_epochs=20, options=("source", "image_size", "crop", "limit")
+    ),
+    "celeba": Source(
+        celeba.prepare, defaults={**PHOTOS, "epochs": 20}, options=("source", "image_size", "crop", "limit")
+    ),
 }
 
 BINARIZE = ("dynamic", "static", "none", "dequantize")
@@ -88,15 +110,21 @@ def attribute_columns(arrays: dict, name: str, condition: str) -> tuple[list[int
     """The columns of the attributes named in ``condition`` ("Smiling,Eyeglasses") and their names."""
     known = list(arrays.get("attribute_names", []))
     if not known:
-        raise UserError(f"{name} has no attributes to condition on; --condition is for celeba (cvae on {name} uses its labels)")
+        raise UserError(
+            f"{name} has no attributes to condition on; --condition is for celeba (cvae on {name} uses its labels)"
+        )
     wanted = [a.strip() for a in condition.split(",") if a.strip()]
     unknown = [a for a in wanted if a not in known]
     if unknown or not wanted:
-        raise UserError(f"unknown attribute(s) {', '.join(unknown) or repr(condition)} for --condition; {name} has: {', '.join(known)}")
+        raise UserError(
+            f"unknown attribute(s) {', '.join(unknown) or repr(condition)} for --condition; {name} has: {', '.join(known)}"
+        )
     return [known.index(a) for a in wanted], wanted
 
 
-def load(name: str, device: torch.device | str = "cpu", binarize: str = "dynamic", condition: str | None = None) -> tuple[ImageSet, ImageSet]:
+def load(
+    name: str, device: torch.device | str = "cpu", binarize: str = "dynamic", condition: str | None = None
+) -> tuple[ImageSet, ImageSet]:
     """The training and test splits of ``name`` on ``device``, prepared on first use.
 
     binarize: 'dynamic' keeps grey training images (the trainer draws a fresh binary image each

@@ -21,7 +21,9 @@ def data_home() -> Path:
     try:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"cannot create the data folder {home} ({e.strerror}); set {ENV_VAR} to a writable folder") from e
+        raise UserError(
+            f"cannot create the data folder {home} ({e.strerror}); set {ENV_VAR} to a writable folder"
+        ) from e
     return home
 
 
@@ -64,7 +66,9 @@ def _problem(arrays) -> str | None:
             return f"holds {_describe(x)} as x_{split}, where images (N, H, W) or (N, C, H, W) belong"
         if not torch.is_tensor(y) or y.dim() != 1 or len(y) != len(x):
             return f"holds {_describe(y)} as y_{split}, where one label per image of x_{split} belongs, ({len(x)},)"
-        if attributes is not None and (not torch.is_tensor(attributes) or attributes.dim() != 2 or len(attributes) != len(x)):
+        if attributes is not None and (
+            not torch.is_tensor(attributes) or attributes.dim() != 2 or len(attributes) != len(x)
+        ):
             return f"holds {_describe(attributes)} as attributes_{split}, where one row for each of its {len(x)} images belongs"
     if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
         return f"holds training images of shape {tuple(arrays['x_train'].shape[1:])} but test images of {tuple(arrays['x_test'].shape[1:])}"

@@ -33,7 +33,9 @@ def find_root(source: Path) -> Path:
     for root in (source, source / "celeba"):
         if (root / IMAGES).is_dir() and (root / ATTRIBUTES).is_file():
             return root
-    raise UserError(f"{source} is not in CelebA's layout: it needs {IMAGES}/ and {ATTRIBUTES} (directly or under celeba/)")
+    raise UserError(
+        f"{source} is not in CelebA's layout: it needs {IMAGES}/ and {ATTRIBUTES} (directly or under celeba/)"
+    )
 
 
 def read_attributes(path: Path) -> tuple[list[str], dict[str, list[int]]]:
@@ -49,7 +51,9 @@ def read_attributes(path: Path) -> tuple[list[str], dict[str, list[int]]]:
                     raise ValueError(f"{name} has {len(values)} values for {len(names)} attributes")
                 rows[name] = [int(int(v) > 0) for v in values]  # the file says -1 / 1
     except (IndexError, ValueError) as e:
-        raise UserError(f"{path} is not a CelebA attribute list ({e}); it should hold a count, the names, then one row per image") from e
+        raise UserError(
+            f"{path} is not a CelebA attribute list ({e}); it should hold a count, the names, then one row per image"
+        ) from e
     return names, rows
 
 
@@ -75,7 +79,9 @@ def prepare(home: Path, *, source: Path | None = None, image_size: int = 64, cro
     if source is None:
         source = download(home)
         if source is None:
-            raise UserError("CelebA could not be downloaded; fetch it yourself (torchvision's layout) and pass --from DIR")
+            raise UserError(
+                "CelebA could not be downloaded; fetch it yourself (torchvision's layout) and pass --from DIR"
+            )
     root = find_root(Path(source).expanduser())
     names, attributes = read_attributes(root / ATTRIBUTES)
     partition = {}
@@ -88,12 +94,16 @@ def prepare(home: Path, *, source: Path | None = None, image_size: int = 64, cro
     kept, pixels = load_images(opened, image_size, crop, "RGB", log)
     test = [partition[p.name] == "2" if p.name in partition else is_test(p.name) for p in kept]
     if all(test) or not any(test):
-        raise UserError(f"{root} gives an empty train or test set from {len(kept)} images; add images or a fuller {PARTITIONS}")
+        raise UserError(
+            f"{root} gives an empty train or test set from {len(kept)} images; add images or a fuller {PARTITIONS}"
+        )
     arrays = {"classes": ["face"], "attribute_names": names, "source": str(root)}
     for split, wanted in (("train", False), ("test", True)):
         index = [i for i, t in enumerate(test) if t == wanted]
         arrays[f"x_{split}"] = torch.stack([pixels[i] for i in index])
         arrays[f"y_{split}"] = torch.zeros(len(index), dtype=torch.int64)
         arrays[f"attributes_{split}"] = torch.tensor([attributes[kept[i].name] for i in index], dtype=torch.uint8)
-    log(f"{len(kept)} CelebA images, {image_size}x{image_size}: {len(arrays['y_train'])} train, {len(arrays['y_test'])} test")
+    log(
+        f"{len(kept)} CelebA images, {image_size}x{image_size}: {len(arrays['y_train'])} train, {len(arrays['y_test'])} test"
+    )
     return arrays, str(root)

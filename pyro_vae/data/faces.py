@@ -72,11 +72,15 @@ def check(photos: dict, source: str) -> torch.Tensor:
     elif any(photos[k].size[::-1] != RAW_SHAPE or photos[k].mode != "L" for k in keys):
         problem = f"some photographs are not {RAW_SHAPE[0]} x {RAW_SHAPE[1]} grey"
     if problem is None:
-        raw = torch.stack([torch.frombuffer(bytearray(photos[k].tobytes()), dtype=torch.uint8).view(RAW_SHAPE) for k in keys])
+        raw = torch.stack(
+            [torch.frombuffer(bytearray(photos[k].tobytes()), dtype=torch.uint8).view(RAW_SHAPE) for k in keys]
+        )
         if hashlib.sha256(raw.numpy().tobytes()).hexdigest() != RAW_SHA256:
             problem = "their sha256 differs from the canonical copy"
     if problem:
-        raise UserError(f"the ORL faces from {source} failed their check: {problem}; delete the cache and prepare them again")
+        raise UserError(
+            f"the ORL faces from {source} failed their check: {problem}; delete the cache and prepare them again"
+        )
     return raw
 
 
@@ -90,6 +94,8 @@ def prepare(home: Path, *, image_size: int = 64, crop: int | None = None, log=pr
     arrays = {"classes": [f"person {p}" for p in range(PEOPLE)], "source": source}
     for split, photo_numbers in (("train", range(TRAIN_PER_PERSON)), ("test", range(TRAIN_PER_PERSON, PER_PERSON))):
         index = [p * PER_PERSON + n for p in range(PEOPLE) for n in photo_numbers]
-        arrays[f"x_{split}"] = torch.stack([fit_image(Image.fromarray(raw[i].numpy()), image_size, crop, "L") for i in index])
+        arrays[f"x_{split}"] = torch.stack(
+            [fit_image(Image.fromarray(raw[i].numpy()), image_size, crop, "L") for i in index]
+        )
         arrays[f"y_{split}"] = torch.tensor([i // PER_PERSON for i in index], dtype=torch.int64)
     return arrays, source

@@ -69,13 +69,17 @@ def open_images(paths: list[Path], log=print) -> tuple[list[tuple[Path, Image.Im
     return opened, mode
 
 
-def load_images(opened: list[tuple[Path, Image.Image]], size: int, crop: int | None, mode: str, log=print) -> tuple[list, list]:
+def load_images(
+    opened: list[tuple[Path, Image.Image]], size: int, crop: int | None, mode: str, log=print
+) -> tuple[list, list]:
     """Decode, crop and resize; returns the paths kept and their (C, size, size) tensors."""
     from rich.progress import track
 
     kept, pixels = [], []
     skipped = 0
-    for path, image in track(opened, description=f"reading {len(opened)} images", transient=True, disable=len(opened) < 500):
+    for path, image in track(
+        opened, description=f"reading {len(opened)} images", transient=True, disable=len(opened) < 500
+    ):
         try:
             pixels.append(fit_image(image, size, crop, mode))
             kept.append(path)
@@ -92,15 +96,21 @@ def read_folder(root: Path, size: int = 64, crop: int | None = None, limit: int 
     """Every image under ``root`` as a data set's arrays (uint8 images, int64 labels, class names)."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise UserError(f"{root} is not a folder; pass --from a folder of images (one subfolder per label, or all in one)")
+        raise UserError(
+            f"{root} is not a folder; pass --from a folder of images (one subfolder per label, or all in one)"
+        )
     check_size(size, crop)
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in SUFFIXES and not p.name.startswith("."))[:limit]
     if not paths:
-        raise UserError(f"no images in {root} (looked for {', '.join(sorted(SUFFIXES))}); point --from at a folder of pictures")
+        raise UserError(
+            f"no images in {root} (looked for {', '.join(sorted(SUFFIXES))}); point --from at a folder of pictures"
+        )
     opened, mode = open_images(paths, log)
     kept, pixels = load_images(opened, size, crop, mode, log)
     if len(kept) < 2:
-        raise UserError(f"{root} holds {len(kept)} readable image(s); a data set needs at least 2 (one to train on, one to test)")
+        raise UserError(
+            f"{root} holds {len(kept)} readable image(s); a data set needs at least 2 (one to train on, one to test)"
+        )
     relative = [p.relative_to(root) for p in kept]
     labelled = all(len(r.parts) > 1 for r in relative)
     names = [r.parts[0] for r in relative] if labelled else [root.name or "images"] * len(relative)
@@ -118,9 +128,19 @@ def read_folder(root: Path, size: int = 64, crop: int | None = None, limit: int 
     return arrays
 
 
-def prepare(home: Path, *, source: Path | None = None, image_size: int = 64, crop: int | None = None, limit: int | None = None, log=print):
+def prepare(
+    home: Path,
+    *,
+    source: Path | None = None,
+    image_size: int = 64,
+    crop: int | None = None,
+    limit: int | None = None,
+    log=print,
+):
     """The user's folder ``source`` as a data set. Returns (arrays, source)."""
     if source is None:
-        raise UserError("image-folder reads your own pictures: run `python cli.py data prepare image-folder --from DIR` first")
+        raise UserError(
+            "image-folder reads your own pictures: run `python cli.py data prepare image-folder --from DIR` first"
+        )
     arrays = read_folder(source, image_size, crop, limit, log)
     return arrays, arrays["source"]

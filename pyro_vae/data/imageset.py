@@ -12,7 +12,11 @@ from ..errors import UserError
 
 def _describe(t) -> str:
     name = type(t).__name__
-    return f"a {t.dtype} tensor of shape {tuple(t.shape)}" if torch.is_tensor(t) else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+    return (
+        f"a {t.dtype} tensor of shape {tuple(t.shape)}"
+        if torch.is_tensor(t)
+        else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+    )
 
 
 @dataclass
@@ -58,9 +62,13 @@ class ImageSet:
                                 "classes; number the classes 0..K-1")  # fmt: skip
         elif y.dim() == 2:
             if y.shape[1] != len(self.classes) or not ((y == 0) | (y == 1)).all():
-                raise UserError(f"{name}: attribute vectors must be 0/1, one column per attribute name ({len(self.classes)})")
+                raise UserError(
+                    f"{name}: attribute vectors must be 0/1, one column per attribute name ({len(self.classes)})"
+                )
         else:
-            raise UserError(f"{name}: labels must be (N,) class numbers or (N, k) attribute vectors, not {_describe(y)}")
+            raise UserError(
+                f"{name}: labels must be (N,) class numbers or (N, k) attribute vectors, not {_describe(y)}"
+            )
         return self
 
     @property

@@ -24,7 +24,9 @@ def keep_labels(train: ImageSet, n: int, seed: int) -> ImageSet:
     (n // K, and one more for the first n % K classes), chosen at random by ``seed``."""
     k = train.num_classes
     if train.attributes:
-        raise UserError("--labels hides class labels, and this data set is conditioned on attributes; leave --labels out")
+        raise UserError(
+            "--labels hides class labels, and this data set is conditioned on attributes; leave --labels out"
+        )
     if not k <= n <= len(train):
         raise UserError(f"--labels must be between {k} (one per class) and {len(train)} (all), not {n}")
     generator = torch.Generator().manual_seed(seed)
@@ -33,7 +35,9 @@ def keep_labels(train: ImageSet, n: int, seed: int) -> ImageSet:
         members = (train.y == c).nonzero().flatten().cpu()
         wanted = n // k + (c < n % k)
         if len(members) < wanted:
-            raise UserError(f"--labels {n} asks for {wanted} images of class {train.classes[c]!r}, which has {len(members)}; ask for fewer")
+            raise UserError(
+                f"--labels {n} asks for {wanted} images of class {train.classes[c]!r}, which has {len(members)}; ask for fewer"
+            )
         keep.append(members[torch.randperm(len(members), generator=generator)[:wanted]])
     y = torch.full_like(train.y, MISSING)
     index = torch.cat(keep).to(train.y.device)

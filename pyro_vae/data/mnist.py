@@ -30,7 +30,18 @@ from .wheel import read_wheel
 DOWNLOAD_TIMEOUT_S = 20  # per network call: where no internet answers we fall through quickly
 
 MNIST_CLASSES = [str(d) for d in range(10)]
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 # What a correct copy looks like: per-label counts, and sha256 of the uint8 images followed by the int64 labels.
 EXPECTED = {

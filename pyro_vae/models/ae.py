@@ -38,4 +38,6 @@ class AE(LatentVariableModel):
             pyro.sample("z", dist.Delta(loc).to_event(1))  # z = encoder(x)
 
     def sample(self, n, y=None):
-        raise UserError("the autoencoder has no prior to sample from; use `reconstruct`, or train --model vae to sample")
+        raise UserError(
+            "the autoencoder has no prior to sample from; use `reconstruct`, or train --model vae to sample"
+        )

@@ -58,7 +58,9 @@ class LatentVariableModel(nn.Module):
         self.q_z = build_guide(config, config.hidden_dim, code_dim)
         self.encoder = build_encoder(config.net, image_shape, code_dim, config.hidden_dim, cond_dim, self.q_z.head, config.encoder_layers,
                                      config.activation)  # fmt: skip
-        self.decoder = build_decoder(config.net, image_shape, code_dim, config.hidden_dim, cond_dim, config.decoder_layers, config.activation)
+        self.decoder = build_decoder(
+            config.net, image_shape, code_dim, config.hidden_dim, cond_dim, config.decoder_layers, config.activation
+        )
         self.p_z = build_prior(config, self, config.z_dim, cond_dim)
 
     def condition(self, y: torch.Tensor | None) -> torch.Tensor | None:

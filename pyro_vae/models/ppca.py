@@ -115,7 +115,9 @@ class PPCA(nn.Module):
         For the linear guide only (a family of guides.py is measured by sampling: evaluate.mean_elbo).
         """
         if self.family is not None:
-            raise ValueError("the closed-form ELBO is that of the linear guide; estimate this guide's with evaluate.mean_elbo")
+            raise ValueError(
+                "the closed-form ELBO is that of the linear guide; estimate this guide's with evaluate.mean_elbo"
+            )
         m, L, sigma2 = x @ self.A.T + self.b, self.L, self.sigma**2
         residual = (x - m @ self.W.T - self.mu).pow(2).sum(-1)
         trace = (self.W @ L).pow(2).sum()  # tr(W S W^T)
@@ -155,4 +157,3 @@ class PPCA(nn.Module):
         if self.family is not None:
             return self.family.code(self.head(x))
         return x @ self.A.T + self.b
-

@@ -51,7 +51,9 @@ def build_classifier(config, image_shape, num_classes: int) -> nn.Module:
     """
     if config.classifier == "cnn":
         return Classifier(image_shape, num_classes)
-    return build_encoder(config.net, image_shape, num_classes, config.hidden_dim, head=lambda: nn.Linear(config.hidden_dim, num_classes))
+    return build_encoder(
+        config.net, image_shape, num_classes, config.hidden_dim, head=lambda: nn.Linear(config.hidden_dim, num_classes)
+    )
 
 
 class SemiSupervisedCVAE(CVAE):
