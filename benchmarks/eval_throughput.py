@@ -56,8 +56,10 @@ def measure(model: str, net: str, k: int, images: int, device: str, repeats: int
     trainer.model.eval()
     data = trainer.test_data
     sync = synchronizer(trainer.device)
-    contenders = {"pyro_vae": lambda: importance_log_likelihood(trainer.model, data, k=k),
-                  BASELINE: lambda: handwritten_iwae(trainer.model, data, k)}  # fmt: skip
+    contenders = {
+        "pyro_vae": lambda: importance_log_likelihood(trainer.model, data, k=k),
+        BASELINE: lambda: handwritten_iwae(trainer.model, data, k),
+    }
     rates, results = {name: [] for name in contenders}, {}
     for _ in range(repeats):
         for name, run in contenders.items():

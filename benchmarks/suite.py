@@ -32,12 +32,24 @@ def main():
     start = time.perf_counter()
     machine = describe(args.device)
     print(machine, flush=True)
-    lines = ["# Benchmarks", "", f"Measured {date.today()} with `python benchmarks/suite.py{' --compile' if args.compile else ''}`.", "",
-             f"Machine: {machine}.", "", "## Training throughput and peak memory", "",
-             "Samples/s, median of interleaved repeats; ratio: pyro_vae's step over the hand-written PyTorch loop with the "
-             "closed-form KL on copies of the same networks, with the same optimizer (fused Adam). Peak memory: " +
-             ("the allocator's peak during the timed steps." if "GPU" in machine else
-              "how far the resident set of a fresh process rises while it trains (CPU)."), ""]  # fmt: skip
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {date.today()} with `python benchmarks/suite.py{' --compile' if args.compile else ''}`.",
+        "",
+        f"Machine: {machine}.",
+        "",
+        "## Training throughput and peak memory",
+        "",
+        "Samples/s, median of interleaved repeats; ratio: pyro_vae's step over the hand-written PyTorch loop with the "
+        "closed-form KL on copies of the same networks, with the same optimizer (fused Adam). Peak memory: "
+        + (
+            "the allocator's peak during the timed steps."
+            if "GPU" in machine
+            else "how far the resident set of a fresh process rises while it trains (CPU)."
+        ),
+        "",
+    ]
     lines += train_throughput.table(
         ["vae", "cvae"],
         ["mlp", "conv"],
@@ -47,9 +59,14 @@ def main():
         repeats=args.repeats,
         compile=args.compile,
     )
-    lines += ["", "## Evaluation: importance-weighted log-likelihood, k = 1000", "",
-              "Images/s; the same estimator by hand in PyTorch on the same networks and row batching; "
-              "the last column is the mean difference of the two estimates, Monte Carlo noise of untrained networks.", ""]  # fmt: skip
+    lines += [
+        "",
+        "## Evaluation: importance-weighted log-likelihood, k = 1000",
+        "",
+        "Images/s; the same estimator by hand in PyTorch on the same networks and row batching; "
+        "the last column is the mean difference of the two estimates, Monte Carlo noise of untrained networks.",
+        "",
+    ]
     lines += eval_throughput.table(
         ["vae"], ["mlp", "conv"], k=1000, images=100, device=args.device, repeats=args.repeats
     )

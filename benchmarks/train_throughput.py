@@ -84,8 +84,16 @@ def dynamo_step(trainer: Trainer):
 
 
 def setting(model: str, net: str, batch_size: int, device: str, steps: int) -> Config:
-    return Config(model=model, net=net, batch_size=batch_size, device=device, epochs=1, step="eager",
-                  train_size=max(batch_size * (steps + 3), 1024), test_size=1000)  # fmt: skip
+    return Config(
+        model=model,
+        net=net,
+        batch_size=batch_size,
+        device=device,
+        epochs=1,
+        step="eager",
+        train_size=max(batch_size * (steps + 3), 1024),
+        test_size=1000,
+    )
 
 
 def build(config: Config, names: list[str]) -> tuple[dict, Trainer]:
@@ -130,7 +138,8 @@ def batches_of(trainer: Trainer, steps: int) -> list:
 
 
 def measure(config: Config, names: list[str], steps: int, repeats: int) -> dict:
-    """Median samples/s of each contender, the seconds of its very first step, and, on a GPU, its peak allocated memory in MiB."""
+    """Median samples/s of each contender, the seconds of its very first step, and, on a GPU, its peak allocated
+    memory in MiB."""
     contenders, trainer = build(config, names)
     batches = batches_of(trainer, steps)
     warm, timed = batches[:3], batches[3:]
@@ -154,8 +163,12 @@ def measure(config: Config, names: list[str], steps: int, repeats: int) -> dict:
             rates[name].append(len(timed) * config.batch_size / (time.perf_counter() - start))
             if cuda:
                 peak[name] = max(peak.get(name, 0.0), torch.cuda.max_memory_allocated() / 2**20)
-    return {"rate": {name: statistics.median(r) for name, r in rates.items()}, "peak_mib": peak, "device": trainer.device,
-            "first_s": first}  # fmt: skip
+    return {
+        "rate": {name: statistics.median(r) for name, r in rates.items()},
+        "peak_mib": peak,
+        "device": trainer.device,
+        "first_s": first,
+    }
 
 
 def _resident_mib() -> float:
@@ -193,8 +206,17 @@ def cpu_peak_memory(config: Config, names: list[str], steps: int) -> dict:
         return {name: pool.apply(_peak_rss_growth, (config, name, steps)) for name in names}
 
 
-def table(models, nets, batch_sizes, device: str, steps: int, repeats: int, compile: bool = False, memory: bool = True,
-          dynamo: bool = False) -> list[str]:  # fmt: skip
+def table(
+    models,
+    nets,
+    batch_sizes,
+    device: str,
+    steps: int,
+    repeats: int,
+    compile: bool = False,
+    memory: bool = True,
+    dynamo: bool = False,
+) -> list[str]:
     """Markdown rows, one per (model, net, batch size), printed as they are measured."""
     names = ["pyro_vae trace", "pyro_vae compiled step", "pyro_vae jit"] + (
         ["pyro_vae compiled nets"] if compile else []
@@ -246,8 +268,17 @@ def main():
     args = parser.parse_args()
     print(describe(args.device))
     print("Training samples/s (median of repeats); ratio = pyro_vae / PyTorch with the closed-form KL\n")
-    table(args.model or ["vae", "cvae"], args.net or ["mlp", "conv"], args.batch_size or [128, 256, 1024],
-          args.device, args.steps, args.repeats, args.compile, args.memory, args.dynamo)  # fmt: skip
+    table(
+        args.model or ["vae", "cvae"],
+        args.net or ["mlp", "conv"],
+        args.batch_size or [128, 256, 1024],
+        args.device,
+        args.steps,
+        args.repeats,
+        args.compile,
+        args.memory,
+        args.dynamo,
+    )
 
 
 if __name__ == "__main__":

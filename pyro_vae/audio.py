@@ -80,14 +80,16 @@ class MelFeatures:
             not MIN_BANDS <= self.n_mels <= self.n_fft // 2
         ):  # an FFT of n_fft samples has n_fft/2 + 1 frequency bins to share out
             raise UserError(
-                f"--n-mels must be {MIN_BANDS}..{self.n_fft // 2} (the FFT of {self.n_fft} samples has {self.n_fft // 2 + 1} frequencies), not {self.n_mels}"
+                f"--n-mels must be {MIN_BANDS}..{self.n_fft // 2} (the FFT of {self.n_fft} samples "
+                f"has {self.n_fft // 2 + 1} frequencies), not {self.n_mels}"
             )
         if not MIN_BANDS <= self.frames <= MAX_FRAMES:
             change = (
                 "lower --hop or lengthen --duration" if self.frames < MIN_BANDS else "raise --hop or shorten --duration"
             )
             raise UserError(
-                f"{self.duration:g} s at --hop {self.hop} gives {self.frames} frames, where {MIN_BANDS}..{MAX_FRAMES} fit an image; {change}"
+                f"{self.duration:g} s at --hop {self.hop} gives {self.frames} frames, "
+                f"where {MIN_BANDS}..{MAX_FRAMES} fit an image; {change}"
             )
         if self.sample_rate < 1000:
             raise UserError(f"a sample rate of {self.sample_rate} Hz is too low for speech; use 16000")
@@ -126,7 +128,8 @@ class MelFeatures:
 
     @torch.no_grad()
     def linear_power(self, images: torch.Tensor) -> torch.Tensor:
-        """images (N, 1, n_mels, frames), any range (clipped to [0, 1]) -> power per STFT bin (N, n_fft // 2 + 1, frames + 1).
+        """images (N, 1, n_mels, frames), any range (clipped to [0, 1]) -> power per STFT bin
+        (N, n_fft // 2 + 1, frames + 1).
 
         Undoes the scaling to dB, then the mel filter bank by least squares (minimum norm, negative
         power set to 0): 64 bands become 513 bins, so the fine structure inside a band (harmonics) is

@@ -60,7 +60,7 @@ TYPES = {
     "model": (
         lambda v: isinstance(v, dict) and all(isinstance(k, str) and torch.is_tensor(t) for k, t in v.items()),
         "a mapping of layer names to tensors",
-    ),  # fmt: skip
+    ),
     "optimizer": (lambda v: isinstance(v, dict), "a mapping (the optimizer's state)"),
     "rng": (lambda v: isinstance(v, dict), "a mapping of random states"),
     "epoch": (lambda v: _whole(v) and v >= 0, "a whole number of epochs (0 or more)"),
@@ -71,7 +71,7 @@ TYPES = {
     "image_shape": (
         lambda v: isinstance(v, (list, tuple)) and len(v) == 3 and all(_whole(n) and n > 0 for n in v),
         "a list of 3 positive whole numbers (channels, height, width)",
-    ),  # fmt: skip
+    ),
     "classes": (lambda v: isinstance(v, (list, tuple)) and all(isinstance(c, str) for c in v), "a list of class names"),
 }
 
@@ -108,13 +108,15 @@ def load(run_dir: str | Path, map_location="cpu", which: str = "last", trust_cod
         raise UserError(f"run directory {run_dir} {_not_a_folder(run_dir)}")
     if which == "best" and not path.exists() and (run_dir / CHECKPOINT).exists():
         raise UserError(
-            f"{run_dir} has no {BEST}: only runs trained with --validation N keep their best epoch; use --checkpoint last"
+            f"{run_dir} has no {BEST}: only runs trained with --validation N "
+            "keep their best epoch; use --checkpoint last"
         )
     if not path.exists():
         raise UserError(f"{run_dir} has no {CHECKPOINT}; train into it first (`train --run-dir {run_dir}`)")
     if path.is_dir():
         raise UserError(
-            f"{path} is a folder, where the run's checkpoint file belongs; move it away and restore the file from a copy"
+            f"{path} is a folder, where the run's checkpoint file belongs; "
+            "move it away and restore the file from a copy"
         )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
@@ -168,8 +170,10 @@ def check_types(path: Path, state: dict) -> None:
     """Refuse a checkpoint any of whose parts (:data:`TYPES`) is not of its type, naming the first."""
     for key, (fits, expected) in TYPES.items():
         if not fits(state[key]):
-            raise UserError(f"{path} holds {_describe(state[key])} as its {key}, where {expected} belongs: it is damaged; "
-                            "restore the file from a copy, or train the run again")  # fmt: skip
+            raise UserError(
+                f"{path} holds {_describe(state[key])} as its {key}, where {expected} belongs: it is damaged; "
+                "restore the file from a copy, or train the run again"
+            )
 
 
 def _describe(value) -> str:
@@ -188,8 +192,10 @@ def check_finite(path: Path, weights: dict) -> None:
     ]
     if broken:
         more = f", as are {len(broken) - 1} more of its {len(weights)} tensors" if len(broken) > 1 else ""
-        raise UserError(f"{path}: its weights are not finite: layer {broken[0]} is NaN or infinite throughout{more}; "
-                        "restore the file from a copy, or train the run again")  # fmt: skip
+        raise UserError(
+            f"{path}: its weights are not finite: layer {broken[0]} is NaN or infinite throughout{more}; "
+            "restore the file from a copy, or train the run again"
+        )
 
 
 def upgrade(state: dict) -> dict:
@@ -259,9 +265,12 @@ def _refuse_another_model(source: Path, path: Path, written: dict, saved: dict) 
     """Another model in config.json than in the checkpoint is not an edit of a setting to point out: either
     file may be another run's (a checkpoint copied over), so neither is blamed."""
     if "model" in written and written["model"] != saved["model"]:
-        raise UserError(f"{source} holds a {saved['model']!r} model but {path} describes a {written['model']!r} model: the two files "
-                        f"describe different models (one copied from another run, or config.json edited); put back this run's own "
-                        f"file, or delete {path} to keep the checkpoint's {saved['model']!r} (train writes it again from the checkpoint)")  # fmt: skip
+        raise UserError(
+            f"{source} holds a {saved['model']!r} model but {path} describes a {written['model']!r} model: the two "
+            f"files describe different models (one copied from another run, or config.json edited); put back this "
+            f"run's own file, or delete {path} to keep the checkpoint's {saved['model']!r} (train writes it again "
+            f"from the checkpoint)"
+        )
 
 
 def _refuse_edits(path: Path, written: dict, saved: dict) -> None:
@@ -271,8 +280,10 @@ def _refuse_edits(path: Path, written: dict, saved: dict) -> None:
         if written[k] != saved.get(k) and k != "epochs"
     ]
     if changed:
-        raise UserError(f"{path} was edited: {', '.join(changed)}; a trained run's settings cannot change: undo the edit, "
-                        "or train a new run with those options (--resume takes --epochs)")  # fmt: skip
+        raise UserError(
+            f"{path} was edited: {', '.join(changed)}; a trained run's settings cannot change: undo the edit, "
+            "or train a new run with those options (--resume takes --epochs)"
+        )
 
 
 def load_model(run_dir: str | Path, device: torch.device | str = "cpu", which: str = "last", trust_code: bool = False):
@@ -288,7 +299,10 @@ def load_model(run_dir: str | Path, device: torch.device | str = "cpu", which: s
 def load_weights(run_dir: str | Path, state: dict, model, optimizer=None) -> None:
     """Put the checkpoint ``state``'s weights into ``model``, built from its settings (and its optimizer's
     state into ``optimizer``), or a UserError naming the first layer where the two differ."""
-    wrong = f"the networks in {run_dir} do not match its config: {{}}; restore the checkpoint from a copy, or train the run again"
+    wrong = (
+        f"the networks in {run_dir} do not match its config: {{}}; "
+        "restore the checkpoint from a copy, or train the run again"
+    )
     difference = mismatch(model.state_dict(), state["model"])
     if difference:
         raise UserError(wrong.format(difference))
@@ -307,7 +321,10 @@ def mismatch(built: dict, saved: dict) -> str | None:
         if name not in saved:
             return f"its settings build layer {name} {tuple(tensor.shape)}, which the checkpoint lacks"
         if saved[name].shape != tensor.shape:
-            return f"layer {name} is {tuple(saved[name].shape)} in the checkpoint, where its settings build {tuple(tensor.shape)}"
+            return (
+                f"layer {name} is {tuple(saved[name].shape)} in the checkpoint, "
+                f"where its settings build {tuple(tensor.shape)}"
+            )
     extra = [name for name in saved if name not in built]
     if extra:
         return f"the checkpoint holds layer {extra[0]} {tuple(saved[extra[0]].shape)}, which its settings do not build"
@@ -327,6 +344,7 @@ def open_run(run_dir: str | Path, device: torch.device | str = "cpu", which: str
     if list(test.image_shape) != list(state["image_shape"]):
         raise UserError(
             f"{config.dataset} is now prepared as {tuple(test.image_shape)} images, but {run_dir} was trained on "
-            f"{tuple(state['image_shape'])}; prepare it again with the run's settings (`data prepare {config.dataset} --help`)"
+            f"{tuple(state['image_shape'])}; prepare it again with the run's settings "
+            f"(`data prepare {config.dataset} --help`)"
         )
     return model, config, state, test.head(config.test_size)

@@ -48,9 +48,15 @@ def accuracy(classifier: Classifier, images: data.ImageSet) -> float:
 
 
 def train_classifier(
-    train: data.ImageSet, test: data.ImageSet, *, epochs: int = 2, batch_size: int = 64, lr: float = 3e-3,
-    seed: int = 0, log: Callable[[str], None] = print,
-) -> tuple[Classifier, float]:  # fmt: skip
+    train: data.ImageSet,
+    test: data.ImageSet,
+    *,
+    epochs: int = 2,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> tuple[Classifier, float]:
     """Train on ``train`` with Adam, cosine-annealed; returns (classifier in eval mode, its accuracy on ``test``)."""
     generator = torch.Generator(device=train.x.device).manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
@@ -73,9 +79,13 @@ def train_classifier(
 
 
 def load_classifier(
-    dataset: str, device: torch.device | str = "cpu", *, train_size: int | None = None, epochs: int | None = None,
+    dataset: str,
+    device: torch.device | str = "cpu",
+    *,
+    train_size: int | None = None,
+    epochs: int | None = None,
     log: Callable[[str], None] = print,
-) -> tuple[Classifier, float]:  # fmt: skip
+) -> tuple[Classifier, float]:
     """The cached classifier of ``dataset`` (trained and cached on first use); returns (classifier, test accuracy).
 
     ``train_size`` trains on the first N images only (a quick judge for tests), cached apart.
@@ -95,7 +105,11 @@ def load_classifier(
     train, test = data.load(dataset, device, binarize="none")
     log(f"training a classifier for {dataset} to judge conditional samples (once; cached in {path})")
     classifier, test_accuracy = train_classifier(train.head(train_size), test, epochs=epochs, log=log)
-    state = {"weights": classifier.state_dict(), "image_shape": list(train.image_shape),
-             "num_classes": train.num_classes, "test_accuracy": test_accuracy}  # fmt: skip
+    state = {
+        "weights": classifier.state_dict(),
+        "image_shape": list(train.image_shape),
+        "num_classes": train.num_classes,
+        "test_accuracy": test_accuracy,
+    }
     save_torch(state, path)
     return classifier, test_accuracy

@@ -45,7 +45,10 @@ from .outputs import check_out, run_folder, write_pictures_or_sound
 from .train import resolve_device
 
 app = typer.Typer(
-    help="Variational autoencoders written as Pyro probabilistic programs: train, sample, reconstruct, study the latent space, compare.",
+    help=(
+        "Variational autoencoders written as Pyro probabilistic programs: "
+        "train, sample, reconstruct, study the latent space, compare."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -195,9 +198,12 @@ def reports_errors(command):
         except MemoryError:  # torch.OutOfMemoryError too: a size no check foresaw, on this machine's memory
             if DEBUG["on"]:
                 raise
-            typer.secho(f"error: {command.__name__.replace('_', '-')} ran out of memory; lower the sizes it was given "
-                        "(--n, --steps, --pairs, --batch-size, --hidden-dim, --max-rows) or use a device with more memory",
-                        fg=typer.colors.RED, err=True)  # fmt: skip
+            typer.secho(
+                f"error: {command.__name__.replace('_', '-')} ran out of memory; lower the sizes it was given "
+                "(--n, --steps, --pairs, --batch-size, --hidden-dim, --max-rows) or use a device with more memory",
+                fg=typer.colors.RED,
+                err=True,
+            )
             raise typer.Exit(2) from None
         except Interrupted as e:  # Ctrl-C, SIGTERM or SIGHUP during training, after a checkpoint was saved
             by = "" if e.signum == signal.SIGINT else f" by {signal.Signals(e.signum).name}"
@@ -247,7 +253,11 @@ RunDir = typer.Argument(..., help="A run directory written by `train` (it holds 
 TrustCode = typer.Option(
     False,
     "--trust-code",
-    help="Import the model file or module that the run (or recipe) names even though you have not trusted it yet; it is remembered by its content. Read the code first: a run from someone else can name any code. Never code inside the run folder.",
+    help=(
+        "Import the model file or module that the run (or recipe) names even though you have not trusted it yet; it "
+        "is remembered by its content. Read the code first: a run from someone else can name any code. Never code "
+        "inside the run folder."
+    ),
 )
 
 
@@ -256,7 +266,10 @@ CheckpointName = _enum("checkpoint", checkpoint.CHECKPOINTS)
 WhichCheckpoint = typer.Option(
     "last",
     "--checkpoint",
-    help="last: where training stands (checkpoint.pt); best: the epoch with the lowest validation -ELBO (best.pt, kept by train --validation N).",
+    help=(
+        "last: where training stands (checkpoint.pt); "
+        "best: the epoch with the lowest validation -ELBO (best.pt, kept by train --validation N)."
+    ),
 )
 
 
@@ -278,7 +291,10 @@ def train(
     config_file: Optional[Path] = typer.Option(
         None,
         "--config",
-        help="A recipe: a TOML file of settings (recipes/*.toml); the options given here override it, and the run keeps a copy.",
+        help=(
+            "A recipe: a TOML file of settings (recipes/*.toml); "
+            "the options given here override it, and the run keeps a copy."
+        ),
         show_default=False,
     ),
     run_dir: Optional[str] = typer.Option(
@@ -288,18 +304,23 @@ def train(
     ),
     resume: Optional[Path] = typer.Option(
         None,
-        help="Continue the run in this directory from its last checkpoint, with its saved settings (only --epochs may change).",
+        help=(
+            "Continue the run in this directory from its last checkpoint, "
+            "with its saved settings (only --epochs may change)."
+        ),
     ),
     progress: bool = typer.Option(True, help="Show a progress bar for each epoch."),
     trust_code: bool = TrustCode,
 ):
     """Train a model with stochastic variational inference (Pyro SVI) and save it in a run directory.
 
-    After every epoch the run directory gets checkpoint.pt, metrics.csv, samples.png and reconstructions.png; an interrupted run continues with --resume.
+    After every epoch the run directory gets checkpoint.pt, metrics.csv, samples.png and
+    reconstructions.png; an interrupted run continues with --resume.
 
     Recipes that reproduce published numbers: train --config recipes/burda-vae.toml (docs/reproductions.md).
 
-    Several processes (GPUs, or CPU workers): torchrun --nproc-per-node N cli.py train ...; --batch-size is then the global batch.
+    Several processes (GPUs, or CPU workers): torchrun --nproc-per-node N cli.py train ...; --batch-size
+    is then the global batch.
     """
     from . import distributed, lock, recipes, trust
     from .train import Trainer, default_run_dir
@@ -387,7 +408,10 @@ def sample(
     ),
     attr: Optional[List[str]] = typer.Option(
         None,
-        help="cvae conditioned on attributes (celeba): NAME=1 or NAME=0, repeatable or comma-separated; attributes not named are 0.",
+        help=(
+            "cvae conditioned on attributes (celeba): NAME=1 or NAME=0, repeatable or comma-separated; "
+            "attributes not named are 0."
+        ),
         show_default="none, then each alone",
     ),
     seed: int = seed_option(0, help="Seed of the prior draws."),
@@ -438,8 +462,17 @@ def sample(
             f"{classes[c]}-{i}" for c in rows for i in range(n)
         ]
 
-    write_pictures_or_sound(run, out, "sample", state.get("features"), figure=figure, clips=clips, picture="spectrograms.png",
-                            seed=seed, log=typer.echo)  # fmt: skip
+    write_pictures_or_sound(
+        run,
+        out,
+        "sample",
+        state.get("features"),
+        figure=figure,
+        clips=clips,
+        picture="spectrograms.png",
+        seed=seed,
+        log=typer.echo,
+    )
 
 
 @command(app)
@@ -482,8 +515,16 @@ def reconstruct(
         names = [f"{start + i}-{test.classes[y[i]]}-{kind}" for kind in ("input", "reconstruction") for i in range(n)]
         return torch.cat([x, recon]), names
 
-    write_pictures_or_sound(run, out, "reconstruct", state.get("features"), clips=clips, picture="reconstructions.png", log=typer.echo,
-                            figure=lambda path, spectrogram: reconstruction_figure(model, x, y, path, ncol=ncol, spectrogram=spectrogram))  # fmt: skip
+    write_pictures_or_sound(
+        run,
+        out,
+        "reconstruct",
+        state.get("features"),
+        clips=clips,
+        picture="reconstructions.png",
+        log=typer.echo,
+        figure=lambda path, spectrogram: reconstruction_figure(model, x, y, path, ncol=ncol, spectrogram=spectrogram),
+    )
 
 
 def _index(i: int, test, option: str) -> int:
@@ -498,7 +539,8 @@ def _class_index(name: str, test, option: str) -> int:
     label = int(name) if name.isdigit() else (classes.index(name) if name in classes else -1)
     if not 0 <= label < len(classes):
         raise UserError(
-            f"{option} {name!r} is not a class of this data set; use 0..{len(classes) - 1} or one of {', '.join(classes)}"
+            f"{option} {name!r} is not a class of this data set; "
+            f"use 0..{len(classes) - 1} or one of {', '.join(classes)}"
         )
     return int((test.y == label).nonzero()[0])
 
@@ -550,8 +592,16 @@ def plot_latent(
         codes = torch.cat([model.encode(few.x, torch.full_like(few.y, c)) for c in range(len(test.classes))])
         condition = torch.arange(len(test.classes), device=codes.device).repeat_interleave(len(few))
         cond_points, cond_axes = project(codes, method.value, seed)
-        panels.append({"points": cond_points, "labels": condition, "classes": test.classes, "axes": cond_axes,
-                       "title": "100 images encoded under every condition y", "legend": "condition y"})  # fmt: skip
+        panels.append(
+            {
+                "points": cond_points,
+                "labels": condition,
+                "classes": test.classes,
+                "axes": cond_axes,
+                "title": "100 images encoded under every condition y",
+                "legend": "condition y",
+            }
+        )
     path = latent_figure(
         panels, out or run / "latent.png", title=f"{config.model} on {config.dataset}: codes of {len(test)} test images"
     )
@@ -651,7 +701,8 @@ def interpolate(
     ends = [_index(i, test, "--to") for i in to or []] + [_class_index(c, test, "--to-class") for c in to_class or []]
     if len(starts) != len(ends):
         raise UserError(
-            f"{len(starts)} start images but {len(ends)} end images; give --to (or --to-class) once for every --from (or --from-class)"
+            f"{len(starts)} start images but {len(ends)} end images; "
+            "give --to (or --to-class) once for every --from (or --from-class)"
         )
     chosen = list(zip(starts, ends)) or interpolation_pairs(test.y.cpu(), pairs, seed)
     classes, strips, names = test.classes, [], []
@@ -668,9 +719,18 @@ def interpolate(
             names.append(f"{pair}, great circle")
     what = "the condition, with z fixed" if label_path else "codes between test images (end points: reconstructions)"
     wav_names = [f"strip-{row}-step-{k}" for row in range(len(strips)) for k in range(steps)]
-    write_pictures_or_sound(run, out, "interpolate", state.get("features"), clips=lambda: (torch.cat(strips), wav_names), picture="interpolate.png",
-                            figure=lambda path, spectrogram: strips_figure(strips, names, path, title=f"interpolating {what}", spectrogram=spectrogram),
-                            log=typer.echo)  # fmt: skip
+    write_pictures_or_sound(
+        run,
+        out,
+        "interpolate",
+        state.get("features"),
+        clips=lambda: (torch.cat(strips), wav_names),
+        picture="interpolate.png",
+        figure=lambda path, spectrogram: strips_figure(
+            strips, names, path, title=f"interpolating {what}", spectrogram=spectrogram
+        ),
+        log=typer.echo,
+    )
 
 
 @command(app)
@@ -757,7 +817,8 @@ def evaluate(
     which: CheckpointName = WhichCheckpoint,
     trust_code: bool = TrustCode,
 ):
-    """Measure a trained model: ELBO and its parts, -log p(x) by importance sampling, active units, conditional accuracy.
+    """Measure a trained model: ELBO and its parts, -log p(x) by importance sampling, active units,
+    conditional accuracy.
 
     Prints a table and saves the numbers as JSON in the run directory. For a cvae the likelihood is
     log p(x|y), and a classifier trained once per data set (cached) labels the model's samples of
@@ -792,10 +853,24 @@ def evaluate(
         classifier, accuracy = load_classifier(config.dataset, device_of(model), log=typer.echo)
     with Progress(transient=True) as bar:
         task = bar.add_task(f"log p(x), k={k}", total=len(images))
-        result = run_evaluate(model, images, k=k, classifier=classifier, n_per_class=samples_per_class, mirror=bool(config.flip),
-                              max_rows=max_rows, progress=lambda done, total: bar.update(task, completed=done))  # fmt: skip
-    result = {"run": str(run), "checkpoint": which.value, "epoch": state["epoch"], "model": config.model, "dataset": config.dataset,
-              "split": split} | result  # fmt: skip
+        result = run_evaluate(
+            model,
+            images,
+            k=k,
+            classifier=classifier,
+            n_per_class=samples_per_class,
+            mirror=bool(config.flip),
+            max_rows=max_rows,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    result = {
+        "run": str(run),
+        "checkpoint": which.value,
+        "epoch": state["epoch"],
+        "model": config.model,
+        "dataset": config.dataset,
+        "split": split,
+    } | result
     if accuracy is not None:
         result["classifier_test_accuracy"] = accuracy
 
@@ -822,7 +897,8 @@ def compare(
     progress: bool = typer.Option(True, help="Show progress bars."),
     trust_code: bool = TrustCode,
 ):
-    """Train ae, vae and cvae (or the models --model names) with the same settings, reusing runs already in --out, and write a Markdown report.
+    """Train ae, vae and cvae (or the models --model names) with the same settings, reusing runs already
+    in --out, and write a Markdown report.
 
     The report, <out>/report.md, holds a table of test -ELBO, reconstruction and KL, the latent
     codes side by side, interpolation strips side by side, and the samples of every model that has
@@ -837,10 +913,21 @@ def compare(
     # a mistyped or unfit --model is refused before anything trains
     configs = [config.for_model(model, given).validate() for model in models]
     if config.labels is not None and all(each.labels is None for each in configs):
-        raise UserError(f"--labels trains the models that learn from unlabelled images, and none of {', '.join(models)} does; "
-                        "add --model cvae, or leave --labels out")  # fmt: skip
-    run_compare(config, out or Path("runs") / f"compare-{config.dataset}", models=models, given=given, pairs=pairs,
-                shared_lr=settings["lr"] is not None, progress=progress, log=typer.echo, trust_code=trust_code)  # fmt: skip
+        raise UserError(
+            f"--labels trains the models that learn from unlabelled images, and none of {', '.join(models)} does; "
+            "add --model cvae, or leave --labels out"
+        )
+    run_compare(
+        config,
+        out or Path("runs") / f"compare-{config.dataset}",
+        models=models,
+        given=given,
+        pairs=pairs,
+        shared_lr=settings["lr"] is not None,
+        progress=progress,
+        log=typer.echo,
+        trust_code=trust_code,
+    )
 
 
 @command(app)
@@ -881,11 +968,31 @@ def complete(
     if k < 1:
         raise UserError(f"--k must be at least 1, not {k}")
     # the settings a training run shares get the training run's own checks and messages
-    Config(z_dim=z_dim, hidden_dim=hidden_dim, epochs=epochs, batch_size=batch_size, lr=lr,
-           train_size=train_size, test_size=test_size).validate()  # fmt: skip
-    run(out, quadrants=tuple(quadrants), epochs=epochs, k=k, z_dim=z_dim, hidden_dim=hidden_dim, batch_size=batch_size,
-        lr=lr, seed=seed, device=resolve_device(device.value), train_size=train_size, test_size=test_size,
-        progress=progress, log=typer.echo)  # fmt: skip
+    Config(
+        z_dim=z_dim,
+        hidden_dim=hidden_dim,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        train_size=train_size,
+        test_size=test_size,
+    ).validate()
+    run(
+        out,
+        quadrants=tuple(quadrants),
+        epochs=epochs,
+        k=k,
+        z_dim=z_dim,
+        hidden_dim=hidden_dim,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=resolve_device(device.value),
+        train_size=train_size,
+        test_size=test_size,
+        progress=progress,
+        log=typer.echo,
+    )
 
 
 def _flags(options) -> str:
@@ -908,7 +1015,12 @@ def data_prepare(
     from_: Optional[Path] = typer.Option(
         None,
         "--from",
-        help="spoken-digits: your own labelled WAV files ({digit}_{speaker}_{n}.wav as in the Free Spoken Digit Dataset, or one subfolder per label as in Speech Commands). image-folder: your folder of pictures (one subfolder per label, or all in one). celeba: the folder in torchvision's CelebA layout (img_align_celeba/ and list_attr_celeba.txt).",
+        help=(
+            "spoken-digits: your own labelled WAV files ({digit}_{speaker}_{n}.wav as in the Free Spoken Digit "
+            "Dataset, or one subfolder per label as in Speech Commands). image-folder: your folder of pictures (one "
+            "subfolder per label, or all in one). celeba: the folder in torchvision's CelebA layout "
+            "(img_align_celeba/ and list_attr_celeba.txt)."
+        ),
     ),
     n_mels: Optional[int] = typer.Option(
         None, help="spoken-digits: mel bands (image height; 8..512).", show_default="64"
@@ -977,9 +1089,11 @@ def reproductions_record(
     rows: Path = typer.Option(Path("docs/reproductions.json"), help="The table's rows."),
     trust_code: bool = TrustCode,
 ):
-    """Add the row of a recipe run (trained with train --config, measured with evaluate --k 5000) to the table's rows, and write the table again.
+    """Add the row of a recipe run (trained with train --config, measured with evaluate --k 5000) to the
+    table's rows, and write the table again.
 
-    A row of the same recipe is replaced. The published number comes from the run's copy of the recipe, ours from its evaluation JSON, epochs and minutes from its checkpoint.
+    A row of the same recipe is replaced. The published number comes from the run's copy of the recipe,
+    ours from its evaluation JSON, epochs and minutes from its checkpoint.
     """
     from . import reproductions
 
@@ -989,7 +1103,8 @@ def reproductions_record(
     reproductions.record(row, rows)
     table = reproductions.write_table(rows, rows.with_suffix(".md"))
     typer.echo(
-        f"{row['recipe']}: published {row['published']:.2f}, ours {row['ours']:.2f} ± {row['stderr']:.2f}; wrote {rows} and {table}"
+        f"{row['recipe']}: published {row['published']:.2f}, ours {row['ours']:.2f} ± {row['stderr']:.2f}; "
+        f"wrote {rows} and {table}"
     )
 
 

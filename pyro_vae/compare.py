@@ -45,9 +45,19 @@ def train_or_reuse(
     return trainer, sum(row["seconds"] for row in trainer.history)  # all its epochs, also those of an earlier call
 
 
-def compare(config: Config, out: str | Path, *, models: Sequence[str] = MODELS, given: Collection[str] = (), pairs: int = 4,
-            steps: int = 10, shared_lr: bool = False, log: Callable[[str], None] = print, progress: bool = True,
-            trust_code: bool = False) -> Path:  # fmt: skip
+def compare(
+    config: Config,
+    out: str | Path,
+    *,
+    models: Sequence[str] = MODELS,
+    given: Collection[str] = (),
+    pairs: int = 4,
+    steps: int = 10,
+    shared_lr: bool = False,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+    trust_code: bool = False,
+) -> Path:
     """Train (or reuse) each of ``models`` in ``out/<name>`` with ``config``'s settings; write ``out/report.md``.
 
     models: built-in names or references to a user's classes (a run folder and a table row are
@@ -78,7 +88,7 @@ def compare(config: Config, out: str | Path, *, models: Sequence[str] = MODELS, 
         with torch.no_grad():
             pixel_error = sum(
                 (model.reconstruct(x, y) - x).pow(2).flatten(1).sum(1).sum().item() for x, y in test.batches(1000)
-            ) / len(test)  # fmt: skip
+            ) / len(test)
         knn = knn_accuracy(codes, test.y, codes, test.y)
         rows.append(
             (
@@ -93,8 +103,15 @@ def compare(config: Config, out: str | Path, *, models: Sequence[str] = MODELS, 
             )
         )
         points, axes = project(codes, "pca")
-        panels.append({"points": points, "labels": test.y, "classes": classes, "axes": axes,
-                       "title": f"{name}: {describe_codes(model)}"})  # fmt: skip
+        panels.append(
+            {
+                "points": points,
+                "labels": test.y,
+                "classes": classes,
+                "axes": axes,
+                "title": f"{name}: {describe_codes(model)}",
+            }
+        )
         for i, j in pair_list:
             strips.append(interpolation_strip(model, test.x, test.y, i, j, steps))
             labels.append(f"{name} {classes[test.y[i]]}→{classes[test.y[j]]}")
@@ -106,8 +123,12 @@ def compare(config: Config, out: str | Path, *, models: Sequence[str] = MODELS, 
     # group the strips by pair, so each pair's rows of every model sit together
     order = [m * len(pair_list) + p for p in range(len(pair_list)) for m in range(len(names))]
     latent_figure(panels, out / "latent.png", title=f"test-set codes on {config.dataset} (PCA where z_dim > 2)")
-    strips_figure([strips[k] for k in order], [labels[k] for k in order], out / "interpolation.png",
-                  title="straight-line interpolation between test images (end points: reconstructions)")  # fmt: skip
+    strips_figure(
+        [strips[k] for k in order],
+        [labels[k] for k in order],
+        out / "interpolation.png",
+        title="straight-line interpolation between test images (end points: reconstructions)",
+    )
     references = {name: model for model, name in zip(models, names) if is_reference(model)}
     report = out / REPORT
     save_text(_report(config, rows, samples, matched, references), report)
@@ -130,9 +151,10 @@ def _networks(config: Config, generative: bool) -> str:
 
 def _report(config: Config, rows, samples: list, matched: dict, references: dict) -> str:
     table = "\n".join(
-        f"| `{name}` | {m['neg_elbo']:.2f} | {m['recon']:.2f} | {m['kl']:.2f} | {pixel:.2f} | {100 * knn:.1f}% | {nets} | {epochs} | {lr:g} | {secs:.0f} s |"
+        f"| `{name}` | {m['neg_elbo']:.2f} | {m['recon']:.2f} | {m['kl']:.2f} | {pixel:.2f} | "
+        f"{100 * knn:.1f}% | {nets} | {epochs} | {lr:g} | {secs:.0f} s |"
         for name, m, pixel, knn, secs, epochs, lr, nets in rows
-    )  # fmt: skip
+    )
     names = [row[0] for row in rows]
     title = " vs ".join(name.upper() if name in MODELS else name for name in names)
     listed = "\n".join(f"- `{name}` is `{reference}`" for name, reference in references.items())
@@ -146,7 +168,8 @@ learning rate in the table, trained on {config.train_size or "all"} images and m
 {config.test_size or "all"} test images. Each model has its own prior and networks, unless they were
 given: the table names them (hidden layers × units, encoder / decoder).{defined}
 
-| model | test -ELBO | reconstruction -E[log p(x\\|z)] | KL | squared pixel error | 5-NN accuracy of codes | prior; networks | epochs | learning rate | training time |
+| model | test -ELBO | reconstruction -E[log p(x\\|z)] | KL | squared pixel error | 5-NN accuracy of codes \
+| prior; networks | epochs | learning rate | training time |
 |---|---|---|---|---|---|---|---|---|---|
 {table}
 
@@ -180,8 +203,10 @@ def _samples_table(samples: list) -> str:
     """One column per generative model: ``samples`` is [(name, what a column shares, or None if unconditional)]."""
     if not samples:
         return "None of these models has a prior to draw from."
-    heads = [f"{name}: " + (f"one row per class, a column shares {shared}" if shared else "from the prior p(z)")
-             for name, shared in samples]  # fmt: skip
+    heads = [
+        f"{name}: " + (f"one row per class, a column shares {shared}" if shared else "from the prior p(z)")
+        for name, shared in samples
+    ]
     cells = [f"![{name} samples]({name}-samples.png)" for name, _ in samples]
     return "\n".join(["| " + " | ".join(heads) + " |", "|" + "---|" * len(samples), "| " + " | ".join(cells) + " |"])
 

@@ -55,8 +55,18 @@ class CompiledStep:
     x: (B, C, H, W), y: (B,) or (B, A); returns the batch's loss, detached.
     """
 
-    def __init__(self, model: nn.Module, loss: Callable, kl, optimizer: torch.optim.Optimizer, eager: Callable, *,
-                 log: Callable[[str], None] = print, compile: bool = True, skip_nonfinite: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: Callable,
+        kl,
+        optimizer: torch.optim.Optimizer,
+        eager: Callable,
+        *,
+        log: Callable[[str], None] = print,
+        compile: bool = True,
+        skip_nonfinite: bool = False,
+    ):
         self.model, self.loss, self.kl, self.optimizer, self.eager = model, loss, kl, optimizer, eager
         self.log, self.compile, self.skip_nonfinite = log, compile, skip_nonfinite
         # (shapes and dtypes of x and y) -> (graph, the parameters it returns gradients for), or None: eager
@@ -98,7 +108,8 @@ class CompiledStep:
         return loss
 
     def first_step(self, key: tuple, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Trace and compile the graph for this batch shape, and take its first step, checked against the eager step's."""
+        """Trace and compile the graph for this batch shape, and take its first step, checked against the
+        eager step's."""
         start = time.perf_counter()
         state = _rng_state(x.device)
         # first eagerly: this also registers the weights in Pyro's param store, which the trace then leaves alone
@@ -115,8 +126,9 @@ class CompiledStep:
                 loss, grads = graph(self.inputs(), self.weight(x.device), x, y)
         except Exception as e:  # noqa: BLE001 (any failure of tracing or compiling leaves the eager step)
             _set_rng_state(after, x.device)
-            return self.eager_from_now(key, f"{type(self.model).__name__} cannot be traced into one graph: {_why(e)}",
-                                       eager_loss, eager_grads)  # fmt: skip
+            return self.eager_from_now(
+                key, f"{type(self.model).__name__} cannot be traced into one graph: {_why(e)}", eager_loss, eager_grads
+            )
         difference = _difference(loss, grads, trained, eager_loss, eager_grads)
         if difference:
             _set_rng_state(after, x.device)
@@ -125,8 +137,10 @@ class CompiledStep:
             )
         self.graphs[key] = graph, trained
         shape = "x".join(map(str, x.shape))
-        self.log(f"compiled step: Pyro's step on batches of {shape} traced in {traced:.1f} s, compiled and checked against "
-                 f"the eager step in {time.perf_counter() - start - traced:.1f} s")  # fmt: skip
+        self.log(
+            f"compiled step: Pyro's step on batches of {shape} traced in {traced:.1f} s, compiled and checked against "
+            f"the eager step in {time.perf_counter() - start - traced:.1f} s"
+        )
         return self.apply(loss, grads, trained)
 
     def eager_from_now(

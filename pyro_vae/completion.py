@@ -99,10 +99,22 @@ def train_cvae(
 
 
 def run(
-    out: str | Path, *, quadrants=(1, 2, 3), epochs: int = 10, k: int = 100, z_dim: int = 50, hidden_dim: int = 500,
-    batch_size: int = 128, lr: float = 1e-3, seed: int = 0, device="cpu", train_size=None, test_size=None,
-    progress: bool = True, log: Callable[[str], None] = print,
-) -> dict:  # fmt: skip
+    out: str | Path,
+    *,
+    quadrants=(1, 2, 3),
+    epochs: int = 10,
+    k: int = 100,
+    z_dim: int = 50,
+    hidden_dim: int = 500,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device="cpu",
+    train_size=None,
+    test_size=None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Train and measure baseline and CVAE for each number of visible quadrants; write the report to ``out``.
 
     ``out`` gets results.json, report.md, completion.png and a checkpoint per setting.
@@ -135,19 +147,29 @@ def run(
         with torch.no_grad():
             base = torch.cat([baseline_nll(baseline, x, visible) for x, _ in test.batches(1000)])
         log_p = importance_log_likelihood(model, test, k)
-        results[q] = {"baseline": base.mean().item(), "cvae": -log_p.mean().item(),
-                      "cvae_stderr": (log_p.std() / len(log_p) ** 0.5).item()}  # fmt: skip
+        results[q] = {
+            "baseline": base.mean().item(),
+            "cvae": -log_p.mean().item(),
+            "cvae_stderr": (log_p.std() / len(log_p) ** 0.5).item(),
+        }
         log(
-            f"  -log p(hidden | visible), nats per test image: baseline {results[q]['baseline']:.2f}, CVAE {results[q]['cvae']:.2f}"
+            f"  -log p(hidden | visible), nats per test image: baseline {results[q]['baseline']:.2f}, "
+            f"CVAE {results[q]['cvae']:.2f}"
         )
         save_torch(
             {"model": model.state_dict(), "quadrants": q, "z_dim": z_dim, "hidden_dim": hidden_dim},
             out / f"cvae-{q}.pt",
         )
         rows.append(_figure_rows(model, baseline, test.x[:8], visible))
-    figure = image_grid(torch.cat([r for rows_q in rows for r in rows_q]), out / "completion.png", ncol=8,
-                        title="quadrant completion: input, truth, baseline guess, three CVAE samples",
-                        row_labels=[f"{q}q {name}" for q in quadrants for name in ("input", "truth", "baseline", "CVAE", "CVAE", "CVAE")])  # fmt: skip
+    figure = image_grid(
+        torch.cat([r for rows_q in rows for r in rows_q]),
+        out / "completion.png",
+        ncol=8,
+        title="quadrant completion: input, truth, baseline guess, three CVAE samples",
+        row_labels=[
+            f"{q}q {name}" for q in quadrants for name in ("input", "truth", "baseline", "CVAE", "CVAE", "CVAE")
+        ],
+    )
     save_json({"k": k, "epochs": epochs, "results": results, "pyro_tutorial": PYRO_TUTORIAL}, out / "results.json")
     save_text(_report(results, k, epochs), out / "report.md")
     log(f"wrote {out / 'report.md'} and {figure}")

@@ -26,8 +26,15 @@ AUTO_COMPILED_STEPS = 2000
 MAX_LR = 1e6
 # sizes far beyond any use (the published models are 10 to 100 times smaller) that would otherwise fail
 # as an allocation error deep inside torch: --hidden-dim 1000000000000 asks for terabytes
-MAXIMA = {"z_dim": 4096, "hidden_dim": 65536, "encoder_layers": 64, "decoder_layers": 64, "batch_size": 1_000_000,
-          "particles": 100_000, "flow_steps": 256}  # fmt: skip
+MAXIMA = {
+    "z_dim": 4096,
+    "hidden_dim": 65536,
+    "encoder_layers": 64,
+    "decoder_layers": 64,
+    "batch_size": 1_000_000,
+    "particles": 100_000,
+    "flow_steps": 256,
+}
 CLASSIFY_WEIGHT = 50.0  # --labels: alpha, per labelled image of a batch (docs/results.md)
 CLASSIFIER = "cnn"  # --labels: the network of q(y|x) (docs/results.md)
 
@@ -42,10 +49,18 @@ def choices() -> dict[str, tuple[str, ...]]:
     from .schedules import SCHEDULES
 
     return {
-        "dataset": tuple(DATASETS), "net": NETS, "binarize": BINARIZE, "elbo": tuple(ELBOS),
-        "device": DEVICES, "on_nan": ON_NAN, "amp": AMP, "classifier": CLASSIFIERS, "step": STEPS,
-        "activation": ACTIVATIONS, "lr_schedule": tuple(SCHEDULES),
-    }  # fmt: skip
+        "dataset": tuple(DATASETS),
+        "net": NETS,
+        "binarize": BINARIZE,
+        "elbo": tuple(ELBOS),
+        "device": DEVICES,
+        "on_nan": ON_NAN,
+        "amp": AMP,
+        "classifier": CLASSIFIERS,
+        "step": STEPS,
+        "activation": ACTIVATIONS,
+        "lr_schedule": tuple(SCHEDULES),
+    }
 
 
 def option(default, help: str, *, show_default: str | None = None):
@@ -96,44 +111,89 @@ class Config:
     # the help of model and likelihood is completed by the CLI with the names installed packages add (parts.names)
     model: str = option(
         "cvae",
-        "vae: p(z)p(x|z); cvae: conditioned on the label; hvae: two stochastic layers, p(z2)p(z1|z2)p(x|z1); ae: the deterministic baseline.",
+        "vae: p(z)p(x|z); cvae: conditioned on the label; hvae: two stochastic layers, p(z2)p(z1|z2)p(x|z1); "
+        "ae: the deterministic baseline.",
     )
     dataset: str = option("mnist", "Data set; prepared and cached on first use.")
-    net: Optional[str] = option(None, "Encoder/decoder networks: mlp (fully connected: 784-400-z, or as --hidden-dim and the depths say) or conv (stride-2 convolutions sized from the image).",
-                                show_default="the data set's: mlp for digits, conv for faces and spectrograms")  # fmt: skip
+    net: Optional[str] = option(
+        None,
+        "Encoder/decoder networks: mlp (fully connected: 784-400-z, or as --hidden-dim and the depths say) or conv "
+        "(stride-2 convolutions sized from the image).",
+        show_default="the data set's: mlp for digits, conv for faces and spectrograms",
+    )
     z_dim: int = option(50, "Latent dimensions (2 for latent-space plots).")
-    hidden_dim: Optional[int] = option(None, "Width of the networks' hidden layers.",
-                                       show_default="the model's: 600 for the mlp cvae (400 with --labels), 400 for the others")  # fmt: skip
-    encoder_layers: Optional[int] = option(None, "mlp: hidden layers of the encoder, each also reading the condition (cvae).",
-                                           show_default="the model's: 2 for cvae (1 with --labels), 1 for the others")  # fmt: skip
-    decoder_layers: Optional[int] = option(None, "mlp: hidden layers of the decoder, each also reading the condition (cvae).",
-                                           show_default="the model's: 2 for cvae, 1 for the others")  # fmt: skip
+    hidden_dim: Optional[int] = option(
+        None,
+        "Width of the networks' hidden layers.",
+        show_default="the model's: 600 for the mlp cvae (400 with --labels), 400 for the others",
+    )
+    encoder_layers: Optional[int] = option(
+        None,
+        "mlp: hidden layers of the encoder, each also reading the condition (cvae).",
+        show_default="the model's: 2 for cvae (1 with --labels), 1 for the others",
+    )
+    decoder_layers: Optional[int] = option(
+        None,
+        "mlp: hidden layers of the decoder, each also reading the condition (cvae).",
+        show_default="the model's: 2 for cvae, 1 for the others",
+    )
     activation: str = option(
         "relu",
-        "mlp: the hidden layers' nonlinearity: relu; tanh (Burda et al.'s networks); gated: a linear unit times a sigmoid gate, h = (W v) * sigmoid(V v) (Tomczak and Welling's GatedDense).",
+        "mlp: the hidden layers' nonlinearity: relu; tanh (Burda et al.'s networks); gated: a linear unit times a "
+        "sigmoid gate, h = (W v) * sigmoid(V v) (Tomczak and Welling's GatedDense).",
     )
-    prior: Optional[str] = option(None, "p(z): standard N(0, I); conditional: a learned Gaussian p(z|y) per class (cvae); mixture: K learned Gaussians; vamp: the VampPrior, the guide at K learned pseudo-inputs (vae); flow: N(0, I) through --flow-steps learned autoregressive steps.",
-                                  show_default="the model's: conditional for cvae, standard for the others")  # fmt: skip
+    prior: Optional[str] = option(
+        None,
+        "p(z): standard N(0, I); conditional: a learned Gaussian p(z|y) per class (cvae); mixture: K learned "
+        "Gaussians; vamp: the VampPrior, the guide at K learned pseudo-inputs (vae); flow: N(0, I) through "
+        "--flow-steps learned autoregressive steps.",
+        show_default="the model's: conditional for cvae, standard for the others",
+    )
     guide: str = option(
         "diagonal",
-        "q(z|x): diagonal Gaussian; full-rank: a Gaussian with a learned covariance per image; iaf: the diagonal Gaussian followed by --flow-steps inverse autoregressive flow steps.",
+        "q(z|x): diagonal Gaussian; full-rank: a Gaussian with a learned covariance per image; iaf: the diagonal "
+        "Gaussian followed by --flow-steps inverse autoregressive flow steps.",
     )
-    prior_components: Optional[int] = option(None, "mixture / vamp: the number K of components (of pseudo-inputs for vamp).",
-                                             show_default="10 for mixture, 500 for vamp (Tomczak and Welling's)")  # fmt: skip
+    prior_components: Optional[int] = option(
+        None,
+        "mixture / vamp: the number K of components (of pseudo-inputs for vamp).",
+        show_default="10 for mixture, 500 for vamp (Tomczak and Welling's)",
+    )
     flow_steps: int = option(2, "flow prior / iaf guide: the number of flow steps.")
-    likelihood: Optional[str] = option(None, "p(x|z): bernoulli (logits); autoregressive: Bernoulli pixels that also read the pixels before them, through a small masked-convolution network (binary images; docs/reproductions.md); continuous-bernoulli (a density on [0, 1]); gaussian / laplace with one noise scale, learned unless --likelihood-scale fixes it.",
-                                       show_default="the data set's: bernoulli for digits, gaussian for faces and spectrograms")  # fmt: skip
-    likelihood_scale: Optional[float] = option(None, "gaussian / laplace: fix the noise scale (pixel values are in [0, 1]) instead of learning it.",
-                                               show_default="learned")  # fmt: skip
-    binarize: Optional[str] = option(None, "dynamic: a fresh Bernoulli draw of each image every epoch; static: one fixed draw; none: grey levels (spectrograms: always none); dequantize: grey levels moved uniformly within their 8-bit level, fresh every epoch, so that a density (gaussian, laplace) bounds the stored images' probability.",
-                                     show_default="the data set's: dynamic for digits")  # fmt: skip
-    flip: Optional[bool] = option(None, "Flip a random half of every training batch left-right (light augmentation for faces).",
-                                  show_default="the data set's: on for faces, off for digits")  # fmt: skip
-    condition: Optional[str] = option(None, "celeba: the attributes a cvae is conditioned on, comma-separated, e.g. Smiling,Eyeglasses.",
-                                      show_default="class labels")  # fmt: skip
+    likelihood: Optional[str] = option(
+        None,
+        "p(x|z): bernoulli (logits); autoregressive: Bernoulli pixels that also read the pixels before them, through "
+        "a small masked-convolution network (binary images; docs/reproductions.md); continuous-bernoulli (a density "
+        "on [0, 1]); gaussian / laplace with one noise scale, learned unless --likelihood-scale fixes it.",
+        show_default="the data set's: bernoulli for digits, gaussian for faces and spectrograms",
+    )
+    likelihood_scale: Optional[float] = option(
+        None,
+        "gaussian / laplace: fix the noise scale (pixel values are in [0, 1]) instead of learning it.",
+        show_default="learned",
+    )
+    binarize: Optional[str] = option(
+        None,
+        "dynamic: a fresh Bernoulli draw of each image every epoch; static: one fixed draw; none: grey levels "
+        "(spectrograms: always none); dequantize: grey levels moved uniformly within their 8-bit level, fresh every "
+        "epoch, so that a density (gaussian, laplace) bounds the stored images' probability.",
+        show_default="the data set's: dynamic for digits",
+    )
+    flip: Optional[bool] = option(
+        None,
+        "Flip a random half of every training batch left-right (light augmentation for faces).",
+        show_default="the data set's: on for faces, off for digits",
+    )
+    condition: Optional[str] = option(
+        None,
+        "celeba: the attributes a cvae is conditioned on, comma-separated, e.g. Smiling,Eyeglasses.",
+        show_default="class labels",
+    )
     elbo: str = option(
         "trace",
-        "trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (closed-form KL); jit: JitTrace_ELBO, Trace_ELBO compiled once (faster on the CPU); renyi: the Renyi bound of order --alpha; iwae: the importance-weighted bound (Renyi, alpha 0) with --particles draws.",
+        "trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (closed-form KL); jit: JitTrace_ELBO, Trace_ELBO compiled "
+        "once (faster on the CPU); renyi: the Renyi bound of order --alpha; iwae: the importance-weighted bound "
+        "(Renyi, alpha 0) with --particles draws.",
     )
     particles: int = option(
         1, "Draws of z per image in each bound estimate, run as one vectorized batch (try 5 with --elbo iwae)."
@@ -143,40 +203,65 @@ class Config:
     )
     beta: float = option(1.0, "Weight of the KL term (1: the ELBO; above 1: a beta-VAE).")
     kl_warmup: int = option(0, "Raise the KL weight linearly from 0 to --beta over this many epochs (0: off).")
-    labels: Optional[int] = option(None, "cvae: keep N training labels (N / classes of each class, chosen by --seed) and hide the rest; the cvae becomes Kingma et al.'s semi-supervised M2, with a classifier q(y|x) in its guide.",
-                                   show_default="all labels")  # fmt: skip
+    labels: Optional[int] = option(
+        None,
+        "cvae: keep N training labels (N / classes of each class, chosen by --seed) and hide the rest; the cvae "
+        "becomes Kingma et al.'s semi-supervised M2, with a classifier q(y|x) in its guide.",
+        show_default="all labels",
+    )
     classifier: str = option(
         CLASSIFIER,
-        "--labels: the network of q(y|x): cnn, a small convolutional net (classifier.py's); mlp, the encoder's network (--net) with one hidden layer and K outputs (as in Kingma et al.).",
+        "--labels: the network of q(y|x): cnn, a small convolutional net (classifier.py's); mlp, the encoder's "
+        "network (--net) with one hidden layer and K outputs (as in Kingma et al.).",
     )
     classify_weight: float = option(
         CLASSIFY_WEIGHT,
-        "--labels: weight alpha of each labelled image's classification loss -log q(y|x) (Kingma et al.'s eq. 9; 0: the classifier learns from the unlabelled images' bound alone).",
+        "--labels: weight alpha of each labelled image's classification loss -log q(y|x) (Kingma et al.'s eq. 9; 0: "
+        "the classifier learns from the unlabelled images' bound alone).",
     )
-    epochs: Optional[int] = option(None, "Epochs in all (compare: for each model); with train --resume, the run's own unless given.",
-                                   show_default="the data set's: 20 for digits, 30 for spoken digits, 200 for faces")  # fmt: skip
-    batch_size: Optional[int] = option(None, "Images per SVI step.",
-                                       show_default="the data set's: 256 for digits, 32 for faces and spoken digits")  # fmt: skip
-    lr: Optional[float] = option(None, "Adam learning rate (compare: all models at this rate; left out, each at its own).",
-                                 show_default="2e-3; 5e-4 for ae with a learned Gaussian or Laplace scale")  # fmt: skip
+    epochs: Optional[int] = option(
+        None,
+        "Epochs in all (compare: for each model); with train --resume, the run's own unless given.",
+        show_default="the data set's: 20 for digits, 30 for spoken digits, 200 for faces",
+    )
+    batch_size: Optional[int] = option(
+        None, "Images per SVI step.", show_default="the data set's: 256 for digits, 32 for faces and spoken digits"
+    )
+    lr: Optional[float] = option(
+        None,
+        "Adam learning rate (compare: all models at this rate; left out, each at its own).",
+        show_default="2e-3; 5e-4 for ae with a learned Gaussian or Laplace scale",
+    )
     lr_warmup: int = option(
         0,
-        "Raise the learning rate linearly to --lr over this many epochs (0: off); steadies the faces CVAE's start (try 5).",
+        "Raise the learning rate linearly to --lr over this many epochs (0: off); "
+        "steadies the faces CVAE's start (try 5).",
     )
     lr_schedule: str = option(
         "constant",
-        "The learning rate over the run: constant; stages: Burda et al.'s, stage i = 0..7 lasts 3^i epochs at --lr x 10^(-i/7) (3,280 epochs); milestones: x 10^(-1/5) after epochs 200, 350, 500, 750 and 1000 (pythae's); cosine: half a cosine from --lr to 0 at the last epoch.",
+        "The learning rate over the run: constant; stages: Burda et al.'s, stage i = 0..7 lasts 3^i epochs at --lr x "
+        "10^(-i/7) (3,280 epochs); milestones: x 10^(-1/5) after epochs 200, 350, 500, 750 and 1000 (pythae's); "
+        "cosine: half a cosine from --lr to 0 at the last epoch.",
     )
     adam_eps: float = option(
         1e-8, "Adam's epsilon, added to the root of its second-moment estimate (Burda et al. used 1e-4)."
     )
-    validation: Optional[int] = option(None, "Hold out N training images, chosen by --seed, as a validation set: its -ELBO is measured each epoch, and best.pt keeps the epoch where it was lowest (the test set never chooses).",
-                                       show_default="none")  # fmt: skip
-    early_stopping: Optional[int] = option(None, "With --validation: stop when the validation -ELBO has not improved for this many epochs (Tomczak and Welling: 50).",
-                                           show_default="off")  # fmt: skip
+    validation: Optional[int] = option(
+        None,
+        "Hold out N training images, chosen by --seed, as a validation set: its -ELBO is measured each epoch, and "
+        "best.pt keeps the epoch where it was lowest (the test set never chooses).",
+        show_default="none",
+    )
+    early_stopping: Optional[int] = option(
+        None,
+        "With --validation: "
+        "stop when the validation -ELBO has not improved for this many epochs (Tomczak and Welling: 50).",
+        show_default="off",
+    )
     checkpoint_every: str = option(
         "10m",
-        "Inside an epoch, save the point reached this often as well (30s, 10m, 1h; 0: at the end of each epoch only): a run killed at any moment loses at most that much, and --resume goes on from the saved step.",
+        "Inside an epoch, save the point reached this often as well (30s, 10m, 1h; 0: at the end of each epoch "
+        "only): a run killed at any moment loses at most that much, and --resume goes on from the saved step.",
     )
     seed: int = option(0, "Seed: the same seed on the same device gives the same numbers.")
     device: str = option("auto", "auto picks CUDA when a GPU is visible, else the CPU.")
@@ -189,16 +274,20 @@ class Config:
     test_size: Optional[int] = option(None, "Evaluate on the first N test images only.", show_default="all")
     step: str = option(
         "auto",
-        "compiled: Pyro's training step traced once per batch shape into one graph and compiled (the eager step's numbers, to float rounding; faster where Pyro's Python costs, as with mlp nets: docs/benchmarks.md; the first step waits 10-60 s for the compiler); eager: Pyro's Python runs on every step; auto: compiled for runs of "
-        f"{AUTO_COMPILED_STEPS} steps or more, where the wait pays.",
+        "compiled: Pyro's training step traced once per batch shape into one graph and compiled (the eager step's "
+        "numbers, to float rounding; faster where Pyro's Python costs, as with mlp nets: docs/benchmarks.md; the "
+        "first step waits 10-60 s for the compiler); eager: Pyro's Python runs on every step; auto: compiled for "
+        f"runs of {AUTO_COMPILED_STEPS} steps or more, where the wait pays.",
     )
     compile: bool = option(
         False,
-        "torch.compile the networks (the Pyro program stays eager); the first steps wait for the compiler. Meant for GPUs: on 2 CPU cores it was 6-9% slower than eager (docs/benchmarks.md).",
+        "torch.compile the networks (the Pyro program stays eager); the first steps wait for the compiler. "
+        "Meant for GPUs: on 2 CPU cores it was 6-9% slower than eager (docs/benchmarks.md).",
     )
     amp: str = option(
         "none",
-        "bf16: run the networks in bfloat16 under autocast, the ELBO in float32 (for GPUs with bfloat16: A100, H100; on a CPU it is usually slower).",
+        "bf16: run the networks in bfloat16 under autocast, the ELBO in float32 (for GPUs with bfloat16: A100, H100; "
+        "on a CPU it is usually slower).",
     )
 
     def __post_init__(self):
@@ -292,11 +381,15 @@ class Config:
                 "--elbo jit compiles the KL weight in, so it cannot warm up; use --elbo trace with --kl-warmup"
             )
         if self.elbo == "jit" and (self.compile or self.amp != "none"):
-            raise UserError("--elbo jit traces the whole step in float32 with torch.jit; "
-                            "with --compile or --amp bf16 use --elbo trace (or meanfield)")  # fmt: skip
+            raise UserError(
+                "--elbo jit traces the whole step in float32 with torch.jit; "
+                "with --compile or --amp bf16 use --elbo trace (or meanfield)"
+            )
         if self.binarize == "dequantize" and likelihood.discrete:
-            raise UserError(f"--binarize dequantize spreads each grey level over its width, for a density; --likelihood "
-                            f"{self.likelihood} gives the levels themselves a probability: use --binarize none")  # fmt: skip
+            raise UserError(
+                f"--binarize dequantize spreads each grey level over its width, for a density; --likelihood "
+                f"{self.likelihood} gives the levels themselves a probability: use --binarize none"
+            )
         self.check_step()
         self.check_parts(model, prior, guide)
         self.check_labels()
@@ -320,12 +413,17 @@ class Config:
                 if self.elbo == "jit"
                 else "runs its backward pass itself, out of reach of a trace"
             )
-            return f"--step compiled traces Trace_ELBO or TraceMeanField_ELBO, and --elbo {self.elbo} {how}; use --elbo trace, or --step eager"
+            return (
+                f"--step compiled traces Trace_ELBO or TraceMeanField_ELBO, and --elbo {self.elbo} {how}; "
+                "use --elbo trace, or --step eager"
+            )
         if self.amp != "none":
             return "--amp bf16 trains with the eager step; leave --step out, or pass --step eager"
         if self.labels is not None:
-            return ("--labels splits each batch by which labels are known, a split the data decides, which a trace "
-                    "cannot hold; leave --step out, or pass --step eager")  # fmt: skip
+            return (
+                "--labels splits each batch by which labels are known, a split the data decides, which a trace "
+                "cannot hold; leave --step out, or pass --step eager"
+            )
         return None
 
     def check_labels(self) -> None:
@@ -347,8 +445,10 @@ class Config:
         if self.condition:
             raise UserError("--labels hides class labels, and --condition conditions on attributes; use one of the two")
         if self.elbo != "trace":
-            raise UserError(f"--labels sums the missing labels out with Pyro's TraceEnum_ELBO, which --elbo {self.elbo} is not; "
-                            "leave --elbo out (trace)")  # fmt: skip
+            raise UserError(
+                f"--labels sums the missing labels out with Pyro's TraceEnum_ELBO, which --elbo {self.elbo} is not; "
+                "leave --elbo out (trace)"
+            )
         if not (self.classify_weight >= 0 and math.isfinite(self.classify_weight)):
             raise UserError(f"--classify-weight must be 0 or more, not {self.classify_weight}")
 
@@ -360,33 +460,47 @@ class Config:
         defaults |= model_defaults(self.model, self.net, self.labels)
         for part in ("prior", "guide"):
             if getattr(self, part) != defaults[part] and part not in taken:
-                what = (("has no prior" if part == "prior" else "encodes each image to one point") if not model.generative
-                        else f"writes its own {'p(z)' if part == 'prior' else 'q(z|x)'}")  # fmt: skip
+                what = (
+                    ("has no prior" if part == "prior" else "encodes each image to one point")
+                    if not model.generative
+                    else f"writes its own {'p(z)' if part == 'prior' else 'q(z|x)'}"
+                )
                 raise UserError(
-                    f"--{part} {getattr(self, part)} cannot be used with --model {self.model}, which {what}; leave --{part} out"
+                    f"--{part} {getattr(self, part)} cannot be used with --model {self.model}, which {what}; "
+                    f"leave --{part} out"
                 )
         if self.prior_components is not None:
             if "components" not in inspect.signature(prior).parameters:
                 raise UserError(
-                    f"--prior-components is the size of a mixture or vamp prior, not of --prior {self.prior}; leave it out"
+                    f"--prior-components is the size of a mixture or vamp prior, not of --prior {self.prior}; "
+                    "leave it out"
                 )
             if self.prior_components < 1:
                 raise UserError(f"--prior-components must be at least 1, not {self.prior_components}")
-        flows = [f"--{part} {getattr(self, part)}" for part, cls in (("prior", prior), ("guide", guide))
-                 if "steps" in inspect.signature(cls).parameters]  # fmt: skip
+        flows = [
+            f"--{part} {getattr(self, part)}"
+            for part, cls in (("prior", prior), ("guide", guide))
+            if "steps" in inspect.signature(cls).parameters
+        ]
         if self.flow_steps != defaults["flow_steps"] and not flows:
-            raise UserError(f"--flow-steps is the length of a flow prior or an iaf guide, and --prior {self.prior} "
-                            f"--guide {self.guide} have none; leave it out")  # fmt: skip
+            raise UserError(
+                f"--flow-steps is the length of a flow prior or an iaf guide, and --prior {self.prior} "
+                f"--guide {self.guide} have none; leave it out"
+            )
         if self.amp != "none" and flows:  # Pyro sums the flow's log-scales in the networks' precision
-            raise UserError(f"--amp {self.amp} would compute the log-density of {' and '.join(flows)} in bfloat16; "
-                            "use --amp none with flows")  # fmt: skip
+            raise UserError(
+                f"--amp {self.amp} would compute the log-density of {' and '.join(flows)} in bfloat16; "
+                "use --amp none with flows"
+            )
         if getattr(prior, "conditional", False) and not model.conditional:
             raise UserError(f"--prior {self.prior} needs a condition: use it with --model cvae, not {self.model}")
         if hasattr(prior, "check_combination"):
             prior.check_combination(model, guide)
         if self.elbo == "meanfield" and not getattr(model, "mean_field", True):
-            raise UserError(f"--elbo meanfield needs a guide whose latent sites are independent, and {self.model}'s are not "
-                            f"(see its docstring); use --elbo trace or iwae with --model {self.model}")  # fmt: skip
+            raise UserError(
+                f"--elbo meanfield needs a guide whose latent sites are independent, and {self.model}'s are not "
+                f"(see its docstring); use --elbo trace or iwae with --model {self.model}"
+            )
 
     def for_model(self, model: str, given: Collection[str] = ()) -> "Config":
         """These settings for another model, as ``compare`` trains it: a setting at this model's own
@@ -472,5 +586,7 @@ def _typed(name: str, value, hint):
         return float(value)
     if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
         return value
-    raise UserError(f"setting {name} must be {'' if len(allowed) == 1 and hint is kind else 'null or '}{kind.__name__}, "
-                    f"not {value!r}; fix it or train again")  # fmt: skip
+    raise UserError(
+        f"setting {name} must be {'' if len(allowed) == 1 and hint is kind else 'null or '}{kind.__name__}, "
+        f"not {value!r}; fix it or train again"
+    )

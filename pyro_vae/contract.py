@@ -139,16 +139,22 @@ def check_model_class(cls, name: str) -> type:
     name: how the user named it (``--model``), for the message.
     """
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise UserError(f"model {name!r} is not a model: it is {_what(cls)}, where an nn.Module subclass is needed "
-                        "(subclass pyro_vae.models.LatentVariableModel)")  # fmt: skip
+        raise UserError(
+            f"model {name!r} is not a model: it is {_what(cls)}, where an nn.Module subclass is needed "
+            "(subclass pyro_vae.models.LatentVariableModel)"
+        )
     missing = [method for method in METHODS if not callable(getattr(cls, method, None))]
     if missing:
-        raise UserError(f"model {name!r} ({cls.__name__}) lacks the method{'s' if len(missing) > 1 else ''} "
-                        f"{', '.join(missing)}; see pyro_vae/contract.py for what a model offers")  # fmt: skip
+        raise UserError(
+            f"model {name!r} ({cls.__name__}) lacks the method{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}; see pyro_vae/contract.py for what a model offers"
+        )
     flags = [flag for flag in FLAGS if not isinstance(getattr(cls, flag, None), bool)]
     if flags:  # read from the class before a model is built (the default learning rate, the data set's classes)
-        raise UserError(f"model {name!r} ({cls.__name__}) needs the class attribute{'s' if len(flags) > 1 else ''} "
-                        f"{' and '.join(f'{flag} = True or False' for flag in flags)}; see pyro_vae/contract.py")  # fmt: skip
+        raise UserError(
+            f"model {name!r} ({cls.__name__}) needs the class attribute{'s' if len(flags) > 1 else ''} "
+            f"{' and '.join(f'{flag} = True or False' for flag in flags)}; see pyro_vae/contract.py"
+        )
     try:
         inspect.signature(cls).bind(None, None, None)
     except TypeError as e:
@@ -162,15 +168,23 @@ def check_model_class(cls, name: str) -> type:
 
 def check_model(model, name: str):
     """Refuse, in one line, a built model whose attributes break the contract; returns the model."""
-    wrong = [f"{attribute} ({kind.__name__})" for attribute, kind in ATTRIBUTES.items()
-             if not isinstance(getattr(model, attribute, None), kind) or (kind is int and isinstance(getattr(model, attribute), bool))]  # fmt: skip
+    wrong = [
+        f"{attribute} ({kind.__name__})"
+        for attribute, kind in ATTRIBUTES.items()
+        if not isinstance(getattr(model, attribute, None), kind)
+        or (kind is int and isinstance(getattr(model, attribute), bool))
+    ]
     if wrong:
-        raise UserError(f"model {name!r} ({type(model).__name__}) lacks the attribute{'s' if len(wrong) > 1 else ''} "
-                        f"{', '.join(wrong)}; see pyro_vae/contract.py for what a model offers")  # fmt: skip
+        raise UserError(
+            f"model {name!r} ({type(model).__name__}) lacks the attribute{'s' if len(wrong) > 1 else ''} "
+            f"{', '.join(wrong)}; see pyro_vae/contract.py for what a model offers"
+        )
     likelihood = getattr(model, "likelihood", None)
     if not isinstance(getattr(likelihood, "discrete", None), bool):
-        raise UserError(f"model {name!r} ({type(model).__name__}) needs a likelihood module with a `discrete` "
-                        "attribute (True for pixel-value probabilities, False for densities)")  # fmt: skip
+        raise UserError(
+            f"model {name!r} ({type(model).__name__}) needs a likelihood module with a `discrete` "
+            "attribute (True for pixel-value probabilities, False for densities)"
+        )
     if next(model.parameters(), None) is None:
         raise UserError(f"model {name!r} ({type(model).__name__}) has no parameters to train")
     return model
@@ -183,8 +197,10 @@ def check_likelihood_class(cls, name: str) -> type:
             f"likelihood {name!r} is not a likelihood: it is {_what(cls)}, where an nn.Module subclass is needed"
         )
     if not isinstance(getattr(cls, "discrete", None), bool):
-        raise UserError(f"likelihood {name!r} ({cls.__name__}) lacks the class attribute `discrete` (True for "
-                        "probabilities of pixel values, False for densities); see pyro_vae/contract.py")  # fmt: skip
+        raise UserError(
+            f"likelihood {name!r} ({cls.__name__}) lacks the class attribute `discrete` (True for "
+            "probabilities of pixel values, False for densities); see pyro_vae/contract.py"
+        )
     return cls
 
 
@@ -192,7 +208,8 @@ def check_prior_class(cls, name: str) -> type:
     """Refuse, in one line, a class named as a prior that cannot be one; returns the class."""
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise UserError(
-            f"prior {name!r} is not a prior: it is {_what(cls)}, where an nn.Module subclass is needed (see pyro_vae/priors.py)"
+            f"prior {name!r} is not a prior: it is {_what(cls)}, where an nn.Module subclass is needed "
+            "(see pyro_vae/priors.py)"
         )
     _check_built_as(cls, "prior", name, "Class(z_dim, **options)", 1, PRIOR_OPTIONS)
     return cls
@@ -201,12 +218,16 @@ def check_prior_class(cls, name: str) -> type:
 def check_guide_class(cls, name: str) -> type:
     """Refuse, in one line, a class named as a guide (a variational family) that cannot be one; returns the class."""
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise UserError(f"guide {name!r} is not a variational family: it is {_what(cls)}, where an nn.Module subclass "
-                        "is needed (see pyro_vae/guides.py)")  # fmt: skip
+        raise UserError(
+            f"guide {name!r} is not a variational family: it is {_what(cls)}, where an nn.Module subclass "
+            "is needed (see pyro_vae/guides.py)"
+        )
     missing = [method for method in ("head", "code") if not callable(getattr(cls, method, None))]
     if missing:
-        raise UserError(f"guide {name!r} ({cls.__name__}) lacks the method{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
-                        "see pyro_vae/contract.py for what a guide offers")  # fmt: skip
+        raise UserError(
+            f"guide {name!r} ({cls.__name__}) lacks the method{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
+            "see pyro_vae/contract.py for what a guide offers"
+        )
     _check_built_as(cls, "guide", name, "Class(in_dim, z_dim, **options)", 2, GUIDE_OPTIONS)
     return cls
 

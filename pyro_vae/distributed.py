@@ -140,5 +140,9 @@ def data_parallel(networks: nn.Module, elbo, program, device: torch.device) -> n
         if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
         else "broadcast_buffers"
     )
-    return DistributedDataParallel(BoundLoss(networks, elbo, program), device_ids=[device] if device.type == "cuda" else None,
-                                   static_graph=True, **{quiet: False})  # fmt: skip
+    return DistributedDataParallel(
+        BoundLoss(networks, elbo, program),
+        device_ids=[device] if device.type == "cuda" else None,
+        static_graph=True,
+        **{quiet: False},
+    )

@@ -139,8 +139,17 @@ def mean_elbo(
     return total / samples
 
 
-def amortization_gap(model, x: torch.Tensor, y: torch.Tensor | None = None, *, steps: int = 300, lr: float = 0.02,
-                     particles: int = 8, samples: int = 100, seed: int = 0) -> dict:  # fmt: skip
+def amortization_gap(
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    *,
+    steps: int = 300,
+    lr: float = 0.02,
+    particles: int = 8,
+    samples: int = 100,
+    seed: int = 0,
+) -> dict:
     """How much ELBO the encoder gives up by serving every image with one network.
 
     The amortized guide q(z|x) = Normal(encoder(x)) is compared with a guide fitted to each image
@@ -167,15 +176,20 @@ def amortization_gap(model, x: torch.Tensor, y: torch.Tensor | None = None, *, s
         torch.manual_seed(seed)
         with torch.no_grad():  # the encoder's q(z|x) for each latent site: where the fitted guide starts
             guide_trace = poutine.trace(model.guide).get_trace(x, y)
-        sites = {name: site["fn"] for name, site in guide_trace.nodes.items()
-                 if site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site)}  # fmt: skip
+        sites = {
+            name: site["fn"]
+            for name, site in guide_trace.nodes.items()
+            if site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site)
+        }
         for name, fn in sites.items():  # the fitted guide starts at the encoder's mean and spread
             try:
                 fn.mean, fn.stddev
             except NotImplementedError:
-                raise ValueError(f"the amortization gap starts a per-image Gaussian at the encoder's q(z|x), and site {name!r} "
-                                 f"is a {type(fn).__name__} with no closed-form mean; use a model with a Gaussian guide "
-                                 "(--guide diagonal or full-rank)") from None  # fmt: skip
+                raise ValueError(
+                    f"the amortization gap starts a per-image Gaussian at the encoder's q(z|x), and site {name!r} "
+                    f"is a {type(fn).__name__} with no closed-form mean; use a model with a Gaussian guide "
+                    "(--guide diagonal or full-rank)"
+                ) from None
         loc = {name: fn.mean.detach().clone().requires_grad_() for name, fn in sites.items()}
         log_scale = {name: fn.stddev.detach().log().requires_grad_() for name, fn in sites.items()}
         event_dims = {name: len(fn.event_shape) for name, fn in sites.items()}
@@ -261,7 +275,8 @@ def conditional_accuracy(
 
 @torch.no_grad()
 def classifier_accuracy(model, data: ImageSet, batch_size: int = 1000) -> float:
-    """How often a semi-supervised model's classifier q(y|x) puts most mass on the true label of an image of ``data``."""
+    """How often a semi-supervised model's classifier q(y|x) puts most mass on the true label of an image
+    of ``data``."""
     was_training = model.training
     model.eval()
     right = sum(int((model.q_y(x).logits.argmax(-1) == y).sum()) for x, y in data.batches(batch_size))
@@ -313,8 +328,15 @@ def nearest_class(model, data: ImageSet, n_per_class: int = 20, seed: int = 0, m
     own = distance.diagonal()[present]
     others = distance[present][:, present]
     other = (others.sum() - own.sum()) / max(others.numel() - own.numel(), 1)
-    return {"overall": matched[present].float().mean().item(), "per_class": matched.int().tolist(), "rank": rank.tolist(),
-            "own": own.mean().item(), "other": other.item(), "samples_per_class": n_per_class, "mirror": mirror}  # fmt: skip
+    return {
+        "overall": matched[present].float().mean().item(),
+        "per_class": matched.int().tolist(),
+        "rank": rank.tolist(),
+        "own": own.mean().item(),
+        "other": other.item(),
+        "samples_per_class": n_per_class,
+        "mirror": mirror,
+    }
 
 
 def _through_wav(images: torch.Tensor, features: dict) -> torch.Tensor:
@@ -324,8 +346,17 @@ def _through_wav(images: torch.Tensor, features: dict) -> torch.Tensor:
     return through_wav(MelFeatures.from_dict(features).decode(images), features)
 
 
-def evaluate(model, data: ImageSet, *, k: int = 1000, classifier=None, n_per_class: int = 100, mirror: bool = False,
-             max_rows: int = 8192, progress=None) -> dict:  # fmt: skip
+def evaluate(
+    model,
+    data: ImageSet,
+    *,
+    k: int = 1000,
+    classifier=None,
+    n_per_class: int = 100,
+    mirror: bool = False,
+    max_rows: int = 8192,
+    progress=None,
+) -> dict:
     """Every number ``evaluate`` reports for ``model`` on ``data``, as a JSON-ready dict (nats per image).
 
     neg_elbo, recon, kl: the ELBO and its parts; nll, nll_stderr: -log p(x) (or -log p(x|y)) by

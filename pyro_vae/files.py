@@ -37,8 +37,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         os.replace(tmp, path)
     except OSError as e:  # disk full, file too large, read-only or missing folder, no permission, a bad name
-        raise UserError(f"cannot write {path}: {e.strerror or e}; {_fix(e.errno)} "
-                        f"(the previous {path.name}, if any, is unchanged)") from e  # fmt: skip
+        raise UserError(
+            f"cannot write {path}: {e.strerror or e}; {_fix(e.errno)} (the previous {path.name}, if any, is unchanged)"
+        ) from e
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)

@@ -91,7 +91,8 @@ class FullRank(Diagonal):
 
 
 class IAFHead(GaussianHead):
-    """features h (batch, in_dim) -> (loc, scale, h): the base Gaussian's (batch, z_dim) each, and h as the flow's context."""
+    """features h (batch, in_dim) -> (loc, scale, h): the base Gaussian's (batch, z_dim) each, and h as the
+    flow's context."""
 
     def forward(self, h):
         return (*super().forward(h), full_precision(h))
@@ -143,7 +144,8 @@ def build_guide(config, in_dim: int, z_dim: int) -> nn.Module:
 
 
 def make_guide(name: str, in_dim: int, z_dim: int, *, steps: int = 2) -> nn.Module:
-    """The variational family ``name`` names (built-in or the user's, parts.py), with the options its signature takes."""
+    """The variational family ``name`` names (built-in or the user's, parts.py), with the options its
+    signature takes."""
     from .parts import resolve
 
     cls = resolve("guide", name)

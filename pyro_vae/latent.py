@@ -108,8 +108,16 @@ def interpolation_pairs(y: torch.Tensor, n: int, seed: int = 0) -> list[tuple[in
 
 
 @torch.no_grad()
-def interpolation_strip(model, x: torch.Tensor, y: torch.Tensor, i: int, j: int, steps: int,
-                        spherical: bool = False, label_path: bool = False) -> torch.Tensor:  # fmt: skip
+def interpolation_strip(
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    i: int,
+    j: int,
+    steps: int,
+    spherical: bool = False,
+    label_path: bool = False,
+) -> torch.Tensor:
     """Decoded codes on the path from test image i to test image j: (steps, C, H, W).
 
     A conditional model's condition moves with z, from one label's one-hot vector to the
@@ -136,8 +144,14 @@ def traverse(z: torch.Tensor, dims: list[int], values: torch.Tensor) -> torch.Te
     return codes
 
 
-def knn_accuracy(reference: torch.Tensor, reference_labels: torch.Tensor, codes: torch.Tensor, labels: torch.Tensor,
-                 k: int = 5, chunk: int = 1000) -> float:  # fmt: skip
+def knn_accuracy(
+    reference: torch.Tensor,
+    reference_labels: torch.Tensor,
+    codes: torch.Tensor,
+    labels: torch.Tensor,
+    k: int = 5,
+    chunk: int = 1000,
+) -> float:
     """Accuracy of a k-nearest-neighbour classifier fitted on ``reference`` codes, on ``codes``.
 
     A measure of how well classes separate in the latent space: each code (N, d) takes the

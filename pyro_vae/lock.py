@@ -83,8 +83,10 @@ def _lock(fd: int, run_dir: Path) -> bool:
     except BlockingIOError:
         pid = _holder(run_dir)
         who, stop = (f"process {pid}", f"stop it (kill {pid})") if pid else ("another process", "stop it")
-        raise UserError(f"{run_dir} is being trained by {who} right now; wait for it to finish, or {stop} and then "
-                        f"continue the run with --resume {run_dir}") from None  # fmt: skip
+        raise UserError(
+            f"{run_dir} is being trained by {who} right now; wait for it to finish, or {stop} and then "
+            f"continue the run with --resume {run_dir}"
+        ) from None
     except OSError:  # e.g. NFS, where flock needs a file open for writing: not guarded there
         return False
     return True

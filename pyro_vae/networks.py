@@ -65,9 +65,11 @@ def deeper_layers(hidden_dim: int, cond_dim: int, layers: int, activation: str =
     return nn.ModuleList(hidden_layer(hidden_dim + cond_dim, hidden_dim, activation) for _ in range(layers - 1))
 
 
-def hidden_features(first: nn.Linear, deeper: nn.ModuleList, h: torch.Tensor, c: torch.Tensor | None,
-                    activation: str = "relu") -> torch.Tensor:  # fmt: skip
-    """h (batch..., in_dim) through hidden layers (ReLU by default) that each read c as well -> (batch..., hidden_dim)."""
+def hidden_features(
+    first: nn.Linear, deeper: nn.ModuleList, h: torch.Tensor, c: torch.Tensor | None, activation: str = "relu"
+) -> torch.Tensor:
+    """h (batch..., in_dim) through hidden layers (ReLU by default) that each read c as well
+    -> (batch..., hidden_dim)."""
     h = activate(conditioned(first, h, c), activation)
     for layer in deeper:
         h = activate(conditioned(layer, h, c), activation)
@@ -98,8 +100,16 @@ class MLPEncoder(nn.Module):
     reaches 154 nats in 10 epochs against softplus's 164, with classes far better separated.
     """
 
-    def __init__(self, image_shape, z_dim: int, hidden_dim: int = 400, cond_dim: int = 0,
-                 head: Callable[[], nn.Module] | None = None, layers: int = 1, activation: str = "relu"):  # fmt: skip
+    def __init__(
+        self,
+        image_shape,
+        z_dim: int,
+        hidden_dim: int = 400,
+        cond_dim: int = 0,
+        head: Callable[[], nn.Module] | None = None,
+        layers: int = 1,
+        activation: str = "relu",
+    ):
         super().__init__()
         self.activation = activation
         self.hidden = hidden_layer(math.prod(image_shape) + cond_dim, hidden_dim, activation)
@@ -203,7 +213,8 @@ class ConvDecoder(nn.Module):
 
 
 class GaussianMLP(nn.Module):
-    """v (batch..., in_dim) -> ``layers`` hidden layers (ReLU by default) -> (loc, scale) of a diagonal Gaussian, each (batch..., out_dim).
+    """v (batch..., in_dim) -> ``layers`` hidden layers (ReLU by default) -> (loc, scale) of a diagonal
+    Gaussian, each (batch..., out_dim).
 
     The conditional Gaussians between two stochastic layers (models/hvae.py): p(z1|z2) and q(z2|z1).
     """
@@ -300,8 +311,16 @@ class CompletionNet(nn.Module):
         return self.layers(x).view(-1, *self.image_shape)
 
 
-def build_encoder(net: str, image_shape, z_dim: int, hidden_dim: int, cond_dim: int = 0,
-                  head: Callable[[], nn.Module] | None = None, layers: int = 1, activation: str = "relu") -> nn.Module:  # fmt: skip
+def build_encoder(
+    net: str,
+    image_shape,
+    z_dim: int,
+    hidden_dim: int,
+    cond_dim: int = 0,
+    head: Callable[[], nn.Module] | None = None,
+    layers: int = 1,
+    activation: str = "relu",
+) -> nn.Module:
     """The encoder ``net`` names, ending in the layer ``head()`` makes (features (batch, hidden_dim)
     -> the guide's parameters; a diagonal Gaussian's (loc, scale) when None); ``layers`` and
     ``activation``: the MLP's hidden layers (the conv encoder has its own plan)."""
@@ -310,9 +329,11 @@ def build_encoder(net: str, image_shape, z_dim: int, hidden_dim: int, cond_dim: 
     return ConvEncoder(image_shape, z_dim, hidden_dim, cond_dim, head)
 
 
-def build_decoder(net: str, image_shape, z_dim: int, hidden_dim: int, cond_dim: int = 0, layers: int = 1,
-                  activation: str = "relu") -> nn.Module:  # fmt: skip
-    """The decoder ``net`` names; ``layers`` and ``activation``: the MLP's hidden layers (the conv decoder has its own plan)."""
+def build_decoder(
+    net: str, image_shape, z_dim: int, hidden_dim: int, cond_dim: int = 0, layers: int = 1, activation: str = "relu"
+) -> nn.Module:
+    """The decoder ``net`` names; ``layers`` and ``activation``: the MLP's hidden layers (the conv decoder
+    has its own plan)."""
     if net == "mlp":
         return MLPDecoder(image_shape, z_dim, hidden_dim, cond_dim, layers, activation)
     return ConvDecoder(image_shape, z_dim, hidden_dim, cond_dim)

@@ -112,7 +112,8 @@ def warmup(epochs: int, epoch: int, fraction: float) -> float:
 
 
 def kl_weight(config, epoch: int, fraction: float) -> float:
-    """The KL term's weight after ``fraction`` of ``epoch``: --beta, ramped up over --kl-warmup epochs; always positive."""
+    """The KL term's weight after ``fraction`` of ``epoch``: --beta, ramped up over --kl-warmup epochs;
+    always positive."""
     return config.beta * warmup(config.kl_warmup, epoch, fraction)
 
 

@@ -48,13 +48,17 @@ def check_out(path: Path | None, kind: str, option: str = "--out") -> Path | Non
     suffix = KINDS[kind]
     long = next((part for part in path.parts if len(os.fsencode(part)) > NAME_BYTES), None)
     if long is not None:
-        raise UserError(f"{option} {_short(path)}: the name {_short(Path(long))} is {len(os.fsencode(long))} bytes long, "
-                        f"more than the {NAME_BYTES} a file system takes; choose a shorter name")  # fmt: skip
+        raise UserError(
+            f"{option} {_short(path)}: the name {_short(Path(long))} is {len(os.fsencode(long))} bytes long, "
+            f"more than the {NAME_BYTES} a file system takes; choose a shorter name"
+        )
     is_run = (path.parent / checkpoint.CHECKPOINT).exists() or (path.parent / checkpoint.CONFIG).exists()
     own = next((name for name in RUN_FILES if name.lower() == path.name.lower()), None)  # macOS and Windows ignore case
     if own and is_run:
-        raise UserError(f"{option} {path} is {RUN_FILES[own]} in the run {path.parent}; writing there would destroy the run: "
-                        f"name another file (the default, with {option} left out, is safe)")  # fmt: skip
+        raise UserError(
+            f"{option} {path} is {RUN_FILES[own]} in the run {path.parent}; writing there would destroy the run: "
+            f"name another file (the default, with {option} left out, is safe)"
+        )
     if kind == "folder":
         if path.exists() and not path.is_dir():
             raise UserError(
@@ -79,7 +83,8 @@ def run_folder(value: str | os.PathLike | None, option: str = "--run-dir") -> Pa
         return None
     if not os.fspath(value).strip():
         raise UserError(
-            f"{option} is empty (an unset variable?); name the folder for the run, or leave {option} out for runs/<name>-<time>"
+            f"{option} is empty (an unset variable?); name the folder for the run, "
+            f"or leave {option} out for runs/<name>-<time>"
         )
     return check_out(Path(value), "folder", option)
 
@@ -115,7 +120,8 @@ def write_pictures_or_sound(
     if features is None:
         if out is not None and out.is_dir():
             raise UserError(
-                f"--out {out} is a folder, and {run} holds images, written as one PNG: name it, such as {out / (name + '.png')}"
+                f"--out {out} is a folder, and {run} holds images, written as one PNG: "
+                f"name it, such as {out / (name + '.png')}"
             )
         path = figure(out or run / f"{name}.png", spectrogram=False)
         log(f"wrote {path}")

@@ -1,12 +1,13 @@
-"""Naming a part (a model, a likelihood, a prior, a guide): a built-in name, an installed plug-in, or the user's own class.
+"""Naming a part (a model, a likelihood, a prior, a guide): a built-in name, an installed plug-in, or the
+user's own class.
 
 Every option that names a part (``--model``, ``--likelihood``, ``--prior``, ``--guide``) takes one of:
 
 - a built-in name: ``vae``, ``bernoulli``, ``vamp``, ``iaf``, ... (the registries ``MODELS``,
   ``LIKELIHOODS``, ``PRIORS`` and ``GUIDES``);
 - a name an installed package publishes as an entry point, in the group ``pyro_vae.models``,
-  ``pyro_vae.likelihoods``, ``pyro_vae.priors`` or ``pyro_vae.guides`` (in its pyproject.toml: ``[project.entry-points."pyro_vae.models"]``,
-  ``mixture-vae = "my_package.models:MixturePriorVAE"``);
+  ``pyro_vae.likelihoods``, ``pyro_vae.priors`` or ``pyro_vae.guides`` (in its pyproject.toml:
+  ``[project.entry-points."pyro_vae.models"]``, ``mixture-vae = "my_package.models:MixturePriorVAE"``);
 - ``package.module:Class``, imported like any module (installed, or on PYTHONPATH);
 - ``path/to/file.py:Class``, a file of the user's, relative to the folder the command runs in.
 
@@ -97,8 +98,10 @@ def resolve(kind: str, name: str):
         try:
             cls = installed[name].load()
         except Exception as e:
-            raise UserError(f"{kind} {name!r} comes from the installed entry point {installed[name].value}, which failed "
-                            f"to load ({_one_line(e)}); reinstall its package") from None  # fmt: skip
+            raise UserError(
+                f"{kind} {name!r} comes from the installed entry point {installed[name].value}, which failed "
+                f"to load ({_one_line(e)}); reinstall its package"
+            ) from None
     return _CHECKS[kind](cls, name)
 
 
@@ -136,8 +139,10 @@ def _import_reference(kind: str, name: str):
 def _import_file(kind: str, name: str, path: Path):
     """The module of a Python file, imported once per process (so its classes stay the same objects)."""
     if not path.is_file():
-        raise UserError(f"{kind} {name!r}: {path} does not exist (looked from {Path.cwd()}); run the command from the "
-                        "folder you trained in, or put the file back")  # fmt: skip
+        raise UserError(
+            f"{kind} {name!r}: {path} does not exist (looked from {Path.cwd()}); run the command from the "
+            "folder you trained in, or put the file back"
+        )
     path = path.resolve()
     try:
         return _load_file(path, path.stat().st_mtime_ns)  # a file edited since is imported afresh

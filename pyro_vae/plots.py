@@ -47,8 +47,9 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
-def image_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title: str, row_labels=None,
-               spectrogram: bool | dict = False) -> Path:  # fmt: skip
+def image_grid(
+    images: torch.Tensor, path: str | Path, *, ncol: int, title: str, row_labels=None, spectrogram: bool | dict = False
+) -> Path:
     """Save ``images`` (N, C, H, W) in [0, 1] as a grid of ``ncol`` columns with a title.
 
     row_labels: one name per row, shown on the left (classes, or "input" / "reconstruction").
@@ -88,8 +89,9 @@ def image_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title: str,
 SPECTROGRAM_INCHES = 0.018  # per frame and per mel band: a 64 x 64 tile is 1.15 inches, ten fit across a laptop screen
 
 
-def spectrogram_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title: str, row_labels=None,
-                     features: dict | None = None) -> Path:  # fmt: skip
+def spectrogram_grid(
+    images: torch.Tensor, path: str | Path, *, ncol: int, title: str, row_labels=None, features: dict | None = None
+) -> Path:
     """Save log-mel spectrograms ``images`` (N, 1, n_mels, frames) in [0, 1] as a grid of labelled tiles.
 
     Each tile is one clip, low frequencies at the bottom. The outer tiles carry the ticks (time
@@ -140,8 +142,16 @@ def spectrogram_grid(images: torch.Tensor, path: str | Path, *, ncol: int, title
         row, col = divmod(i, ncol)
         x0, y0 = left + col * (tile_w + gap_x), 0.6 + (nrow - 1 - row) * (tile_h + gap_y)
         ax = fig.add_axes((x0 / width, y0 / height, tile_w / width, tile_h / height))
-        shown = ax.imshow(values[i, 0].numpy(), origin="lower", cmap="magma", vmin=levels[0], vmax=levels[1], extent=extent,
-                          aspect="auto", interpolation="nearest")  # fmt: skip
+        shown = ax.imshow(
+            values[i, 0].numpy(),
+            origin="lower",
+            cmap="magma",
+            vmin=levels[0],
+            vmax=levels[1],
+            extent=extent,
+            aspect="auto",
+            interpolation="nearest",
+        )
         ax.set_xticks(xticks, [f"{t:g}" for t in xticks])
         ax.set_yticks(list(yticks), list(yticks.values()))
         bottom = i + ncol >= n  # the lowest tile of its column
@@ -222,8 +232,17 @@ def draw_samples(model, n: int, labels=None, seed: int = 0) -> tuple[torch.Tenso
 
 
 @torch.no_grad()
-def sample_figure(model, classes: list[str], path, *, ncol: int = 10, labels=None, seed: int = 0, spectrogram: bool | dict = False,
-                  attributes: bool = False) -> Path:  # fmt: skip
+def sample_figure(
+    model,
+    classes: list[str],
+    path,
+    *,
+    ncol: int = 10,
+    labels=None,
+    seed: int = 0,
+    spectrogram: bool | dict = False,
+    attributes: bool = False,
+) -> Path:
     """A grid of the model's samples: n x n from the prior, or for a conditional model one row per
     condition (a column holds one style given each condition). ``attributes``: the model is
     conditioned on attribute vectors named by ``classes``, not on class labels."""
@@ -260,8 +279,14 @@ def reconstruction_figure(
     recon = model.reconstruct(x, y)
     rows = x.shape[0] // ncol
     labels = ["input", "reconstruction"] * rows
-    return image_grid(interleave_rows(x, recon, ncol), path, ncol=ncol, title="test images and their reconstructions",
-                      row_labels=labels, spectrogram=spectrogram)  # fmt: skip
+    return image_grid(
+        interleave_rows(x, recon, ncol),
+        path,
+        ncol=ncol,
+        title="test images and their reconstructions",
+        row_labels=labels,
+        spectrogram=spectrogram,
+    )
 
 
 def _scatter(
@@ -278,8 +303,16 @@ def _scatter(
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
-    ax.legend(title=legend_title, markerscale=4, fontsize=7, title_fontsize=8, loc="center left",
-              bbox_to_anchor=(1.0, 0.5), ncol=1 if len(classes) <= 12 else 2, frameon=False)  # fmt: skip
+    ax.legend(
+        title=legend_title,
+        markerscale=4,
+        fontsize=7,
+        title_fontsize=8,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        ncol=1 if len(classes) <= 12 else 2,
+        frameon=False,
+    )
 
 
 def latent_figure(panels: list[dict], path, *, title: str) -> Path:
@@ -331,8 +364,13 @@ def manifold_figure(model, path, *, n: int = 20, labels=None, classes=None, dims
         grid = make_grid(images, nrow=n, padding=0)
         # the tiles are equally spaced in prior mass, not in z: the axes count tiles (tile i spans [i, i + 1],
         # bottom to top and left to right), and a tick names the value its tile was decoded from
-        ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray" if images.shape[1] == 1 else None,
-                  extent=(0, n, 0, n), vmin=0, vmax=1)  # fmt: skip
+        ax.imshow(
+            grid.permute(1, 2, 0).numpy(),
+            cmap="gray" if images.shape[1] == 1 else None,
+            extent=(0, n, 0, n),
+            vmin=0,
+            vmax=1,
+        )
         positions, names = quantile_ticks(values)
         ax.set_xticks(positions, names, fontsize=7)
         ax.set_yticks(positions, names, fontsize=7)

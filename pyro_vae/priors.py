@@ -154,8 +154,10 @@ class Vamp(nn.Module):
             raise ValueError("the VampPrior is made of a model's encoder and guide: pass model=")
         self.check_combination(type(model), type(model.q_z))
         if getattr(model.q_z, "z_dim", z_dim) != z_dim:  # a user's model whose guide's codes are not the prior's
-            raise UserError(f"--prior vamp needs a guide of the prior's {z_dim} dimensions that reads the image; "
-                            f"{type(model).__name__}'s gives {model.q_z.z_dim}: use --prior mixture or flow with it")  # fmt: skip
+            raise UserError(
+                f"--prior vamp needs a guide of the prior's {z_dim} dimensions that reads the image; "
+                f"{type(model).__name__}'s gives {model.q_z.z_dim}: use --prior mixture or flow with it"
+            )
         start = (0.05 + 0.01 * torch.randn(components, *model.image_shape)).clamp(1e-3, 1 - 1e-3)
         self.pseudo_logits = nn.Parameter(torch.logit(start))
         object.__setattr__(self, "model", model)
@@ -166,14 +168,20 @@ class Vamp(nn.Module):
         guide must read an image alone and give the density of z at any point cheaply."""
         name = model.__name__
         if model.conditional:
-            raise UserError(f"--prior vamp is the guide at pseudo-inputs, and the {name}'s guide needs a label as well; "
-                            "use --prior mixture or flow (or conditional) with a conditional model")  # fmt: skip
+            raise UserError(
+                f"--prior vamp is the guide at pseudo-inputs, and the {name}'s guide needs a label as well; "
+                "use --prior mixture or flow (or conditional) with a conditional model"
+            )
         if getattr(model, "stochastic_layers", 1) > 1:
-            raise UserError(f"--prior vamp needs the guide of the top latent layer to read the image, and the {name}'s reads "
-                            "another latent layer; use --prior mixture or flow with it, or vamp with --model vae")  # fmt: skip
+            raise UserError(
+                f"--prior vamp needs the guide of the top latent layer to read the image, and the {name}'s reads "
+                "another latent layer; use --prior mixture or flow with it, or vamp with --model vae"
+            )
         if issubclass(guide, IAF):
-            raise UserError("--prior vamp with --guide iaf would invert the flow at every pseudo-input on every step "
-                            "(z_dim passes each); use --guide diagonal or full-rank with vamp")  # fmt: skip
+            raise UserError(
+                "--prior vamp with --guide iaf would invert the flow at every pseudo-input on every step "
+                "(z_dim passes each); use --guide diagonal or full-rank with vamp"
+            )
 
     def pseudo_inputs(self) -> torch.Tensor:
         """The K pseudo-inputs as images: (K, C, H, W)."""
@@ -200,8 +208,9 @@ class Flow(nn.Module):
         self.register_buffer("scale", torch.ones(z_dim), persistent=False)
         # each step's network maps z (towards the base) -> its shift and scale; .inv below makes it the
         # direction from the base to z, so log_prob runs the networks' fast direction
-        self.steps = nn.ModuleList(AffineAutoregressive(AutoRegressiveNN(z_dim, [max(64, 4 * z_dim)]), stable=True)
-                                   for _ in range(steps))  # fmt: skip
+        self.steps = nn.ModuleList(
+            AffineAutoregressive(AutoRegressiveNN(z_dim, [max(64, 4 * z_dim)]), stable=True) for _ in range(steps)
+        )
 
     def forward(self, n: int, c=None) -> dist.Distribution:
         base = dist.Normal(self.loc, self.scale).expand([n, len(self.loc)]).to_event(1)
@@ -212,7 +221,8 @@ PRIORS = {"standard": Standard, "conditional": Conditional, "mixture": Mixture, 
 
 
 def build_prior(config, model, z_dim: int, cond_dim: int) -> nn.Module:
-    """The prior ``config.prior`` names, for codes of ``z_dim`` (conditioned on ``cond_dim`` wide vectors, if it can be)."""
+    """The prior ``config.prior`` names, for codes of ``z_dim`` (conditioned on ``cond_dim`` wide vectors,
+    if it can be)."""
     from .parts import resolve
 
     cls = resolve("prior", config.prior)

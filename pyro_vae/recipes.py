@@ -96,7 +96,8 @@ def load(
     unknown = sorted(set(content) - {"settings", "reproduces"})
     if unknown:
         raise UserError(
-            f"{path}: unknown table or key {', '.join(unknown)}; a recipe holds [settings] and, optionally, [reproduces]"
+            f"{path}: unknown table or key {', '.join(unknown)}; "
+            "a recipe holds [settings] and, optionally, [reproduces]"
         )
     for table in ("settings", "reproduces"):
         if not isinstance(content.get(table, {}), dict):
@@ -106,7 +107,8 @@ def load(
     unknown = sorted(set(settings) - fields)
     if unknown:
         raise UserError(
-            f"{path}: unknown setting {', '.join(unknown)}; the settings are train's options: {', '.join(sorted(fields))}"
+            f"{path}: unknown setting {', '.join(unknown)}; "
+            f"the settings are train's options: {', '.join(sorted(fields))}"
         )
     recipe = Recipe(path, settings, _about(path, content.get("reproduces", {})), text)
     with trust.reading(run_dir, vouched=trust_code):

@@ -26,8 +26,25 @@ from .parts import resolve
 from .train import stopped_early
 
 # every row has these keys (and may have "notes")
-KEYS = ("recipe", "paper", "row", "published", "published_k", "ours", "stderr", "k", "test_images", "stochastic_layers", "epochs",
-        "schedule_epochs", "minutes", "hardware", "complete", "checkpoint", "command")  # fmt: skip
+KEYS = (
+    "recipe",
+    "paper",
+    "row",
+    "published",
+    "published_k",
+    "ours",
+    "stderr",
+    "k",
+    "test_images",
+    "stochastic_layers",
+    "epochs",
+    "schedule_epochs",
+    "minutes",
+    "hardware",
+    "complete",
+    "checkpoint",
+    "command",
+)
 
 
 def hardware() -> str:
@@ -63,14 +80,18 @@ def row_of(run_dir: Path, which: str, k: int, where: str, trust_code: bool = Fal
     suffix = "-best" if which == "best" else ""
     measured = run_dir / f"evaluation-test-k{k}{suffix}.json"
     if not measured.exists():
-        raise UserError(f"{run_dir} has no {measured.name}; measure it first: python cli.py evaluate {run_dir} --k {k}"
-                        + (" --checkpoint best" if which == "best" else ""))  # fmt: skip
+        raise UserError(
+            f"{run_dir} has no {measured.name}; measure it first: python cli.py evaluate {run_dir} --k {k}"
+            + (" --checkpoint best" if which == "best" else "")
+        )
     result = json.loads(measured.read_text())
     state = checkpoint.load(run_dir, which=which, trust_code=trust_code)
     if result.get("epoch") != state["epoch"]:  # trained on since (or measured by a version that did not say)
-        raise UserError(f"{measured} measured epoch {result.get('epoch', '(not recorded)')}, and the {which} checkpoint of {run_dir} "
-                        f"is epoch {state['epoch']}; measure it again: python cli.py evaluate {run_dir} --k {k}"
-                        + (" --checkpoint best" if which == "best" else ""))  # fmt: skip
+        raise UserError(
+            f"{measured} measured epoch {result.get('epoch', '(not recorded)')}, and the {which} checkpoint "
+            f"of {run_dir} is epoch {state['epoch']}; measure it again: python cli.py evaluate {run_dir} --k {k}"
+            + (" --checkpoint best" if which == "best" else "")
+        )
     last = state if which == "last" else checkpoint.load(run_dir, trust_code=trust_code)
     config = Config.from_dict(state["config"])
     schedule = recipe.config().epochs
@@ -142,8 +163,9 @@ def render(rows: list[dict]) -> str:
         )
         difference = r["ours"] - r["published"]
         lines.append(
-            f"| `{r['recipe']}` | {r['paper']}: {r['row']} | {published} | **{r['ours']:.2f}** ± {r['stderr']:.2f} ({r['k']}); "
-            f"{difference:+.2f} | {r['stochastic_layers']} | {r['epochs']} of {r['schedule_epochs']} | {r['minutes']:g}, {r['hardware']} | "
+            f"| `{r['recipe']}` | {r['paper']}: {r['row']} | {published} | "
+            f"**{r['ours']:.2f}** ± {r['stderr']:.2f} ({r['k']}); {difference:+.2f} | {r['stochastic_layers']} | "
+            f"{r['epochs']} of {r['schedule_epochs']} | {r['minutes']:g}, {r['hardware']} | "
             f"{'yes' if r['complete'] else 'no: cut short'} |"
         )
     lines += ["", "## Each run", ""]

@@ -21,10 +21,11 @@ a plain state dict. Every file is written atomically.
 
 Faults: a run killed at any moment keeps its last checkpoint: of the last epoch, or of the point
 reached inside one at most --checkpoint-every (10 minutes) ago. One process writes a run at a time
-(lock.py). Ctrl-C, SIGTERM (schedulers, ``docker stop``, ``timeout``) and SIGHUP (a closed terminal) stop at the
-end of the current step (several processes: of the next 20th step, all together) and save a
-checkpoint of that point, from which ``resume`` goes on as if nothing had happened. A NaN or infinite loss stops the run with a message naming the epoch, the step and the
-likely cause (or, with ``on_nan="skip"``, skips that step); the last good checkpoint is kept.
+(lock.py). Ctrl-C, SIGTERM (schedulers, ``docker stop``, ``timeout``) and SIGHUP (a closed terminal)
+stop at the end of the current step (several processes: of the next 20th step, all together) and
+save a checkpoint of that point, from which ``resume`` goes on as if nothing had happened. A NaN or
+infinite loss stops the run with a message naming the epoch, the step and the likely cause (or, with
+``on_nan="skip"``, skips that step); the last good checkpoint is kept.
 """
 
 from __future__ import annotations
@@ -152,8 +153,10 @@ class Trainer:
             )
 
         if resolve("model", config.model).conditional and self.train_data.num_classes < 2:
-            raise UserError(f"{config.dataset} has one class, so a conditional model ({config.model}) has nothing to condition on; "
-                            "use --model vae, or (celeba) name attributes with --condition Smiling,Eyeglasses")  # fmt: skip
+            raise UserError(
+                f"{config.dataset} has one class, so a conditional model ({config.model}) has nothing to condition on; "
+                "use --model vae, or (celeba) name attributes with --condition Smiling,Eyeglasses"
+            )
         self.model = build_model(config, self.train_data.image_shape, self.train_data.num_classes).to(self.device)
         if config.compile:
             compile_networks(self.model)
@@ -185,14 +188,23 @@ class Trainer:
         self.parallel = None
         if distributed.world_size() > 1:
             if isinstance(self.elbo, RenyiELBO):
-                raise UserError(f"--elbo {config.elbo} cannot train in several processes (Pyro runs its backward pass "
-                                "itself); use --elbo trace under torchrun")  # fmt: skip
+                raise UserError(
+                    f"--elbo {config.elbo} cannot train in several processes (Pyro runs its backward pass "
+                    "itself); use --elbo trace under torchrun"
+                )
             self.parallel = distributed.data_parallel(self.model, self.elbo, self.program, self.device)
         # --step: Pyro's Python on every batch (svi_step), or traced once per batch shape and compiled
         self.compiled = None
         if self.steps_compiled():
-            self.compiled = CompiledStep(self.model, self.loss, self.kl, self.optimizer, self.eager_step, log=self.log,
-                                         skip_nonfinite=config.on_nan == "skip")  # fmt: skip
+            self.compiled = CompiledStep(
+                self.model,
+                self.loss,
+                self.kl,
+                self.optimizer,
+                self.eager_step,
+                log=self.log,
+                skip_nonfinite=config.on_nan == "skip",
+            )
         # one generator for the data's randomness (order, dynamic binarization); Pyro's z draws use the global RNG
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.epoch = 0
@@ -234,8 +246,10 @@ class Trainer:
         else:  # saved by a generator of the other kind of device
             self.generator.manual_seed(self.config.seed * 1_000_003 + self.epoch)
             saved = "a GPU" if self.device.type == "cpu" else "the CPU"
-            self.log(f"{self.run_dir} was saved on {saved} and goes on on {self.device.type}: its data order starts a new random "
-                     "stream here, so from now on its numbers differ from those of an unbroken run")  # fmt: skip
+            self.log(
+                f"{self.run_dir} was saved on {saved} and goes on on {self.device.type}: its data order starts a new "
+                "random stream here, so from now on its numbers differ from those of an unbroken run"
+            )
 
     def state(self) -> dict:
         rng = {"torch": torch.get_rng_state(), "data": self.generator.get_state()}
@@ -273,7 +287,8 @@ class Trainer:
         processes = f" in {distributed.world_size()} processes" if self.parallel is not None else ""
         how = " with the compiled step (the first step waits for the compiler)" if self.compiled is not None else ""
         self.log(
-            f"training {cfg.model} on {cfg.dataset} ({len(self.train_data)} images) on {self.device}{processes}{how}: {self.run_dir}"
+            f"training {cfg.model} on {cfg.dataset} ({len(self.train_data)} images) "
+            f"on {self.device}{processes}{how}: {self.run_dir}"
         )
         if cfg.elbo == "meanfield":
             self.note_monte_carlo_kl()
@@ -284,8 +299,10 @@ class Trainer:
                     break
                 figures_at = self.fit_epoch(epoch, figures_at)
         if self.stopped_early():
-            self.log(f"stopped early at epoch {self.epoch}: the validation -ELBO has not improved for {cfg.early_stopping} epochs "
-                     f"since epoch {self.best_epoch()}, kept in best.pt")  # fmt: skip
+            self.log(
+                f"stopped early at epoch {self.epoch}: the validation -ELBO has not improved for {cfg.early_stopping} "
+                f"epochs since epoch {self.best_epoch()}, kept in best.pt"
+            )
         self.log(f"done: {self.run_dir}")
         return self.history
 
@@ -311,7 +328,8 @@ class Trainer:
             sites = monte_carlo_sites(self.model.model, self.model.guide, x, y)
         if sites:
             self.log(
-                f"--elbo meanfield: no closed-form KL for {', '.join(sites)}; those terms are Monte Carlo estimates, as in --elbo trace"
+                f"--elbo meanfield: no closed-form KL for {', '.join(sites)}; "
+                "those terms are Monte Carlo estimates, as in --elbo trace"
             )
 
     def fit_epoch(self, epoch: int, figures_at: float) -> float:
@@ -335,17 +353,23 @@ class Trainer:
         if not (math.isfinite(test["neg_elbo"]) and math.isfinite(train_loss)):
             self.diverged(epoch, None, f"the -ELBO became {train_loss} (train), {test['neg_elbo']} (test)")
         self.epoch = epoch
-        self.history.append({
-            "epoch": epoch,
-            "train_neg_elbo": round(train_loss, 4),
-            "test_neg_elbo": round(test["neg_elbo"], 4),
-            "test_recon": round(test["recon"], 4),
-            "test_kl": round(test["kl"], 4),
-            "test_bits_per_dim": round(test["bits_per_dim"], 5),
-            **({"valid_neg_elbo": round(valid, 4)} if valid is not None else {}),
-            **({"test_classifier_accuracy": round(test["classifier_accuracy"], 5)} if "classifier_accuracy" in test else {}),
-            "seconds": round(time.perf_counter() - start, 2),
-        })  # fmt: skip
+        self.history.append(
+            {
+                "epoch": epoch,
+                "train_neg_elbo": round(train_loss, 4),
+                "test_neg_elbo": round(test["neg_elbo"], 4),
+                "test_recon": round(test["recon"], 4),
+                "test_kl": round(test["kl"], 4),
+                "test_bits_per_dim": round(test["bits_per_dim"], 5),
+                **({"valid_neg_elbo": round(valid, 4)} if valid is not None else {}),
+                **(
+                    {"test_classifier_accuracy": round(test["classifier_accuracy"], 5)}
+                    if "classifier_accuracy" in test
+                    else {}
+                ),
+                "seconds": round(time.perf_counter() - start, 2),
+            }
+        )
         checkpoint.save(self.run_dir, self.state())
         if valid is not None and self.best_epoch() == epoch:
             checkpoint.save(self.run_dir, self.state(), best=True)
@@ -355,7 +379,8 @@ class Trainer:
             figures_at = time.perf_counter()
         self.log(
             f"epoch {epoch}/{cfg.epochs}  -ELBO in nats per image (lower is better): "
-            f"{self.train_name} {train_loss:.2f}  test {test['neg_elbo']:.2f} = recon {test['recon']:.2f} + KL {test['kl']:.2f}"
+            f"{self.train_name} {train_loss:.2f}  test {test['neg_elbo']:.2f} "
+            f"= recon {test['recon']:.2f} + KL {test['kl']:.2f}"
             f" ({test['bits_per_dim']:.3f} bits/dim)"
             + (f"  q(y|x) test accuracy {test['classifier_accuracy']:.2%}" if "classifier_accuracy" in test else "")
             + (
@@ -416,8 +441,15 @@ class Trainer:
         """The run's sample grid and reconstructions, from fixed noise and fixed test images."""
         spectrogram = self.train_data.features or False  # a spectrogram's features label its axes
         if self.model.generative:
-            sample_figure(self.model, self.train_data.classes, self.run_dir / checkpoint.SAMPLES, seed=self.config.seed,
-                          ncol=8 if spectrogram else 10, spectrogram=spectrogram, attributes=self.train_data.attributes)  # fmt: skip
+            sample_figure(
+                self.model,
+                self.train_data.classes,
+                self.run_dir / checkpoint.SAMPLES,
+                seed=self.config.seed,
+                ncol=8 if spectrogram else 10,
+                spectrogram=spectrogram,
+                attributes=self.train_data.attributes,
+            )
         n = min(len(self.test_data), 20) // 10 * 10 or len(self.test_data)
         x, y = self.test_data.x[:n], self.test_data.y[:n]
         reconstruction_figure(
@@ -520,8 +552,17 @@ class Trainer:
 
     def eager_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """:meth:`step` with Pyro's Python run on this batch (``--step eager``)."""
-        return svi_step(self.elbo, self.program, self.optimizer, x, y, self.param_state, self.config.on_nan == "skip",
-                        self.parallel, bf16=self.config.amp == "bf16")  # fmt: skip
+        return svi_step(
+            self.elbo,
+            self.program,
+            self.optimizer,
+            x,
+            y,
+            self.param_state,
+            self.config.on_nan == "skip",
+            self.parallel,
+            bf16=self.config.amp == "bf16",
+        )
 
     def check_in_due(self, step: int, n_batches: int) -> bool:
         """Whether to read the device after ``step``: every CHECK_IN_EVERY steps, after the last step,
@@ -561,8 +602,13 @@ class Trainer:
         The checkpoint's ``partial`` holds the epoch's order (N,), the running loss summed over the
         processes and the steps skipped; :meth:`start_epoch` takes them up again. Returns that point.
         """
-        partial = {"epoch": epoch, "step": step, "order": order.cpu(), "total": distributed.all_sum(losses.total).cpu(),
-                   "skipped": losses.skipped}  # fmt: skip
+        partial = {
+            "epoch": epoch,
+            "step": step,
+            "order": order.cpu(),
+            "total": distributed.all_sum(losses.total).cpu(),
+            "skipped": losses.skipped,
+        }
         if self.main:
             checkpoint.save(self.run_dir, {**self.state(), "partial": partial})
         self.save_requested, self.saved_at = False, time.monotonic()
@@ -572,8 +618,11 @@ class Trainer:
         """Save the point reached (step ``step`` of ``epoch``, :meth:`save_point`) and stop; a later
         :meth:`fit` of this trainer goes on from there too."""
         self.partial = self.save_point(epoch, step, order, losses)
-        raise Interrupted(f"stopped at epoch {epoch}, step {step} of {n_batches}, and saved that point; "
-                          f"continue with: python cli.py train --resume {self.run_dir}", self.stop_signal)  # fmt: skip
+        raise Interrupted(
+            f"stopped at epoch {epoch}, step {step} of {n_batches}, and saved that point; "
+            f"continue with: python cli.py train --resume {self.run_dir}",
+            self.stop_signal,
+        )
 
 
 def best_epoch(history: list[dict]) -> int | None:
@@ -583,7 +632,8 @@ def best_epoch(history: list[dict]) -> int | None:
 
 
 def stopped_early(history: list[dict], epoch: int, patience: int | None) -> bool:
-    """Whether --early-stopping ``patience`` ends a run at ``epoch``: no better validation -ELBO for that many epochs."""
+    """Whether --early-stopping ``patience`` ends a run at ``epoch``: no better validation -ELBO for that
+    many epochs."""
     best = best_epoch(history)
     return patience is not None and best is not None and epoch - best >= patience
 
@@ -668,8 +718,9 @@ class EpochLoss:
         return total.item() / ((n_batches - self.skipped) * batch_size)
 
 
-def svi_step(elbo, program, optimizer, x, y, param_state: dict, skip_nonfinite: bool = False, parallel=None,
-             bf16: bool = False) -> torch.Tensor:  # fmt: skip
+def svi_step(
+    elbo, program, optimizer, x, y, param_state: dict, skip_nonfinite: bool = False, parallel=None, bf16: bool = False
+) -> torch.Tensor:
     """One step of SVI: estimate the bound of ``program`` = (model, guide) on a batch, then one optimizer step.
 
     ``param_state`` is the run's own Pyro param store (see Trainer). With ``skip_nonfinite``, a
@@ -714,9 +765,13 @@ class progress_bar:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("-ELBO {task.fields[loss]:.2f}"), transient=True,
-        )  # fmt: skip
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("-ELBO {task.fields[loss]:.2f}"),
+            transient=True,
+        )
         self.progress.__enter__()
         task = self.progress.add_task(self.description, total=self.total, loss=float("nan"))
         return lambda step, loss: self.progress.update(task, completed=step, loss=loss)

@@ -100,12 +100,16 @@ def check(kind: str, name: str) -> None:
         module = name.rpartition(":")[0]
         if is_file_reference(module):  # a file that is not there runs nothing: parts.py says where it looked
             return
-        raise UserError(f"{what}: no module {module} can be found, and nothing was imported; install it, or run from the "
-                        "folder that holds it")  # fmt: skip
+        raise UserError(
+            f"{what}: no module {module} can be found, and nothing was imported; install it, or run from the "
+            "folder that holds it"
+        )
     if source.run_dir is not None and any(_inside(path, source.run_dir) for path in code.files):
-        raise UserError(f"{what} is code inside the run folder itself; pyro-vae never imports code from a run folder, not even "
-                        "with --trust-code (a run is data, and anyone may have written it): move the file out, read it, and "
-                        "train a run of your own with --model pointing at it")  # fmt: skip
+        raise UserError(
+            f"{what} is code inside the run folder itself; pyro-vae never imports code from a run folder, not even "
+            "with --trust-code (a run is data, and anyone may have written it): move the file out, read it, and "
+            "train a run of your own with --model pointing at it"
+        )
     if source.vouched:
         _record(code)
         return
@@ -135,8 +139,10 @@ def grant(name: str, run_dir: str | os.PathLike | None = None) -> None:
     if code is None:  # not found: resolving it says why
         return
     if run_dir is not None and any(_inside(path, Path(run_dir)) for path in code.files):
-        raise UserError(f"{name!r} is a file inside the run folder {run_dir}; pyro-vae never imports code from a run folder "
-                        "(it is data, and others may share it): keep the code outside it")  # fmt: skip
+        raise UserError(
+            f"{name!r} is a file inside the run folder {run_dir}; pyro-vae never imports code from a run folder "
+            "(it is data, and others may share it): keep the code outside it"
+        )
     if not any(entry.get("sha256") == code.sha256 for entry in _entries()):
         _record(code)
 
@@ -218,8 +224,10 @@ def _entries() -> list[dict]:
     except FileNotFoundError:
         return []
     except (OSError, ValueError) as e:
-        raise UserError(f"the trust file {path} cannot be read ({type(e).__name__}); delete it (each model file of a run is "
-                        "then asked for --trust-code once more)") from None  # fmt: skip
+        raise UserError(
+            f"the trust file {path} cannot be read ({type(e).__name__}); delete it (each model file of a run is "
+            "then asked for --trust-code once more)"
+        ) from None
     if not isinstance(entries, list):
         raise UserError(f"the trust file {path} is not a list of trusted code; delete it")
     return [entry for entry in entries if isinstance(entry, dict)]
@@ -232,8 +240,14 @@ def _record(code: Code) -> None:
         entries = _entries()
         if any(entry.get("sha256") == code.sha256 for entry in entries):
             return
-        entries.append({"sha256": code.sha256, "reference": code.reference, "path": ", ".join(str(p) for p in code.files),
-                        "trusted": datetime.datetime.now().isoformat(timespec="seconds")})  # fmt: skip
+        entries.append(
+            {
+                "sha256": code.sha256,
+                "reference": code.reference,
+                "path": ", ".join(str(p) for p in code.files),
+                "trusted": datetime.datetime.now().isoformat(timespec="seconds"),
+            }
+        )
         save_json(entries, path)
 
 

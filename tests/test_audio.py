@@ -43,7 +43,8 @@ def digits(home):
 
 @pytest.fixture(scope="module")
 def cvae(home, tmp_path_factory):
-    """A CVAE with a learned conditional prior, trained for a minute on the small set (conv nets, Gaussian likelihood)."""
+    """A CVAE with a learned conditional prior, trained for a minute on the small set (conv nets, Gaussian
+    likelihood)."""
     run = tmp_path_factory.mktemp("audio-runs") / "cvae"
     config = Config(model="cvae", dataset="spoken-digits", prior="conditional", epochs=25, batch_size=32, device="cpu")
     with pytest.MonkeyPatch.context() as patch:
@@ -56,8 +57,13 @@ def cvae(home, tmp_path_factory):
 def wav_facts(path: Path) -> dict:
     info = soundfile.info(str(path))
     wave, _ = soundfile.read(str(path), dtype="float32")
-    return {"rate": info.samplerate, "channels": info.channels, "samples": info.frames,
-            "rms": float(np.sqrt(np.mean(wave**2))), "clipped": float(np.mean(np.abs(wave) >= 0.999))}  # fmt: skip
+    return {
+        "rate": info.samplerate,
+        "channels": info.channels,
+        "samples": info.frames,
+        "rms": float(np.sqrt(np.mean(wave**2))),
+        "clipped": float(np.mean(np.abs(wave) >= 0.999)),
+    }
 
 
 def assert_good_wavs(paths, count: int, features: MelFeatures):
@@ -213,8 +219,11 @@ def test_the_way_back_in_two_steps_mel_inversion_then_phase(tmp_path):
     spectrum = features.stft(waves)
     assert spectrum.shape == (2, features.n_fft // 2 + 1, features.frames + 1) and spectrum.is_complex()
     mel = torchaudio.transforms.MelScale(features.n_mels, features.sample_rate, n_stft=features.n_fft // 2 + 1)
-    assert torch.allclose(10 * torch.log10(mel(spectrum.abs() ** 2)[..., : features.frames].clamp_min(1e-10)),
-                          features.decibels(waves), atol=1e-3)  # fmt: skip
+    assert torch.allclose(
+        10 * torch.log10(mel(spectrum.abs() ** 2)[..., : features.frames].clamp_min(1e-10)),
+        features.decibels(waves),
+        atol=1e-3,
+    )
     # the true magnitude with the true phase gives the clip back
     back = features.invert(spectrum.abs() ** 2, spectrum.angle())
     assert back.shape == waves.shape and (back - waves).abs().max() < 1e-4

@@ -115,8 +115,22 @@ def test_help_explains_every_command():
         result = cli(*command.split(), "--help")
         assert result.returncode == 0 and "Usage" in result.stdout
     text = cli("train", "--help").stdout
-    for option in ["--model", "--dataset", "--net", "--z-dim", "--prior", "--binarize", "--elbo", "--epochs",
-                   "--batch-size", "--lr", "--seed", "--device", "--run-dir", "--resume"]:  # fmt: skip
+    for option in [
+        "--model",
+        "--dataset",
+        "--net",
+        "--z-dim",
+        "--prior",
+        "--binarize",
+        "--elbo",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--seed",
+        "--device",
+        "--run-dir",
+        "--resume",
+    ]:
         assert option in text, option
 
 
@@ -127,8 +141,10 @@ def listed_options(help_text: str) -> set[str]:
 
 def test_train_and_compare_take_every_training_option():
     expected = {"--" + field.name.replace("_", "-") for field in dataclasses.fields(Config)}
-    own = {"train": {"--config", "--run-dir", "--resume", "--progress", "--trust-code", "--help"},
-           "compare": {"--pairs", "--out", "--progress", "--trust-code", "--help"}}  # fmt: skip
+    own = {
+        "train": {"--config", "--run-dir", "--resume", "--progress", "--trust-code", "--help"},
+        "compare": {"--pairs", "--out", "--progress", "--trust-code", "--help"},
+    }
     for command, options in own.items():
         result = cli(command, "--help")
         assert result.returncode == 0, result.stderr
@@ -261,8 +277,11 @@ def test_compare_writes_a_report_and_reuses_its_runs(tmp_path):
     assert clash.returncode == 2 and "holds a run with other settings" in clash.stderr
     assert [float(row.split("|")[9]) for row in rows] == [2e-3, 2e-3, 2e-3]  # learning rate column
     # each model's own prior and networks, the given width kept for all
-    assert [row.split("|")[7].strip() for row in rows] == ["none; 1 × 64 / 1 × 64", "standard; 1 × 64 / 1 × 64",
-                                                           "conditional; 2 × 64 / 2 × 64"]  # fmt: skip
+    assert [row.split("|")[7].strip() for row in rows] == [
+        "none; 1 × 64 / 1 × 64",
+        "standard; 1 × 64 / 1 × 64",
+        "conditional; 2 × 64 / 2 × 64",
+    ]
 
 
 def test_compare_trains_each_model_at_its_own_learning_rate_unless_one_is_given(tmp_path):
@@ -307,8 +326,11 @@ def test_complete_writes_a_report_with_both_models(tmp_path):
 
 
 def test_complete_refuses_bad_sizes():
-    for args, message in [(["--train-size", 0], "--train-size must be at least 1"), (["--k", 0], "--k must be at least 1, not 0"),
-                          (["--lr", 0], "--lr must be positive")]:  # fmt: skip
+    for args, message in [
+        (["--train-size", 0], "--train-size must be at least 1"),
+        (["--k", 0], "--k must be at least 1, not 0"),
+        (["--lr", 0], "--lr must be positive"),
+    ]:
         result = cli("complete", *args)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
 
@@ -343,7 +365,11 @@ def test_priors_guides_and_models_combine_with_every_tool(tmp_path, parts):
 
 def test_the_install_adds_no_top_level_cli_module(tmp_path):
     """cli.py runs from a checkout by path; installed as a module named `cli` it would shadow any other."""
-    where = subprocess.run([sys.executable, "-c", "import importlib.util; print(importlib.util.find_spec('cli'))"],
-                           capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    where = subprocess.run(
+        [sys.executable, "-c", "import importlib.util; print(importlib.util.find_spec('cli'))"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert where.stdout.strip() == "None", where.stdout
     assert cli("--help", cwd=tmp_path).returncode == 0  # by path, from anywhere

@@ -49,16 +49,31 @@ def assert_same_steps(results, rtol: float, atol: float) -> None:
         torch.testing.assert_close(w, e, rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("changes", [
-    dict(model="vae"), dict(model="cvae"), dict(model="hvae"), dict(model="ae"),
-    dict(model="vae", particles=2), dict(model="vae", elbo="meanfield"), dict(model="cvae", net="conv"),
-    dict(model="vae", guide="iaf"), dict(model="vae", guide="full-rank"),
-    dict(model="vae", prior="mixture"), dict(model="vae", prior="vamp"), dict(model="vae", prior="flow"),
-    dict(model="cvae", prior="standard"),
-    dict(model="vae", likelihood="gaussian"), dict(model="vae", likelihood="laplace", likelihood_scale=0.1),
-    dict(model="vae", likelihood="continuous-bernoulli"), dict(model="cvae", dataset="faces", net="conv"),
-    dict(model="vae", likelihood="autoregressive"), dict(model="hvae", activation="gated", encoder_layers=2),
-], ids=lambda changes: "-".join(map(str, changes.values())))  # fmt: skip
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(model="vae"),
+        dict(model="cvae"),
+        dict(model="hvae"),
+        dict(model="ae"),
+        dict(model="vae", particles=2),
+        dict(model="vae", elbo="meanfield"),
+        dict(model="cvae", net="conv"),
+        dict(model="vae", guide="iaf"),
+        dict(model="vae", guide="full-rank"),
+        dict(model="vae", prior="mixture"),
+        dict(model="vae", prior="vamp"),
+        dict(model="vae", prior="flow"),
+        dict(model="cvae", prior="standard"),
+        dict(model="vae", likelihood="gaussian"),
+        dict(model="vae", likelihood="laplace", likelihood_scale=0.1),
+        dict(model="vae", likelihood="continuous-bernoulli"),
+        dict(model="cvae", dataset="faces", net="conv"),
+        dict(model="vae", likelihood="autoregressive"),
+        dict(model="hvae", activation="gated", encoder_layers=2),
+    ],
+    ids=lambda changes: "-".join(map(str, changes.values())),
+)
 def test_the_traced_step_takes_the_eager_steps(tmp_path, changes):
     results = twin_runs(tmp_path, **changes)
     assert_same_steps(results, rtol=1e-6, atol=1e-7)  # the same operations on the same numbers: equal but for rounding
@@ -121,10 +136,13 @@ class Counting(VAE):
 '''
 
 
-@pytest.mark.parametrize("name,text,why", [
-    ("Branchy", BRANCHY, "Branchy cannot be traced into one graph: its Python reads the value of a tensor"),
-    ("Counting", COUNTING, "its first step differs from the eager step's (loss"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,text,why",
+    [
+        ("Branchy", BRANCHY, "Branchy cannot be traced into one graph: its Python reads the value of a tensor"),
+        ("Counting", COUNTING, "its first step differs from the eager step's (loss"),
+    ],
+)
 def test_a_model_the_trace_cannot_hold_trains_with_the_eager_step_and_says_why(tmp_path, name, text, why):
     (tmp_path / "mine.py").write_text(text)
     results = twin_runs(tmp_path, model=f"{tmp_path}/mine.py:{name}")

@@ -73,8 +73,12 @@ def test_a_two_process_checkpoint_loads_and_resumes_in_one_process(runs, tmp_pat
     assert trainer.parallel is None and trainer.epoch == 2
     history = trainer.fit()
     assert [row["epoch"] for row in history] == [1, 2, 3] and history[2]["test_neg_elbo"] < history[1]["test_neg_elbo"]
-    sample = subprocess.run([sys.executable, str(ROOT / "cli.py"), "sample", str(runs / "vae-2"), "--out", str(tmp_path / "s.png")],
-                            capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    sample = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "sample", str(runs / "vae-2"), "--out", str(tmp_path / "s.png")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert sample.returncode == 0 and (tmp_path / "s.png").stat().st_size > 1000, sample.stderr
 
 

@@ -36,7 +36,10 @@ from pyro_vae.objectives import ELBOS, KLWeight, kl_weight
 def pixels(mnist):
     """Grey MNIST, 14 x 14, flattened: 3,000 training rows and 500 test rows (batch, 196)."""
     train, test = mnist
-    pool = lambda x: F.avg_pool2d(x, 2).flatten(1)
+
+    def pool(x):
+        return F.avg_pool2d(x, 2).flatten(1)
+
     return pool(train.x[:3000]), pool(test.x[:500])
 
 
@@ -195,8 +198,12 @@ def test_importance_sampler_encodes_each_image_once_and_decodes_all_draws_togeth
     trainer = train_small(tmp_path, model="cvae", prior="standard", encoder_layers=1, decoder_layers=1, epochs=1)
     model, test = trainer.model, trainer.test_data.head(16)
     seen = {"encoder": [], "decoder": []}
-    hooks = [getattr(model, name).register_forward_hook(lambda m, inputs, out, name=name: seen[name].append(tuple(inputs[0].shape)))
-             for name in seen]  # fmt: skip
+    hooks = [
+        getattr(model, name).register_forward_hook(
+            lambda m, inputs, out, name=name: seen[name].append(tuple(inputs[0].shape))
+        )
+        for name in seen
+    ]
     torch.manual_seed(0)
     estimate = importance_log_likelihood(model, test, k=1000)
     for hook in hooks:

@@ -158,8 +158,9 @@ def test_celeba_cvae_samples_the_attributes_asked_for(celeba_root, tmp_path):
     env = {"PYRO_VAE_DATA": str(tmp_path / "data")}
     prepared = cli("data", "prepare", "celeba", "--from", str(celeba_root), "--image-size", "32", cwd=tmp_path, env=env)
     assert prepared.returncode == 0, prepared.stderr
-    trained = cli("train", "--model", "cvae", "--dataset", "celeba", "--condition", "Smiling,Eyeglasses", "--epochs", "2",
-                  "--z-dim", "8", "--run-dir", "run", "--no-progress", cwd=tmp_path, env=env)  # fmt: skip
+    trained = cli("train", "--model", "cvae", "--dataset", "celeba", "--condition", "Smiling,Eyeglasses",
+                  "--epochs", "2", "--z-dim", "8", "--run-dir", "run", "--no-progress",
+                  cwd=tmp_path, env=env)  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     drawn = cli("sample", "run", "--attr", "Eyeglasses=1", "--n", "4", "--out", "glasses.png", cwd=tmp_path, env=env)
     assert drawn.returncode == 0, drawn.stderr
@@ -183,7 +184,8 @@ def test_prepare_refuses_options_a_data_set_does_not_take(tmp_path):
 
 @pytest.fixture(scope="module")
 def face_cvae(tmp_path_factory):
-    """A CVAE of the 40 people with a learned conditional prior and the warm-up docs/results.md uses, trained for about half a minute."""
+    """A CVAE of the 40 people with a learned conditional prior and the warm-up docs/results.md uses, trained for
+    about half a minute."""
     config = Config(model="cvae", dataset="faces", prior="conditional", lr_warmup=5, epochs=40, device="cpu")
     trainer = Trainer(config, tmp_path_factory.mktemp("faces") / "cvae", progress=False, log=lambda line: None)
     trainer.fit()

@@ -104,8 +104,13 @@ def test_row_labels_are_never_cut_at_the_edge(tmp_path, labels):
 
     from pyro_vae.plots import image_grid
 
-    image_grid(torch.rand(9, 1, 64, 64, generator=torch.Generator().manual_seed(0)), tmp_path / "g.png", ncol=3,
-               title="grid", row_labels=labels)  # fmt: skip
+    image_grid(
+        torch.rand(9, 1, 64, 64, generator=torch.Generator().manual_seed(0)),
+        tmp_path / "g.png",
+        ncol=3,
+        title="grid",
+        row_labels=labels,
+    )
     grey = torch.from_numpy(matplotlib.image.imread(tmp_path / "g.png")[..., :3].mean(-1))
     assert grey[:, :3].min() == 1.0 and grey[:, -3:].min() == 1.0  # white margins: nothing runs off either side
     text_columns = (grey[:, : grey.shape[1] // 4].min(0).values < 0.5).sum()

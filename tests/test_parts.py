@@ -62,19 +62,35 @@ BROKEN = {
 }
 
 
-@pytest.mark.parametrize("name,message", [
-    ("vea", "unknown model 'vea'; choose one of: vae, cvae, ae"),
-    ("{tmp}/missing.py:Model", "missing.py does not exist (looked from"),
-    (f"{EXAMPLE}:NoSuchClass", "has no NoSuchClass (it defines DiscretizedLogistic, DiscretizedLogisticImage, MixtureOfGaussians, MixturePriorVAE)"),
-    ("no_such_package.models:MixtureVAE", "importing no_such_package.models failed (ModuleNotFoundError"),
-    ("{tmp}/raises.py:Anything", "raises.py failed while being imported (ModuleNotFoundError: No module named 'this_module_does_not_exist')"),
-    ("{tmp}/not_a_model.py:MixtureVAE", "model '{tmp}/not_a_model.py:MixtureVAE' is not a model: it is the function"),
-    ("{tmp}/half_a_model.py:Half", "lacks the methods guide, prior, encode, decode, sample, reconstruct"),
-    ("{tmp}/wrong_init.py:NoArgs", "must be built as NoArgs(config, image_shape, num_classes)"),
-    ("{tmp}/no_z_dim.py:Forgetful", "lacks the attribute z_dim (int)"),
-    ("{tmp}/flags_on_instance.py:Scratch", "needs the class attributes conditional = True or False and generative = True or False"),
-    (LOGISTIC, "lacks the methods model, guide"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("vea", "unknown model 'vea'; choose one of: vae, cvae, ae"),
+        ("{tmp}/missing.py:Model", "missing.py does not exist (looked from"),
+        (
+            f"{EXAMPLE}:NoSuchClass",
+            "has no NoSuchClass (it defines DiscretizedLogistic, DiscretizedLogisticImage, "
+            "MixtureOfGaussians, MixturePriorVAE)",
+        ),
+        ("no_such_package.models:MixtureVAE", "importing no_such_package.models failed (ModuleNotFoundError"),
+        (
+            "{tmp}/raises.py:Anything",
+            "raises.py failed while being imported (ModuleNotFoundError: No module named 'this_module_does_not_exist')",
+        ),
+        (
+            "{tmp}/not_a_model.py:MixtureVAE",
+            "model '{tmp}/not_a_model.py:MixtureVAE' is not a model: it is the function",
+        ),
+        ("{tmp}/half_a_model.py:Half", "lacks the methods guide, prior, encode, decode, sample, reconstruct"),
+        ("{tmp}/wrong_init.py:NoArgs", "must be built as NoArgs(config, image_shape, num_classes)"),
+        ("{tmp}/no_z_dim.py:Forgetful", "lacks the attribute z_dim (int)"),
+        (
+            "{tmp}/flags_on_instance.py:Scratch",
+            "needs the class attributes conditional = True or False and generative = True or False",
+        ),
+        (LOGISTIC, "lacks the methods model, guide"),
+    ],
+)
 def test_a_part_that_cannot_be_used_is_refused_in_one_line(tmp_path, name, message):
     for file, text in BROKEN.items():
         (tmp_path / file).write_text(text)
@@ -241,8 +257,10 @@ def test_an_installed_package_publishes_names_by_entry_points(tmp_path):
     info = tmp_path / "user_models-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: user-models\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[pyro_vae.models]\nmixture-vae = user_models:MixturePriorVAE\n\n"
-                                           "[pyro_vae.likelihoods]\nlogistic = user_models:DiscretizedLogistic\n")  # fmt: skip
+    (info / "entry_points.txt").write_text(
+        "[pyro_vae.models]\nmixture-vae = user_models:MixturePriorVAE\n\n"
+        "[pyro_vae.likelihoods]\nlogistic = user_models:DiscretizedLogistic\n"
+    )
     env = {"PYTHONPATH": str(tmp_path)}
     listed = cli("train", "--help", env=env)
     assert "mixture-vae" in listed.stdout and "logistic" in listed.stdout
@@ -291,12 +309,23 @@ def test_the_users_prior_and_guide_combine_with_the_built_in_models(tmp_path):
     assert -log_px.mean() < trainer.history[-1]["test_neg_elbo"] + 5
 
 
-@pytest.mark.parametrize("kind,source,message", [
-    ("prior", "def Prior(z_dim):\n    return None\n", "is not a prior"),
-    ("prior", "import torch.nn as nn\nclass Prior(nn.Module):\n    def __init__(self, z_dim, width):\n        super().__init__()\n",
-     "must be built as Class(z_dim, **options)"),
-    ("guide", "import torch.nn as nn\nclass Guide(nn.Module):\n    def forward(self, params): pass\n", "lacks the methods head, code"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kind,source,message",
+    [
+        ("prior", "def Prior(z_dim):\n    return None\n", "is not a prior"),
+        (
+            "prior",
+            "import torch.nn as nn\nclass Prior(nn.Module):\n"
+            "    def __init__(self, z_dim, width):\n        super().__init__()\n",
+            "must be built as Class(z_dim, **options)",
+        ),
+        (
+            "guide",
+            "import torch.nn as nn\nclass Guide(nn.Module):\n    def forward(self, params): pass\n",
+            "lacks the methods head, code",
+        ),
+    ],
+)
 def test_a_prior_or_guide_that_cannot_be_one_is_refused_in_one_line(tmp_path, kind, source, message):
     path = tmp_path / f"my_{kind}.py"
     path.write_text(source)

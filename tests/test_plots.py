@@ -25,8 +25,9 @@ def test_a_spectrogram_grid_is_labelled_in_seconds_hertz_and_decibels(tmp_path, 
     features = MelFeatures(duration=1.5, db_max=44.0)  # 1.5 s at 16 kHz, hop 250: 64 mels x 96 frames
     images = torch.rand(7, *features.shape)
     images[4] = 1.0  # the loudest image: db_max everywhere
-    path = plots.image_grid(images, tmp_path / "grid.png", ncol=3, title="clips", row_labels=["a", "b", "c"],
-                            spectrogram=features.to_dict())  # fmt: skip
+    path = plots.image_grid(
+        images, tmp_path / "grid.png", ncol=3, title="clips", row_labels=["a", "b", "c"], spectrogram=features.to_dict()
+    )
     assert path.stat().st_size > 10_000
     fig = drawn[0]
     *tiles, bar = fig.axes
@@ -35,7 +36,8 @@ def test_a_spectrogram_grid_is_labelled_in_seconds_hertz_and_decibels(tmp_path, 
     assert features.frames * features.hop / features.sample_rate == pytest.approx(1.5)
     for ax in tiles:
         assert ax.get_xlim() == pytest.approx((0, features.duration))
-    # the time labels are on the lowest tile of each column only (7 clips in 3 columns: tiles 4, 5 and 6), Hz on the left
+    # the time labels are on the lowest tile of each column only (7 clips in 3 columns: tiles 4, 5 and 6),
+    # Hz on the left
     assert [i for i, ax in enumerate(tiles) if ax.get_xticklabels()] == [4, 5, 6]  # the visible labels
     assert [i for i, ax in enumerate(tiles) if ax.get_yticklabels()] == [0, 3, 6]
     assert [number(t) for t in tiles[4].get_xticklabels()] == [0, 0.5, 1, 1.5]

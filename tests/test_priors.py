@@ -62,8 +62,9 @@ def test_one_component_mixture_at_the_standard_normal_gives_the_standard_elbo():
     models = {}
     for prior in ("standard", "mixture"):
         torch.manual_seed(0)  # the networks are built before the prior: the same weights for both
-        models[prior] = build_model(small_config(model="vae", prior=prior, prior_components=1 if prior == "mixture" else None),
-                                    (1, 28, 28), 10)  # fmt: skip
+        models[prior] = build_model(
+            small_config(model="vae", prior=prior, prior_components=1 if prior == "mixture" else None), (1, 28, 28), 10
+        )
     with torch.no_grad():
         models["mixture"].p_z.locs.zero_()
         models["mixture"].p_z.log_scales.zero_()

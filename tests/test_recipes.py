@@ -73,15 +73,18 @@ def test_options_given_override_the_file_and_the_rest_is_the_files(tmp_path):
     assert json.loads((tmp_path / "run2" / "config.json").read_text())["batch_size"] == 256
 
 
-@pytest.mark.parametrize("text, message", [
-    ('[settings]\nz_dims = 3\n', "unknown setting z_dims"),
-    ('[settings]\nz_dim = "three"\n', "setting z_dim must be int"),
-    ('[settings]\nelbo = "elbo"\n', "unknown elbo 'elbo'"),
-    ('[settings\nz_dim = 3\n', "is not valid TOML"),
-    ('z_dim = 3\n', "unknown table or key z_dim"),
-    ('[reproduces]\npublished = "86"\n[settings]\n', "published must be a number"),
-    ('[reproduces]\npaper = "x"\ntable = 1\n[settings]\n', "unknown key table in [reproduces]"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[settings]\nz_dims = 3\n", "unknown setting z_dims"),
+        ('[settings]\nz_dim = "three"\n', "setting z_dim must be int"),
+        ('[settings]\nelbo = "elbo"\n', "unknown elbo 'elbo'"),
+        ("[settings\nz_dim = 3\n", "is not valid TOML"),
+        ("z_dim = 3\n", "unknown table or key z_dim"),
+        ('[reproduces]\npublished = "86"\n[settings]\n', "published must be a number"),
+        ('[reproduces]\npaper = "x"\ntable = 1\n[settings]\n', "unknown key table in [reproduces]"),
+    ],
+)
 def test_a_bad_recipe_is_one_line_naming_the_file(tmp_path, text, message):
     path = write(tmp_path, text)
     result = cli("train", "--config", path, "--run-dir", tmp_path / "run", *TINY)
@@ -199,8 +202,17 @@ def test_the_validation_images_are_held_out_by_the_seed(mnist):
 
 def test_best_pt_is_the_epoch_with_the_best_validation_bound_and_early_stopping_ends_the_run(tmp_path):
     # 100 images to train on, over-fitted fast at a high rate: the validation bound turns up within a few epochs
-    config = small_config(train_size=100, batch_size=20, validation=200, test_size=100, early_stopping=2, epochs=30, lr=1e-2,
-                          hidden_dim=256, z_dim=16)  # fmt: skip
+    config = small_config(
+        train_size=100,
+        batch_size=20,
+        validation=200,
+        test_size=100,
+        early_stopping=2,
+        epochs=30,
+        lr=1e-2,
+        hidden_dim=256,
+        z_dim=16,
+    )
     lines = []
     trainer = Trainer(config, tmp_path, progress=False, log=lines.append)
     trainer.fit()
@@ -237,8 +249,11 @@ def test_early_stopping_needs_validation_and_best_needs_a_validated_run(tmp_path
 
 
 def test_a_row_is_read_off_a_run_and_the_table_made_from_the_rows(tmp_path):
-    path = write(tmp_path, '[reproduces]\npaper = "A (2020)"\nrow = "Table 9"\npublished = 90.5\nk = 5000\n'
-                           '[settings]\nmodel = "vae"\nz_dim = 4\nhidden_dim = 32\nbatch_size = 50\nepochs = 40\n')  # fmt: skip
+    path = write(
+        tmp_path,
+        '[reproduces]\npaper = "A (2020)"\nrow = "Table 9"\npublished = 90.5\nk = 5000\n'
+        '[settings]\nmodel = "vae"\nz_dim = 4\nhidden_dim = 32\nbatch_size = 50\nepochs = 40\n',
+    )
     run = tmp_path / "run"
     assert cli("train", "--config", path, "--run-dir", run, *TINY).exit_code == 0
     rows = tmp_path / "rows.json"

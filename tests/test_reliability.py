@@ -154,7 +154,10 @@ def test_a_second_writer_is_refused_while_reading_goes_on_and_a_kill_releases_th
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_epoch(run, process, 1)
-        refused = f"{run} is being trained by process {process.pid} right now; wait for it to finish, or stop it (kill {process.pid})"
+        refused = (
+            f"{run} is being trained by process {process.pid} right now; "
+            f"wait for it to finish, or stop it (kill {process.pid})"
+        )
         one_error_line(cli("train", "--resume", run, "--no-progress"), refused)
         one_error_line(cli("train", "--run-dir", run, *FAULT), refused)
         assert cli("sample", run, "--out", tmp_path / "during.png").returncode == 0  # reading needs no lock
@@ -172,8 +175,16 @@ def test_a_kill_loses_at_most_the_checkpoint_interval_and_resume_matches(tmp_pat
     """kill -9 inside epoch 2 of a run saved every 0.2 s: its last checkpoint is at most that (plus one
     check-in of 20 steps) old, and the resumed run ends with the unbroken run's numbers."""
     run, interval = tmp_path / "run", 0.2
-    command = [sys.executable, str(ROOT / "cli.py"), "train", "--run-dir", str(run), *FAULT,
-               "--checkpoint-every", f"{interval}s"]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "cli.py"),
+        "train",
+        "--run-dir",
+        str(run),
+        *FAULT,
+        "--checkpoint-every",
+        f"{interval}s",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_epoch(run, process, 1)
@@ -194,9 +205,17 @@ def test_a_kill_loses_at_most_the_checkpoint_interval_and_resume_matches(tmp_pat
 
 def test_the_lock_names_its_holder_nests_and_dies_with_it(tmp_path):
     run = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pyro_vae import lock\n"
-                               "with lock.hold(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)", str(run)],
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pyro_vae import lock\n"
+            "with lock.hold(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)",
+            str(run),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline() == "held\n"
         for attempt in (lock.hold(run).__enter__, lambda: lock.check_free(run)):
@@ -267,8 +286,18 @@ def test_a_checkpoint_with_cuda_random_state_resumes_on_the_cpu(tmp_path):
     assert histories[0] == histories[1]
 
 
-@pytest.mark.parametrize("command", [["sample"], ["reconstruct"], ["plot-latent"], ["manifold"], ["interpolate"],
-                                     ["traverse"], ["evaluate", "--k", "2"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sample"],
+        ["reconstruct"],
+        ["plot-latent"],
+        ["manifold"],
+        ["interpolate"],
+        ["traverse"],
+        ["evaluate", "--k", "2"],
+    ],
+)
 def test_every_command_on_a_run_takes_checkpoint_best(small_run, command):
     """--checkpoint best reads best.pt in every command that opens a run: here one trained without --validation."""
     one_error_line(cli(*command[:1], small_run, *command[1:], "--checkpoint", "best"), f"{small_run} has no best.pt")
@@ -561,14 +590,28 @@ def assert_clean(result) -> None:
     particles=mostly(st.integers(1, 3), st.integers(-1, 0)),
     kl_warmup=mostly(st.just(0), st.integers(-1, 2)),
 )
-def test_random_training_options_never_crash(tmp_path_factory, model, z_dim, batch_size, train_size, epochs, lr, beta,
-                                             elbo, likelihood, scale, particles, kl_warmup):  # fmt: skip
+def test_random_training_options_never_crash(
+    tmp_path_factory,
+    model,
+    z_dim,
+    batch_size,
+    train_size,
+    epochs,
+    lr,
+    beta,
+    elbo,
+    likelihood,
+    scale,
+    particles,
+    kl_warmup,
+):
     """Click refuses what does not parse; everything that parses either trains or gets one clean line."""
     run = tmp_path_factory.mktemp("random") / "run"
     args = ["train", "--model", model, "--z-dim", z_dim, "--batch-size", batch_size, "--train-size", train_size,
             "--epochs", epochs, "--lr", lr, "--beta", beta, "--elbo", elbo, "--likelihood", likelihood,
             "--particles", particles, "--kl-warmup", kl_warmup, "--test-size", "100", "--hidden-dim", "32",
-            "--no-progress", "--run-dir", run, *(["--likelihood-scale", scale] if scale is not None else [])]  # fmt: skip
+            "--no-progress", "--run-dir", run,
+            *(["--likelihood-scale", scale] if scale is not None else [])]  # fmt: skip
     assert_clean(runner.invoke(cli_module.app, [str(a) for a in args]))
 
 
@@ -604,9 +647,16 @@ def files_of(folder: Path) -> dict:
     return {path: path.read_bytes() for path in sorted(Path(folder).rglob("*")) if path.is_file()}
 
 
-@pytest.mark.parametrize("command,seed", [(["train", "--run-dir", "{tmp}/new"], "-7"), (["sample", "{run}"], "99999999999999999999"),
-                                          (["plot-latent", "{run}"], str(2**32)), (["interpolate", "{run}"], "-1"),
-                                          (["data", "prepare", "spoken-digits"], "-1")])  # fmt: skip
+@pytest.mark.parametrize(
+    "command,seed",
+    [
+        (["train", "--run-dir", "{tmp}/new"], "-7"),
+        (["sample", "{run}"], "99999999999999999999"),
+        (["plot-latent", "{run}"], str(2**32)),
+        (["interpolate", "{run}"], "-1"),
+        (["data", "prepare", "spoken-digits"], "-1"),
+    ],
+)
 def test_every_seed_is_checked_alike(small_run, tmp_path, command, seed):
     """torch and numpy take seeds 0..2**32-1: every command's --seed is refused outside them, in the same line."""
     run = tmp_path / "run"
@@ -633,16 +683,44 @@ def replaced(key, value):
 @pytest.mark.parametrize(
     "damage,command,message",
     [
-        (replaced("classes", "abc"), ["sample", "{run}"], "holds the str 'abc' as its classes, where a list of class names belongs"),
-        (replaced("image_shape", [1, "x"]), ["sample", "{run}"], "holds the list [1, 'x'] as its image_shape, where a list of 3 positive whole numbers"),
-        (replaced("epoch", "3"), ["train", "--resume", "{run}"], "holds the str '3' as its epoch, where a whole number of epochs (0 or more) belongs"),
-        (replaced("history", {"a": 1}), ["curves", "{run}"], "holds the dict {'a': 1} as its history, where a list of one mapping of metrics per epoch"),
-        (replaced("model", lambda state: {k: torch.full_like(v, math.nan) for k, v in state["model"].items()}), ["sample", "{run}"],
-         "checkpoint.pt: its weights are not finite: layer encoder.hidden.weight is NaN or infinite throughout, as are"),
-        (replaced("model", lambda state: state["model"] | {"decoder.out.bias": torch.full_like(state["model"]["decoder.out.bias"], math.inf)}),
-         ["evaluate", "{run}", "--k", "2"], "its weights are not finite: layer decoder.out.bias is NaN or infinite throughout; restore the file"),
+        (
+            replaced("classes", "abc"),
+            ["sample", "{run}"],
+            "holds the str 'abc' as its classes, where a list of class names belongs",
+        ),
+        (
+            replaced("image_shape", [1, "x"]),
+            ["sample", "{run}"],
+            "holds the list [1, 'x'] as its image_shape, where a list of 3 positive whole numbers",
+        ),
+        (
+            replaced("epoch", "3"),
+            ["train", "--resume", "{run}"],
+            "holds the str '3' as its epoch, where a whole number of epochs (0 or more) belongs",
+        ),
+        (
+            replaced("history", {"a": 1}),
+            ["curves", "{run}"],
+            "holds the dict {'a': 1} as its history, where a list of one mapping of metrics per epoch",
+        ),
+        (
+            replaced("model", lambda state: {k: torch.full_like(v, math.nan) for k, v in state["model"].items()}),
+            ["sample", "{run}"],
+            "checkpoint.pt: its weights are not finite: "
+            "layer encoder.hidden.weight is NaN or infinite throughout, as are",
+        ),
+        (
+            replaced(
+                "model",
+                lambda state: (
+                    state["model"] | {"decoder.out.bias": torch.full_like(state["model"]["decoder.out.bias"], math.inf)}
+                ),
+            ),
+            ["evaluate", "{run}", "--k", "2"],
+            "its weights are not finite: layer decoder.out.bias is NaN or infinite throughout; restore the file",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_checkpoint_part_of_the_wrong_type_or_not_finite_is_one_line(small_run, tmp_path, damage, command, message):
     run = tmp_path / "run"
     shutil.copytree(small_run, run)
@@ -661,13 +739,23 @@ def _without_layer(state):
 @pytest.mark.parametrize(
     "damage,command,message",
     [
-        (replaced("model", _without_layer), ["sample", "{run}"], "its settings build layer encoder.hidden.weight (64, 794), which the checkpoint lacks"),
-        (replaced("model", lambda state: state["model"] | {"p_z.extra": torch.zeros(3)}), ["train", "--resume", "{run}"],
-         "the checkpoint holds layer p_z.extra (3,), which its settings do not build"),
-        (replaced("config", lambda state: state["config"] | {"z_dim": 7}), ["train", "--resume", "{run}"],
-         "layer encoder.head.loc.weight is (4, 64) in the checkpoint, where its settings build (7, 64)"),
+        (
+            replaced("model", _without_layer),
+            ["sample", "{run}"],
+            "its settings build layer encoder.hidden.weight (64, 794), which the checkpoint lacks",
+        ),
+        (
+            replaced("model", lambda state: state["model"] | {"p_z.extra": torch.zeros(3)}),
+            ["train", "--resume", "{run}"],
+            "the checkpoint holds layer p_z.extra (3,), which its settings do not build",
+        ),
+        (
+            replaced("config", lambda state: state["config"] | {"z_dim": 7}),
+            ["train", "--resume", "{run}"],
+            "layer encoder.head.loc.weight is (4, 64) in the checkpoint, where its settings build (7, 64)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_networks_that_differ_from_the_settings_name_the_first_layer(small_run, tmp_path, damage, command, message):
     run = tmp_path / "run"
     shutil.copytree(small_run, run)
@@ -690,8 +778,12 @@ def test_a_checkpoint_of_another_model_is_not_called_an_edit(small_run, tmp_path
     before = files_of(run)
     for command in (["sample", run], ["train", "--resume", run, "--no-progress"]):
         result = cli(*command)
-        one_error_line(result, f"{run / checkpoint.CHECKPOINT} holds a 'vae' model but {run / checkpoint.CONFIG} describes a 'cvae' model: "
-                               "the two files describe different models")  # fmt: skip
+        one_error_line(
+            result,
+            f"{run / checkpoint.CHECKPOINT} holds a 'vae' model "
+            f"but {run / checkpoint.CONFIG} describes a 'cvae' model: "
+            "the two files describe different models",
+        )
         assert (
             "was edited" not in result.stderr
             and f"delete {run / checkpoint.CONFIG} to keep the checkpoint's 'vae'" in result.stderr
@@ -701,9 +793,15 @@ def test_a_checkpoint_of_another_model_is_not_called_an_edit(small_run, tmp_path
 
 @pytest.mark.parametrize(
     "command,out",
-    [(["sample"], checkpoint.CHECKPOINT), (["evaluate", "--k", "2", "--n", "10"], checkpoint.CONFIG), (["plot-latent"], checkpoint.METRICS),
-     (["curves"], checkpoint.BEST), (["reconstruct"], lock.PID), (["traverse"], "Checkpoint.PT")],
-)  # fmt: skip
+    [
+        (["sample"], checkpoint.CHECKPOINT),
+        (["evaluate", "--k", "2", "--n", "10"], checkpoint.CONFIG),
+        (["plot-latent"], checkpoint.METRICS),
+        (["curves"], checkpoint.BEST),
+        (["reconstruct"], lock.PID),
+        (["traverse"], "Checkpoint.PT"),
+    ],
+)
 def test_an_output_never_overwrites_the_run_it_reads(small_run, tmp_path, command, out):
     """`sample RUN --out RUN/checkpoint.pt` once replaced the trained weights with a PNG, exit 0."""
     run = tmp_path / "run"
@@ -718,15 +816,31 @@ def test_an_output_never_overwrites_the_run_it_reads(small_run, tmp_path, comman
 @pytest.mark.parametrize(
     "command,out,message",
     [
-        (["sample", "{run}"], "grid.jpg", "--out {out}: this command writes PNG, so name the file *.png, or a folder for a run on spectrograms"),
+        (
+            ["sample", "{run}"],
+            "grid.jpg",
+            "--out {out}: this command writes PNG, so name the file *.png, or a folder for a run on spectrograms",
+        ),
         (["curves", "{run}"], "curves.txt", "--out {out}: this command writes PNG, so name the file *.png"),
-        (["evaluate", "{run}", "--k", "2"], "numbers.png", "--out {out}: this command writes JSON, so name the file *.json"),
+        (
+            ["evaluate", "{run}", "--k", "2"],
+            "numbers.png",
+            "--out {out}: this command writes JSON, so name the file *.json",
+        ),
         (["plot-latent", "{run}"], "folder", "--out {out} is a folder; name the file to write, such as {out}/out.png"),
-        (["sample", "{run}"], "folder", "--out {out} is a folder, and {run} holds images, written as one PNG: name it, such as {out}/sample.png"),
+        (
+            ["sample", "{run}"],
+            "folder",
+            "--out {out} is a folder, and {run} holds images, written as one PNG: name it, such as {out}/sample.png",
+        ),
         (["compare", "--epochs", "1"], "file", "--out {out} is a file, and this command writes a folder"),
-        (["interpolate", "{run}"], "x" * 300 + ".png", "is 304 bytes long, more than the 255 a file system takes; choose a shorter name"),
+        (
+            ["interpolate", "{run}"],
+            "x" * 300 + ".png",
+            "is 304 bytes long, more than the 255 a file system takes; choose a shorter name",
+        ),
     ],
-)  # fmt: skip
+)
 def test_an_output_of_another_kind_is_one_line(small_run, tmp_path, command, out, message):
     """PNG bytes under .jpg, a folder where a file goes and a file where a folder goes: refused before any work."""
     (tmp_path / "folder").mkdir()
@@ -740,9 +854,12 @@ def test_an_output_of_another_kind_is_one_line(small_run, tmp_path, command, out
 
 @pytest.mark.parametrize(
     "run_dir,message",
-    [("", "--run-dir is empty (an unset variable?); name the folder for the run"), ("file", "--run-dir file is a file, and this command writes a folder"),
-     ("y" * 300, "the name " + "y" * 40 + "..." + "y" * 12 + " is 300 bytes long, more than the 255")],
-)  # fmt: skip
+    [
+        ("", "--run-dir is empty (an unset variable?); name the folder for the run"),
+        ("file", "--run-dir file is a file, and this command writes a folder"),
+        ("y" * 300, "the name " + "y" * 40 + "..." + "y" * 12 + " is 300 bytes long, more than the 255"),
+    ],
+)
 def test_a_run_dir_that_cannot_hold_a_run_is_refused(tmp_path, run_dir, message):
     """An empty --run-dir once trained into the current folder; a file or a 300-byte name were tracebacks."""
     (tmp_path / "file").write_text("mine")
@@ -759,13 +876,22 @@ def test_a_run_dir_that_cannot_hold_a_run_is_refused(tmp_path, run_dir, message)
         (["interpolate", "{run}", "--steps", "100000"], "--steps must be 2..100, not 100000"),
         (["interpolate", "{run}", "--pairs", "100000"], "--pairs must be 1..100, not 100000"),
         (["traverse", "{run}", "--steps", "1"], "--steps must be 2..100, not 1"),
-        (["traverse", "{run}", "--span", "inf"], "--span must be a number above 0 and at most 10 (prior standard deviations), not inf"),
-        (["traverse", "{run}", "--span", "nan"], "--span must be a number above 0 and at most 10 (prior standard deviations), not nan"),
+        (
+            ["traverse", "{run}", "--span", "inf"],
+            "--span must be a number above 0 and at most 10 (prior standard deviations), not inf",
+        ),
+        (
+            ["traverse", "{run}", "--span", "nan"],
+            "--span must be a number above 0 and at most 10 (prior standard deviations), not nan",
+        ),
         (["compare", "--pairs", "1000", "--out", "{tmp}/c"], "--pairs must be 1..100, not 1000"),
-        (["train", "--hidden-dim", "1000000000000", "--run-dir", "{tmp}/t"], "--hidden-dim must be at most 65536, not 1000000000000"),
+        (
+            ["train", "--hidden-dim", "1000000000000", "--run-dir", "{tmp}/t"],
+            "--hidden-dim must be at most 65536, not 1000000000000",
+        ),
         (["data", "prepare", "faces", "--image-size", "100000"], "--image-size must be 8..512 pixels, not 100000"),
     ],
-)  # fmt: skip
+)
 def test_work_and_memory_are_bounded_with_the_limit_named(small_run, tmp_path, command, message):
     """interpolate --steps 100000 once grew to 19.7 GB; traverse --span inf wrote blank images titled -inf .. inf."""
     before = files_of(small_run)
@@ -792,11 +918,17 @@ def test_the_bounds_are_named_in_help():
 
 @pytest.mark.parametrize(
     "option,value,message",
-    [("--duration", "nan", "--duration must be a positive number of seconds, not nan"),
-     ("--hop", "0", "--hop must be at least 1 sample"),
-     ("--n-mels", "100000", "--n-mels must be 8..512 (the FFT of 1024 samples has 513 frequencies), not 100000"),
-     ("--duration", "0.05", "0.05 s at --hop 250 gives 3 frames, where 8..2048 fit an image; lower --hop or lengthen --duration")],
-)  # fmt: skip
+    [
+        ("--duration", "nan", "--duration must be a positive number of seconds, not nan"),
+        ("--hop", "0", "--hop must be at least 1 sample"),
+        ("--n-mels", "100000", "--n-mels must be 8..512 (the FFT of 1024 samples has 513 frequencies), not 100000"),
+        (
+            "--duration",
+            "0.05",
+            "0.05 s at --hop 250 gives 3 frames, where 8..2048 fit an image; lower --hop or lengthen --duration",
+        ),
+    ],
+)
 def test_spoken_digit_features_out_of_range_are_one_line(tmp_path, option, value, message):
     """--duration nan and --hop 0 were tracebacks; --n-mels 100000 was called too small."""
     one_error_line(
@@ -857,13 +989,32 @@ def test_a_grid_too_large_to_view_is_drawn_at_a_lower_resolution(tmp_path, monke
 
 @pytest.mark.parametrize(
     "contents,message",
-    [({"x_train": torch.zeros(3, 28, 28)}, "it lacks classes, y_train, x_test, y_test"),
-     ({"classes": "ab", "x_train": torch.zeros(3, 28, 28), "y_train": torch.zeros(3), "x_test": torch.zeros(2, 28, 28), "y_test": torch.zeros(2)},
-      "it holds a str as its classes, where a list of class names belongs"),
-     ({"classes": ["a"], "x_train": torch.zeros(3, 28, 28), "y_train": torch.zeros(4), "x_test": torch.zeros(2, 28, 28), "y_test": torch.zeros(2)},
-      "it holds a torch.float32 tensor of shape (4,) as y_train, where one label per image of x_train belongs, (3,)"),
-     ([1, 2], "it holds a list, not a mapping of names to tensors")],
-)  # fmt: skip
+    [
+        ({"x_train": torch.zeros(3, 28, 28)}, "it lacks classes, y_train, x_test, y_test"),
+        (
+            {
+                "classes": "ab",
+                "x_train": torch.zeros(3, 28, 28),
+                "y_train": torch.zeros(3),
+                "x_test": torch.zeros(2, 28, 28),
+                "y_test": torch.zeros(2),
+            },
+            "it holds a str as its classes, where a list of class names belongs",
+        ),
+        (
+            {
+                "classes": ["a"],
+                "x_train": torch.zeros(3, 28, 28),
+                "y_train": torch.zeros(4),
+                "x_test": torch.zeros(2, 28, 28),
+                "y_test": torch.zeros(2),
+            },
+            "it holds a torch.float32 tensor of shape (4,) as y_train, "
+            "where one label per image of x_train belongs, (3,)",
+        ),
+        ([1, 2], "it holds a list, not a mapping of names to tensors"),
+    ],
+)
 def test_a_data_cache_of_the_wrong_shape_is_one_line_and_kept(tmp_path, contents, message):
     """A valid torch file that is not a prepared data set was a KeyError: 'classes'; it is refused, not written over."""
     torch.save(contents, tmp_path / "mnist.pt")

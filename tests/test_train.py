@@ -74,11 +74,15 @@ def test_same_seed_same_numbers_and_other_seed_other_numbers(tmp_path):
     assert a["train_neg_elbo"] != c["train_neg_elbo"]
 
 
-@pytest.mark.parametrize("parts", [
-    dict(model="cvae", prior="conditional"),
-    dict(model="vae", prior="vamp", prior_components=20),
-    dict(model="vae", prior="flow", guide="iaf", elbo="meanfield"),  # meanfield looks at the sites first: no trace left
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "parts",
+    [
+        dict(model="cvae", prior="conditional"),
+        dict(model="vae", prior="vamp", prior_components=20),
+        # meanfield looks at the sites first: no trace left
+        dict(model="vae", prior="flow", guide="iaf", elbo="meanfield"),
+    ],
+)
 def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, parts):
     straight = train_small(tmp_path / "straight", **parts, epochs=3)
     train_small(tmp_path / "split", **parts, epochs=1)
@@ -216,8 +220,13 @@ def test_default_run_dir_names_a_model_given_by_reference_by_its_class():
     # lr, prior and the networks' sizes given: the Config then has no reason to import the (here
     # imaginary) classes, whose defaults it would read otherwise
     sizes = dict(hidden_dim=400, encoder_layers=1, decoder_layers=1)
-    names = [default_run_dir(Config(model=model, lr=1e-3, prior="standard", **sizes)).name for model in
-             ("examples/mixture_prior.py:MixturePriorVAE", "my_package.models:MixtureVAE", "cvae")]  # fmt: skip
+    names = [
+        default_run_dir(Config(model=model, lr=1e-3, prior="standard", **sizes)).name
+        for model in ("examples/mixture_prior.py:MixturePriorVAE", "my_package.models:MixtureVAE", "cvae")
+    ]
     assert [re.sub(r"\d{8}-\d{6}$", "TIME", name) for name in names] == [
-        "MixturePriorVAE-mnist-TIME", "MixtureVAE-mnist-TIME", "cvae-mnist-TIME"]  # fmt: skip
+        "MixturePriorVAE-mnist-TIME",
+        "MixtureVAE-mnist-TIME",
+        "cvae-mnist-TIME",
+    ]
     assert default_run_dir(Config(model="vae", lr=1e-3)).parent.name == "runs"

@@ -88,8 +88,11 @@ def test_a_file_a_run_names_elsewhere_runs_only_with_trust_code(shared, tmp_path
     before = imports(marker)
     # ours: a trust file that has never seen the file
     result = cli("sample", trained, "--out", tmp_path / "s.png")
-    one_line(result, f"model '{code}:MixturePriorVAE' ({code}) is code you have not trusted, so nothing was imported",
-             "pass --trust-code")  # fmt: skip
+    one_line(
+        result,
+        f"model '{code}:MixturePriorVAE' ({code}) is code you have not trusted, so nothing was imported",
+        "pass --trust-code",
+    )
     assert imports(marker) == before and not (tmp_path / "s.png").exists()
     assert cli("sample", trained, "--out", tmp_path / "s.png", "--trust-code").returncode == 0
     assert imports(marker) == before + 1 and (tmp_path / "s.png").exists()
@@ -126,8 +129,11 @@ def test_a_recipe_that_names_code_runs_none_of_it(tmp_path):
     code = marking(tmp_path / "recipe_model.py", marker)
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(f'[settings]\nmodel = "{code}:MixturePriorVAE"\nz_dim = 4\n')
-    one_line(cli("train", "--config", recipe, "--run-dir", tmp_path / "a", *SMALL), "recipe_model.py:MixturePriorVAE'",
-             "is code you have not trusted")  # fmt: skip
+    one_line(
+        cli("train", "--config", recipe, "--run-dir", tmp_path / "a", *SMALL),
+        "recipe_model.py:MixturePriorVAE'",
+        "is code you have not trusted",
+    )
     assert imports(marker) == 0 and not (tmp_path / "a").exists()
     # the option given on the command line wins and is the user's own choice: the file is never read
     assert cli("train", "--config", recipe, "--model", "vae", "--run-dir", tmp_path / "b", *SMALL).returncode == 0

@@ -117,7 +117,8 @@ def attribute_columns(arrays: dict, name: str, condition: str) -> tuple[list[int
     unknown = [a for a in wanted if a not in known]
     if unknown or not wanted:
         raise UserError(
-            f"unknown attribute(s) {', '.join(unknown) or repr(condition)} for --condition; {name} has: {', '.join(known)}"
+            f"unknown attribute(s) {', '.join(unknown) or repr(condition)} for --condition; "
+            f"{name} has: {', '.join(known)}"
         )
     return [known.index(a) for a in wanted], wanted
 

@@ -45,8 +45,10 @@ def load_cached(name: str) -> dict | None:
     # the user's own, written by hand), and not left to fail as a KeyError wherever a part is first read
     problem = _problem(arrays)
     if problem:
-        raise UserError(f"the data cache {path} is not a prepared data set: it {problem}; delete it, or prepare it again: "
-                        f"`python cli.py data prepare {name} --force` (with the options it was prepared with)")  # fmt: skip
+        raise UserError(
+            f"the data cache {path} is not a prepared data set: it {problem}; delete it, or prepare it again: "
+            f"`python cli.py data prepare {name} --force` (with the options it was prepared with)"
+        )
     return arrays
 
 
@@ -69,9 +71,15 @@ def _problem(arrays) -> str | None:
         if attributes is not None and (
             not torch.is_tensor(attributes) or attributes.dim() != 2 or len(attributes) != len(x)
         ):
-            return f"holds {_describe(attributes)} as attributes_{split}, where one row for each of its {len(x)} images belongs"
+            return (
+                f"holds {_describe(attributes)} as attributes_{split}, "
+                f"where one row for each of its {len(x)} images belongs"
+            )
     if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
-        return f"holds training images of shape {tuple(arrays['x_train'].shape[1:])} but test images of {tuple(arrays['x_test'].shape[1:])}"
+        return (
+            f"holds training images of shape {tuple(arrays['x_train'].shape[1:])} "
+            f"but test images of {tuple(arrays['x_test'].shape[1:])}"
+        )
     return None
 
 

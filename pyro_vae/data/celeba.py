@@ -72,8 +72,15 @@ def download(home: Path) -> Path | None:
     return home / "torchvision" / "celeba"
 
 
-def prepare(home: Path, *, source: Path | None = None, image_size: int = 64, crop: int | None = DEFAULT_CROP,
-            limit: int | None = None, log=print) -> tuple[dict, str]:  # fmt: skip
+def prepare(
+    home: Path,
+    *,
+    source: Path | None = None,
+    image_size: int = 64,
+    crop: int | None = DEFAULT_CROP,
+    limit: int | None = None,
+    log=print,
+) -> tuple[dict, str]:
     """CelebA from the folder ``source`` (or torchvision's download), as arrays. Returns (arrays, source)."""
     check_size(image_size, crop)
     if source is None:
@@ -104,6 +111,7 @@ def prepare(home: Path, *, source: Path | None = None, image_size: int = 64, cro
         arrays[f"y_{split}"] = torch.zeros(len(index), dtype=torch.int64)
         arrays[f"attributes_{split}"] = torch.tensor([attributes[kept[i].name] for i in index], dtype=torch.uint8)
     log(
-        f"{len(kept)} CelebA images, {image_size}x{image_size}: {len(arrays['y_train'])} train, {len(arrays['y_test'])} test"
+        f"{len(kept)} CelebA images, {image_size}x{image_size}: "
+        f"{len(arrays['y_train'])} train, {len(arrays['y_test'])} test"
     )
     return arrays, str(root)

@@ -123,8 +123,10 @@ def read_folder(root: Path, size: int = 64, crop: int | None = None, limit: int 
         index = [i for i, t in enumerate(test) if t == wanted]
         arrays[f"x_{split}"] = torch.stack([pixels[i] for i in index])
         arrays[f"y_{split}"] = torch.tensor([classes.index(names[i]) for i in index], dtype=torch.int64)
-    log(f"{len(kept)} {'grey' if mode == 'L' else 'RGB'} images of {len(classes)} class(es), {size}x{size}: "
-        f"{len(arrays['y_train'])} train, {len(arrays['y_test'])} test")  # fmt: skip
+    log(
+        f"{len(kept)} {'grey' if mode == 'L' else 'RGB'} images of {len(classes)} class(es), {size}x{size}: "
+        f"{len(arrays['y_train'])} train, {len(arrays['y_test'])} test"
+    )
     return arrays
 
 

@@ -49,17 +49,23 @@ class ImageSet:
             bad = int((~torch.isfinite(x)).flatten(1).any(1).sum())
             raise UserError(f"{name}: {bad} images hold NaN or infinite values; remove them or prepare the data again")
         if x.numel() and not (x.min() >= 0 and x.max() <= 1):
-            raise UserError(f"{name}: pixel values must lie in [0, 1], found {x.min().item():g}..{x.max().item():g}; "
-                            "divide 8-bit images by 255")  # fmt: skip
+            raise UserError(
+                f"{name}: pixel values must lie in [0, 1], found {x.min().item():g}..{x.max().item():g}; "
+                "divide 8-bit images by 255"
+            )
         if not torch.is_tensor(y) or y.shape[:1] != x.shape[:1]:
             raise UserError(f"{name}: {len(x)} images but labels {_describe(y)}; give one label per image")
         if y.dim() == 1:
             if y.is_floating_point() or y.dtype == torch.bool:
-                raise UserError(f"{name}: class labels must be integers 0..{max(len(self.classes) - 1, 0)}, not {y.dtype}; "
-                                "map each class to an integer")  # fmt: skip
+                raise UserError(
+                    f"{name}: class labels must be integers 0..{max(len(self.classes) - 1, 0)}, not {y.dtype}; "
+                    "map each class to an integer"
+                )
             if len(y) and not (y.min() >= 0 and y.max() < len(self.classes)):
-                raise UserError(f"{name}: labels {y.min().item()}..{y.max().item()} do not fit its {len(self.classes)} "
-                                "classes; number the classes 0..K-1")  # fmt: skip
+                raise UserError(
+                    f"{name}: labels {y.min().item()}..{y.max().item()} do not fit its {len(self.classes)} "
+                    "classes; number the classes 0..K-1"
+                )
         elif y.dim() == 2:
             if y.shape[1] != len(self.classes) or not ((y == 0) | (y == 1)).all():
                 raise UserError(

@@ -36,7 +36,8 @@ def keep_labels(train: ImageSet, n: int, seed: int) -> ImageSet:
         wanted = n // k + (c < n % k)
         if len(members) < wanted:
             raise UserError(
-                f"--labels {n} asks for {wanted} images of class {train.classes[c]!r}, which has {len(members)}; ask for fewer"
+                f"--labels {n} asks for {wanted} images of class {train.classes[c]!r}, "
+                f"which has {len(members)}; ask for fewer"
             )
         keep.append(members[torch.randperm(len(members), generator=generator)[:wanted]])
     y = torch.full_like(train.y, MISSING)

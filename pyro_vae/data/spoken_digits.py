@@ -61,7 +61,8 @@ def _espeak() -> str:
     if exe is None:
         raise UserError(
             "spoken-digits are synthesized with espeak-ng, which is not installed; install it "
-            "(Debian/Ubuntu: apt-get install espeak-ng; macOS: brew install espeak-ng), or pass --from DIR with your own WAVs"
+            "(Debian/Ubuntu: apt-get install espeak-ng; macOS: brew install espeak-ng), "
+            "or pass --from DIR with your own WAVs"
         )
     return exe
 
@@ -93,7 +94,8 @@ def synthesize(clips: int, seed: int, features: MelFeatures, wav_dir: Path | Non
             pitch = int(torch.randint(PITCHES[0], PITCHES[1] + 1, (1,), generator=g))
             jobs.append((split, label, f"{accent}+{variant}", speed, pitch))
     log(
-        f"synthesizing {len(jobs)} spoken digits with espeak-ng ({len(ACCENTS)} accents x {len(TRAIN_VARIANTS) + len(TEST_VARIANTS)} voices)"
+        f"synthesizing {len(jobs)} spoken digits with espeak-ng "
+        f"({len(ACCENTS)} accents x {len(TRAIN_VARIANTS) + len(TEST_VARIANTS)} voices)"
     )
     with ThreadPoolExecutor(max_workers=8) as pool:
         spoken = list(pool.map(lambda job: _speak(exe, WORDS[job[1]], job[2], job[3], job[4]), jobs))
@@ -158,7 +160,8 @@ def read_folder(root: Path, features: MelFeatures, log=print) -> dict:
     for split in ("train", "test"):
         if not clips_by_split[split]:
             raise UserError(
-                f"{root} gives no {split} clips ({len(labelled) - skipped} readable, split by speaker); add clips from more speakers"
+                f"{root} gives no {split} clips ({len(labelled) - skipped} readable, split by speaker); "
+                "add clips from more speakers"
             )
     return _arrays(clips_by_split, features, classes, None, source=str(root))
 

@@ -6,8 +6,8 @@ A model subclasses :class:`LatentVariableModel` and writes two methods that read
 - ``guide(x, y)``: the amortized variational distribution q(z|x);
 
 and, if it does not take the prior part, ``prior(n, y)``: the distribution p(z) (or p(z|y)) of
-``n`` codes, batch (n,), event (z_dim,). They hold only the math: training knobs are applied from outside, by the trainer. What the tools
-use of a model is written down in contract.py.
+``n`` codes, batch (n,), event (z_dim,). They hold only the math: training knobs are applied from
+outside, by the trainer. What the tools use of a model is written down in contract.py.
 
 The base class builds the parts a run's config names and derives from them the deterministic
 helpers the CLI needs (:meth:`encode`, :meth:`decode`, :meth:`sample`, :meth:`reconstruct`):
@@ -42,7 +42,8 @@ class LatentVariableModel(nn.Module):
     parts: tuple = ()
     #: latent layers between the prior and the image (the HVAE has two; the VampPrior needs one)
     stochastic_layers = 1
-    #: this model's own defaults for settings left out (config.model_defaults): --prior, --hidden-dim, --encoder-layers, --decoder-layers
+    #: this model's own defaults for settings left out (config.model_defaults): --prior, --hidden-dim,
+    #: --encoder-layers, --decoder-layers
     defaults: dict = {}
 
     def __init__(self, config, image_shape, num_classes: int, code_dim: int | None = None):
@@ -56,8 +57,16 @@ class LatentVariableModel(nn.Module):
         cond_dim = num_classes if self.conditional else 0
         self.likelihood = build_likelihood(config, image_shape)
         self.q_z = build_guide(config, config.hidden_dim, code_dim)
-        self.encoder = build_encoder(config.net, image_shape, code_dim, config.hidden_dim, cond_dim, self.q_z.head, config.encoder_layers,
-                                     config.activation)  # fmt: skip
+        self.encoder = build_encoder(
+            config.net,
+            image_shape,
+            code_dim,
+            config.hidden_dim,
+            cond_dim,
+            self.q_z.head,
+            config.encoder_layers,
+            config.activation,
+        )
         self.decoder = build_decoder(
             config.net, image_shape, code_dim, config.hidden_dim, cond_dim, config.decoder_layers, config.activation
         )

@@ -9,7 +9,8 @@
 The ELBO is E_q[log p(x|z1) + log p(z1|z2) + log p(z2) - log q(z1|x) - log q(z2|z1)]. The top
 layer has --z-dim dimensions and the bottom one twice as many (Burda et al.'s 50 and 100); the
 networks between the two layers are half as wide as the encoder's hidden layer (their 100 beside
-200), with as many hidden layers as the encoder (bottom up) and the decoder (top down). The latent-space tools see z2: ``encode`` gives its code and ``decode`` takes it.
+200), with as many hidden layers as the encoder (bottom up) and the decoder (top down). The
+latent-space tools see z2: ``encode`` gives its code and ``decode`` takes it.
 """
 
 from __future__ import annotations

@@ -74,7 +74,8 @@ class PPCA(nn.Module):
             pyro.sample("z", self.variational(x))  # z ~ q(z|x)
 
     def variational(self, x: torch.Tensor) -> dist.Distribution:
-        """The guide's q(z|x) = Normal(A x + b, L L^T) of each row (or the named family's): batch (batch,), event (z_dim,)."""
+        """The guide's q(z|x) = Normal(A x + b, L L^T) of each row (or the named family's): batch (batch,),
+        event (z_dim,)."""
         if self.family is not None:
             return self.family(self.head(x))
         return dist.MultivariateNormal(x @ self.A.T + self.b, scale_tril=self.L)

@@ -1,8 +1,10 @@
 """The variational autoencoder (Kingma and Welling, 2014).
 
     p(z)   = prior                             Normal(0, I) by default; any of priors.py (--prior)
-    p(x|z) = Bernoulli(logits = decoder(z))    likelihood (or Normal/Laplace(decoder(z), sigma), see likelihoods.py)
-    q(z|x) = family(encoder(x))                amortized guide: a diagonal Gaussian by default; any of guides.py (--guide)
+    p(x|z) = Bernoulli(logits = decoder(z))    likelihood (or Normal/Laplace(decoder(z), sigma),
+                                               see likelihoods.py)
+    q(z|x) = family(encoder(x))                amortized guide: a diagonal Gaussian by default; any of
+                                               guides.py (--guide)
 
 Training maximizes the ELBO  E_q[log p(x|z)] - KL(q(z|x) || p(z)).
 """
