@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from common import add_grid_options, describe, quiet_trainer, synchronizer
 
 from pyro_vae import Config, Trainer
-from pyro_vae.train import make_optimizer
+from pyro_vae.training import make_optimizer
 
 BASELINE = "PyTorch, closed-form KL"
 

@@ -11,9 +11,10 @@ Train a conditional VAE, open it again and draw eight sevens::
 from .checkpoint import load_model
 from .config import Config
 from .errors import UserError
-from .models import MODELS, build_model
+from .models import MODELS
 from .objectives import ELBOS
-from .train import Trainer
+from .spec import Spec, build_model, resolve
+from .training import Trainer
 
 __version__ = "0.1.0"
-__all__ = ["Config", "Trainer", "load_model", "build_model", "MODELS", "ELBOS", "UserError"]
+__all__ = ["Config", "Spec", "resolve", "Trainer", "load_model", "build_model", "MODELS", "ELBOS", "UserError"]

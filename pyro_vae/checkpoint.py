@@ -28,8 +28,10 @@ from . import data, trust
 from .config import Config
 from .errors import UserError
 from .files import save_text, save_torch
-from .models import CVAE, build_model
+from .models import CVAE
 from .parts import resolve
+from .spec import Spec, build_model
+from .spec import resolve as resolve_run
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"  # --validation: the checkpoint of the epoch with the lowest validation -ELBO
@@ -96,13 +98,43 @@ def save_metrics(run_dir: Path, history: list[dict]) -> None:
 
 
 def load(run_dir: str | Path, map_location="cpu", which: str = "last", trust_code: bool = False) -> dict:
-    """The checkpoint of ``run_dir``, or a UserError that says what is wrong with it.
+    """The checkpoint of ``run_dir``, or a UserError that says what is wrong with it (:func:`load_run`)."""
+    return load_run(run_dir, map_location, which, trust_code)[1]
+
+
+def load_run(
+    run_dir: str | Path,
+    map_location="cpu",
+    which: str = "last",
+    trust_code: bool = False,
+    *,
+    epochs: int | None = None,
+) -> tuple[Spec, dict]:
+    """The run of ``run_dir``, opened once: its settings resolved (spec.resolve) and its checkpoint, or a
+    UserError that says what is wrong with them.
 
     which: "last" (checkpoint.pt, where training stands) or "best" (best.pt, kept with --validation).
     trust_code: import the code its settings name even where the user has not trusted it yet
-    (``--trust-code``; trust.py): a run may come from someone else.
+    (``--trust-code``; trust.py): a run may come from someone else. epochs: the run's length changed
+    (``train --resume --epochs``).
     """
-    run_dir = Path(run_dir)
+    state = _read(Path(run_dir), map_location, which)
+    # the settings name the run's parts: a user's model is imported again from its file or module here, as far as the
+    # trust rule allows, for the checkpoint's settings and config.json's alike
+    with trust.reading(run_dir, vouched=trust_code):
+        try:
+            Config.from_dict(state["config"])  # its types, before the upgrade reads it
+            upgrade(state)
+            config = Config.from_dict(state["config"])
+            spec = resolve_run(config if epochs is None else config.replace(epochs=epochs))
+        except UserError as e:
+            raise UserError(f"{run_dir}: {e}") from None
+        check_config_file(run_dir, state["config"], Path(run_dir) / CHECKPOINTS[which])
+    return spec, state
+
+
+def _read(run_dir: Path, map_location, which: str) -> dict:
+    """The checkpoint ``which`` of ``run_dir``, its parts checked for their types and its weights for NaN."""
     path = run_dir / CHECKPOINTS[which]
     if not run_dir.is_dir():
         raise UserError(f"run directory {run_dir} {_not_a_folder(run_dir)}")
@@ -137,15 +169,6 @@ def load(run_dir: str | Path, map_location="cpu", which: str = "last", trust_cod
         raise UserError(f"{path} lacks {', '.join(missing)}: it is damaged; train the run again")
     check_types(path, state)
     check_finite(path, state["model"])
-    # the settings name the run's parts: a user's model is imported again from its file or module here, as far as the
-    # trust rule allows, for the checkpoint's settings and config.json's alike
-    with trust.reading(run_dir, vouched=trust_code):
-        try:
-            Config.from_dict(state["config"])
-        except UserError as e:
-            raise UserError(f"{run_dir}: {e}") from None
-        upgrade(state)
-        check_config_file(run_dir, state["config"], path)
     return state
 
 
@@ -288,12 +311,12 @@ def _refuse_edits(path: Path, written: dict, saved: dict) -> None:
 
 def load_model(run_dir: str | Path, device: torch.device | str = "cpu", which: str = "last", trust_code: bool = False):
     """Rebuild the trained model of ``run_dir`` on ``device`` from its last checkpoint (``which="best"``:
-    from best.pt; ``trust_code``: as :func:`load`). Returns (model, config, checkpoint)."""
-    state = load(run_dir, map_location=device, which=which, trust_code=trust_code)
-    config = Config.from_dict(state["config"])
-    model = build_model(config, state["image_shape"], len(state["classes"]))
+    from best.pt; ``trust_code``: as :func:`load`). Returns (model, config, checkpoint): the run's settings,
+    every one filled in (load_run gives its resolved spec as well)."""
+    spec, state = load_run(run_dir, map_location=device, which=which, trust_code=trust_code)
+    model = build_model(spec, state["image_shape"], len(state["classes"]))
     load_weights(run_dir, state, model)
-    return model.to(device).eval(), config, state
+    return model.to(device).eval(), spec.config, state
 
 
 def load_weights(run_dir: str | Path, state: dict, model, optimizer=None) -> None:

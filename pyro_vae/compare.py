@@ -22,31 +22,29 @@ from .files import save_text
 from .latent import describe_codes, encode_all, interpolation_pairs, interpolation_strip, knn_accuracy, project
 from .parts import is_reference, short_name
 from .plots import column_shares, latent_figure, sample_figure, strips_figure
+from .spec import Spec, for_model, resolve
+from .training import Trainer
 
 MODELS = ("ae", "vae", "cvae")
 REPORT = "report.md"
 
 
-def train_or_reuse(
-    config: Config, run_dir: Path, *, log: Callable[[str], None], progress: bool, trust_code: bool = False
-):
-    """The Trainer of ``run_dir``: resumed when it already holds this configuration, new otherwise
-    (``trust_code``: the code a run found there names may be imported, trust.py)."""
-    from .train import Trainer
-
+def train_or_reuse(spec: Spec, run_dir: Path, *, log: Callable[[str], None], progress: bool, trust_code: bool = False):
+    """The Trainer of ``run_dir``: resumed when it already holds this run, new otherwise (``trust_code``: the
+    code a run found there names may be imported, trust.py)."""
     if (run_dir / checkpoint.CHECKPOINT).exists():
-        saved = Config.from_dict(checkpoint.load(run_dir, trust_code=trust_code)["config"])
-        if saved.replace(epochs=config.epochs) != config:
+        saved, state = checkpoint.load_run(run_dir, trust_code=trust_code, epochs=spec.epochs)
+        if saved.config != spec.config:
             raise UserError(f"{run_dir} holds a run with other settings; pass another --out, or delete it")
-        trainer = Trainer.resume(run_dir, epochs=config.epochs, log=log, progress=progress, trust_code=trust_code)
+        trainer = Trainer.from_checkpoint(saved, state, run_dir, log=log, progress=progress)
     else:
-        trainer = Trainer(config, run_dir, log=log, progress=progress)
+        trainer = Trainer(spec, run_dir, log=log, progress=progress)
     trainer.fit()
     return trainer, sum(row["seconds"] for row in trainer.history)  # all its epochs, also those of an earlier call
 
 
 def compare(
-    config: Config,
+    spec: Spec,
     out: str | Path,
     *,
     models: Sequence[str] = MODELS,
@@ -58,60 +56,75 @@ def compare(
     progress: bool = True,
     trust_code: bool = False,
 ) -> Path:
-    """Train (or reuse) each of ``models`` in ``out/<name>`` with ``config``'s settings; write ``out/report.md``.
+    """Train (or reuse) each of ``models`` in ``out/<name>`` with the settings of ``spec`` (a resolved run, or
+    a Config, resolved here); write ``out/report.md``.
 
     models: built-in names or references to a user's classes (a run folder and a table row are
-    named by the class). Each model takes its own prior and networks (Config.for_model) except
-    those named in ``given``, and trains at its own default learning rate (config.default_lr),
-    unless ``shared_lr``: then all at ``config.lr``. ``trust_code``: the code that runs already in
-    ``out`` name may be imported (trust.py).
+    named by the class). Each model takes its own prior and networks (spec.for_model) except
+    those named in ``given``, and trains at its own default learning rate (spec.default_lr),
+    unless ``shared_lr``: then all at the spec's ``lr``. ``trust_code``: the code that runs already in
+    ``out`` name may be imported (trust.py). Every model's settings are resolved before any trains,
+    so a mistyped or unfit model is refused at once.
     """
-    out = Path(out)
-    names = [short_name(model) for model in models]
+    spec = spec if isinstance(spec, Spec) else resolve(spec)
+    out, names = Path(out), [short_name(model) for model in models]
+    own = resolve_each(spec, models, given, shared_lr)
+    trainers, seconds = {}, {}
+    for each, name in zip(own, names):
+        trainers[name], seconds[name] = train_or_reuse(
+            each, out / name, log=log, progress=progress, trust_code=trust_code
+        )
+    rows, samples, matched = side_by_side(spec.config, trainers, seconds, out, pairs, steps)
+    references = {name: model for model, name in zip(models, names) if is_reference(model)}
+    report = out / REPORT
+    save_text(_report(spec.config, rows, samples, matched, references), report)
+    log(f"wrote {report}")
+    return report
+
+
+def resolve_each(spec: Spec, models: Sequence[str], given: Collection[str], shared_lr: bool) -> list[Spec]:
+    """The run of each of ``models`` with the settings of ``spec`` (for_model), resolved before any trains."""
+    config, names = spec.config, [short_name(model) for model in models]
     if len(set(names)) < len(names):
         raise UserError(f"compare needs models of different names, not {', '.join(models)}")
-    trainers, seconds = {}, {}
-    for model, name in zip(models, names):
-        own = config.for_model(model, given).replace(lr=config.lr if shared_lr else None)  # None: that model's default
-        trainers[name], seconds[name] = train_or_reuse(
-            own, out / name, log=log, progress=progress, trust_code=trust_code
+    # None: that model's own default learning rate
+    own = [resolve(for_model(spec, model, given).replace(lr=config.lr if shared_lr else None)) for model in models]
+    if config.labels is not None and all(each.labels is None for each in own):
+        raise UserError(
+            f"--labels trains the models that learn from unlabelled images, and none of {', '.join(models)} does; "
+            "add --model cvae, or leave --labels out"
         )
+    return own
 
-    test = trainers[names[0]].test_data
+
+def table_row(name: str, trainer, seconds: float, test) -> tuple:
+    """A model's row of the report's table: its test metrics, pixel error, k-NN accuracy of its codes, time,
+    epochs, learning rate and networks."""
+    model = trainer.model.eval()
+    metrics = evaluate_elbo(model, test)
+    codes = encode_all(model, test)
+    with torch.no_grad():
+        pixel_error = sum(
+            (model.reconstruct(x, y) - x).pow(2).flatten(1).sum(1).sum().item() for x, y in test.batches(1000)
+        ) / len(test)
+    knn = knn_accuracy(codes, test.y, codes, test.y)
+    networks = _networks(trainer.config, model.generative)
+    return name, metrics, pixel_error, knn, seconds, trainer.epoch, trainer.config.lr, networks
+
+
+def side_by_side(config: Config, trainers: dict, seconds: dict, out: Path, pairs: int, steps: int):
+    """Measure and draw the trained models side by side: the table's rows, latent.png, interpolation.png and each
+    generative model's samples; returns (rows, samples, matched) for the report."""
+    test = next(iter(trainers.values())).test_data
     classes = test.classes
     rows, panels, strips, labels, samples, matched = [], [], [], [], [], {}
     pair_list = interpolation_pairs(test.y.cpu(), pairs, config.seed)
     for name, trainer in trainers.items():
-        model = trainer.model.eval()
-        metrics = evaluate_elbo(model, test)
-        codes = encode_all(model, test)
-        with torch.no_grad():
-            pixel_error = sum(
-                (model.reconstruct(x, y) - x).pow(2).flatten(1).sum(1).sum().item() for x, y in test.batches(1000)
-            ) / len(test)
-        knn = knn_accuracy(codes, test.y, codes, test.y)
-        rows.append(
-            (
-                name,
-                metrics,
-                pixel_error,
-                knn,
-                seconds[name],
-                trainer.epoch,
-                trainer.config.lr,
-                _networks(trainer.config, model.generative),
-            )
-        )
-        points, axes = project(codes, "pca")
-        panels.append(
-            {
-                "points": points,
-                "labels": test.y,
-                "classes": classes,
-                "axes": axes,
-                "title": f"{name}: {describe_codes(model)}",
-            }
-        )
+        rows.append(table_row(name, trainer, seconds[name], test))
+        model = trainer.model
+        points, axes = project(encode_all(model, test), "pca")
+        title = f"{name}: {describe_codes(model)}"
+        panels.append({"points": points, "labels": test.y, "classes": classes, "axes": axes, "title": title})
         for i, j in pair_list:
             strips.append(interpolation_strip(model, test.x, test.y, i, j, steps))
             labels.append(f"{name} {classes[test.y[i]]}→{classes[test.y[j]]}")
@@ -121,7 +134,7 @@ def compare(
             if model.conditional:
                 matched[name] = nearest_class(model, test, mirror=bool(config.flip))
     # group the strips by pair, so each pair's rows of every model sit together
-    order = [m * len(pair_list) + p for p in range(len(pair_list)) for m in range(len(names))]
+    order = [m * len(pair_list) + p for p in range(len(pair_list)) for m in range(len(trainers))]
     latent_figure(panels, out / "latent.png", title=f"test-set codes on {config.dataset} (PCA where z_dim > 2)")
     strips_figure(
         [strips[k] for k in order],
@@ -129,11 +142,7 @@ def compare(
         out / "interpolation.png",
         title="straight-line interpolation between test images (end points: reconstructions)",
     )
-    references = {name: model for model, name in zip(models, names) if is_reference(model)}
-    report = out / REPORT
-    save_text(_report(config, rows, samples, matched, references), report)
-    log(f"wrote {report}")
-    return report
+    return rows, samples, matched
 
 
 _MIRRORED = """ The models were trained with left-right flips, so they

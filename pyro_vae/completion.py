@@ -29,7 +29,8 @@ from .files import save_json, save_text, save_torch
 from .models.completion import CompletionCVAE
 from .networks import CompletionNet
 from .plots import image_grid
-from .train import progress_bar, svi_step
+from .progress import progress_bar
+from .training import svi_step
 
 # Pyro's tutorial (https://pyro.ai/examples/cvae.html), nats per image: baseline, CVAE
 PYRO_TUTORIAL = {1: (100.4, 71.8), 2: (61.9, 51.0), 3: (25.4, 24.2)}
@@ -126,41 +127,10 @@ def run(
     train, test = train.head(train_size), test.head(test_size)
     results, rows = {}, []
     for q in quadrants:
-        pyro.set_rng_seed(seed)
-        generator = torch.Generator(device=train.x.device).manual_seed(seed)
-        visible = visible_mask(q, train.image_shape).to(train.x.device)
-        log(f"{q} visible quadrant{'s' * (q > 1)}: training the baseline, then the CVAE ({epochs} epochs each)")
-        baseline = CompletionNet(train.image_shape, hidden_dim).to(train.x.device)
-        train_baseline(
-            baseline,
-            train,
-            visible,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            generator=generator,
-            progress=progress,
+        results[q], figure_rows = _one_setting(
+            q, train, test, out, epochs, k, z_dim, hidden_dim, batch_size, lr, seed, progress, log
         )
-        model = CompletionCVAE(visible, baseline.eval(), z_dim, hidden_dim).to(train.x.device)
-        train_cvae(model, train, epochs=epochs, batch_size=batch_size, lr=lr, generator=generator, progress=progress)
-        model.eval()
-        with torch.no_grad():
-            base = torch.cat([baseline_nll(baseline, x, visible) for x, _ in test.batches(1000)])
-        log_p = importance_log_likelihood(model, test, k)
-        results[q] = {
-            "baseline": base.mean().item(),
-            "cvae": -log_p.mean().item(),
-            "cvae_stderr": (log_p.std() / len(log_p) ** 0.5).item(),
-        }
-        log(
-            f"  -log p(hidden | visible), nats per test image: baseline {results[q]['baseline']:.2f}, "
-            f"CVAE {results[q]['cvae']:.2f}"
-        )
-        save_torch(
-            {"model": model.state_dict(), "quadrants": q, "z_dim": z_dim, "hidden_dim": hidden_dim},
-            out / f"cvae-{q}.pt",
-        )
-        rows.append(_figure_rows(model, baseline, test.x[:8], visible))
+        rows.append(figure_rows)
     figure = image_grid(
         torch.cat([r for rows_q in rows for r in rows_q]),
         out / "completion.png",
@@ -174,6 +144,45 @@ def run(
     save_text(_report(results, k, epochs), out / "report.md")
     log(f"wrote {out / 'report.md'} and {figure}")
     return results
+
+
+def _one_setting(q, train, test, out, epochs, k, z_dim, hidden_dim, batch_size, lr, seed, progress, log):
+    """Train and measure the baseline and the CVAE with ``q`` visible quadrants; save the CVAE. Returns
+    (its results, its rows of the figure)."""
+    pyro.set_rng_seed(seed)
+    generator = torch.Generator(device=train.x.device).manual_seed(seed)
+    visible = visible_mask(q, train.image_shape).to(train.x.device)
+    log(f"{q} visible quadrant{'s' * (q > 1)}: training the baseline, then the CVAE ({epochs} epochs each)")
+    baseline = CompletionNet(train.image_shape, hidden_dim).to(train.x.device)
+    train_baseline(
+        baseline,
+        train,
+        visible,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        generator=generator,
+        progress=progress,
+    )
+    model = CompletionCVAE(visible, baseline.eval(), z_dim, hidden_dim).to(train.x.device)
+    train_cvae(model, train, epochs=epochs, batch_size=batch_size, lr=lr, generator=generator, progress=progress)
+    model.eval()
+    with torch.no_grad():
+        base = torch.cat([baseline_nll(baseline, x, visible) for x, _ in test.batches(1000)])
+    log_p = importance_log_likelihood(model, test, k)
+    result = {
+        "baseline": base.mean().item(),
+        "cvae": -log_p.mean().item(),
+        "cvae_stderr": (log_p.std() / len(log_p) ** 0.5).item(),
+    }
+    log(
+        f"  -log p(hidden | visible), nats per test image: baseline {result['baseline']:.2f}, CVAE {result['cvae']:.2f}"
+    )
+    save_torch(
+        {"model": model.state_dict(), "quadrants": q, "z_dim": z_dim, "hidden_dim": hidden_dim},
+        out / f"cvae-{q}.pt",
+    )
+    return result, _figure_rows(model, baseline, test.x[:8], visible)
 
 
 def load(path: str | Path, device="cpu") -> CompletionCVAE:

@@ -8,7 +8,8 @@ batch, plus a few deterministic helpers that the tools call to look inside it. S
 Who uses what:
 
 =====================================  ==========================================================
-``Class(config, image_shape, n)``      build_model: every run builds its model this way
+``Class(config, image_shape, n)``      spec.build_model: every run builds its model this way; config
+                                       is the resolved run (spec.Spec), read like a Config
 ``model(x, y)``, ``guide(x, y)``       training (any Pyro ELBO), the test ELBO, importance sampling
 ``parameters()``, ``state_dict()``,    the optimizer, checkpoints, resume, evaluation mode
 ``train()``, ``eval()``                (``nn.Module`` gives them all)
@@ -79,6 +80,7 @@ from typing import Protocol, runtime_checkable
 import torch
 import torch.nn as nn
 
+from .build import BUILT_AS, OPTIONS
 from .errors import UserError
 
 
@@ -211,7 +213,7 @@ def check_prior_class(cls, name: str) -> type:
             f"prior {name!r} is not a prior: it is {_what(cls)}, where an nn.Module subclass is needed "
             "(see pyro_vae/priors.py)"
         )
-    _check_built_as(cls, "prior", name, "Class(z_dim, **options)", 1, PRIOR_OPTIONS)
+    _check_built_as(cls, "prior", name, 1)
     return cls
 
 
@@ -228,21 +230,17 @@ def check_guide_class(cls, name: str) -> type:
             f"guide {name!r} ({cls.__name__}) lacks the method{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
             "see pyro_vae/contract.py for what a guide offers"
         )
-    _check_built_as(cls, "guide", name, "Class(in_dim, z_dim, **options)", 2, GUIDE_OPTIONS)
+    _check_built_as(cls, "guide", name, 2)
     return cls
 
 
-#: the keyword options a prior or a guide may name in its signature (and is then built with)
-PRIOR_OPTIONS = ("components", "steps", "cond_dim", "model")
-GUIDE_OPTIONS = ("steps",)
-
-
-def _check_built_as(cls, kind: str, name: str, how: str, positional: int, options: tuple) -> None:
+def _check_built_as(cls, kind: str, name: str, positional: int) -> None:
+    """Refuse a part that cannot be built as build.build builds its kind (build.BUILT_AS, build.OPTIONS)."""
     try:
         signature = inspect.signature(cls)
-        signature.bind(*[1] * positional, **{option: 1 for option in options if option in signature.parameters})
+        signature.bind(*[1] * positional, **{option: 1 for option in OPTIONS[kind] if option in signature.parameters})
     except TypeError as e:
-        raise UserError(f"{kind} {name!r} ({cls.__name__}) must be built as {how}: {e}") from None
+        raise UserError(f"{kind} {name!r} ({cls.__name__}) must be built as {BUILT_AS[kind]}: {e}") from None
     except ValueError:  # no signature to read: let the call decide
         pass
 

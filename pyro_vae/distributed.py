@@ -21,12 +21,15 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from .errors import UserError
-
 
 def launched() -> bool:
     """Whether torchrun started this process as one of several."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def launched_size() -> int:
+    """The number of processes torchrun started (1 without torchrun), known before the group is joined."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def launched_main() -> bool:
@@ -84,12 +87,6 @@ def shard(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     size = x.shape[0] // n
     start = rank() * size
     return x[start : start + size], y[start : start + size]
-
-
-def check_batch_size(batch_size: int) -> None:
-    n = world_size()
-    if batch_size % n:
-        raise UserError(f"--batch-size {batch_size} does not split evenly over {n} processes; use a multiple of {n}")
 
 
 def all_sum(t: torch.Tensor) -> torch.Tensor:

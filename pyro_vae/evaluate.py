@@ -139,6 +139,45 @@ def mean_elbo(
     return total / samples
 
 
+def _gaussian_sites(model, x: torch.Tensor, y: torch.Tensor | None) -> dict:
+    """The encoder's q(z|x) at each latent site of the guide on ``x``, where the fitted guide starts: name ->
+    distribution, each with a closed-form mean and spread (else a ValueError that says which guide to use)."""
+    with torch.no_grad():
+        guide_trace = poutine.trace(model.guide).get_trace(x, y)
+    sites = {
+        name: site["fn"]
+        for name, site in guide_trace.nodes.items()
+        if site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site)
+    }
+    for name, fn in sites.items():  # the fitted guide starts at the encoder's mean and spread
+        try:
+            fn.mean, fn.stddev
+        except NotImplementedError:
+            raise ValueError(
+                f"the amortization gap starts a per-image Gaussian at the encoder's q(z|x), and site {name!r} "
+                f"is a {type(fn).__name__} with no closed-form mean; use a model with a Gaussian guide "
+                "(--guide diagonal or full-rank)"
+            ) from None
+    return sites
+
+
+def _per_image_guide(sites: dict, n: int):
+    """A Pyro guide with a free Gaussian per image and latent site, q_i(z) = Normal(m_i, s_i), started at
+    ``sites`` (:func:`_gaussian_sites`) for ``n`` images; returns (guide, its parameters)."""
+    loc = {name: fn.mean.detach().clone().requires_grad_() for name, fn in sites.items()}
+    log_scale = {name: fn.stddev.detach().log().requires_grad_() for name, fn in sites.items()}
+    event_dims = {name: len(fn.event_shape) for name, fn in sites.items()}
+
+    def fitted_guide(images, labels=None):
+        if images.shape[0] != n:
+            raise ValueError(f"this guide was fitted to {n} images, not {images.shape[0]}: call it on those images")
+        with pyro.plate("data", n):
+            for name in sites:
+                pyro.sample(name, dist.Normal(loc[name], log_scale[name].exp()).to_event(event_dims[name]))
+
+    return fitted_guide, [*loc.values(), *log_scale.values()]
+
+
 def amortization_gap(
     model,
     x: torch.Tensor,
@@ -155,17 +194,16 @@ def amortization_gap(
     The amortized guide q(z|x) = Normal(encoder(x)) is compared with a guide fitted to each image
     on its own, q_i(z) = Normal(m_i, s_i) with free parameters per image, started at the encoder's
     output and improved by ``steps`` Adam steps on the reparameterized ELBO (``particles`` draws
-    per step); the model's weights stay as they are. Each image's best diagonal Gaussian can only do
-    as well as a diagonal encoder or better: the difference is the amortization gap (Cremer, Li and
-    Duvenaud, 2018). Against a richer encoder family (a full-rank guide) the difference also holds
-    the family's gain, and can be negative; a flow guide, with no closed-form mean, is refused.
+    per step); the model's weights stay as they are. Each image's best diagonal Gaussian does as well as a
+    diagonal encoder or better: the difference is the amortization gap (Cremer, Li and Duvenaud, 2018).
+    Against a richer family (a full-rank guide) it also holds the family's gain, and can be negative; a
+    flow guide, with no closed-form mean, is refused.
 
-    x: (N, ...) images; y: (N,) labels for a conditional model, else None.
-    Returns, in nats: "encoder" and "optimized", each image's ELBO under the two guides, (N,),
-    averaged over ``samples`` draws; "gap", their difference (N,); "trace", the fitted guide's
-    mean ELBO estimate at each step, (steps,); and "guide", the fitted guide itself, a Pyro guide
-    ``guide(x, y)`` for these N images (for :func:`draw_log_weights`, to importance-sample log p(x)
-    with it as the proposal).
+    x: (N, ...) images; y: (N,) labels for a conditional model, else None. Returns, in nats: "encoder" and
+    "optimized", each image's ELBO under the two guides, (N,), averaged over ``samples`` draws; "gap", their
+    difference (N,); "trace", the fitted guide's mean ELBO estimate at each step, (steps,); and "guide", the fitted
+    guide itself, a Pyro guide ``guide(x, y)`` for these N images (for :func:`draw_log_weights`, to
+    importance-sample log p(x) with it as the proposal).
     """
     if not model.generative:
         raise ValueError("the autoencoder has no prior, so no ELBO to compare; use a vae or cvae")
@@ -174,36 +212,8 @@ def amortization_gap(
     device = x.device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), pyro.validation_enabled(False):
         torch.manual_seed(seed)
-        with torch.no_grad():  # the encoder's q(z|x) for each latent site: where the fitted guide starts
-            guide_trace = poutine.trace(model.guide).get_trace(x, y)
-        sites = {
-            name: site["fn"]
-            for name, site in guide_trace.nodes.items()
-            if site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site)
-        }
-        for name, fn in sites.items():  # the fitted guide starts at the encoder's mean and spread
-            try:
-                fn.mean, fn.stddev
-            except NotImplementedError:
-                raise ValueError(
-                    f"the amortization gap starts a per-image Gaussian at the encoder's q(z|x), and site {name!r} "
-                    f"is a {type(fn).__name__} with no closed-form mean; use a model with a Gaussian guide "
-                    "(--guide diagonal or full-rank)"
-                ) from None
-        loc = {name: fn.mean.detach().clone().requires_grad_() for name, fn in sites.items()}
-        log_scale = {name: fn.stddev.detach().log().requires_grad_() for name, fn in sites.items()}
-        event_dims = {name: len(fn.event_shape) for name, fn in sites.items()}
-
-        def fitted_guide(images, labels=None):
-            if images.shape[0] != x.shape[0]:
-                raise ValueError(
-                    f"this guide was fitted to {x.shape[0]} images, not {images.shape[0]}: call it on those images"
-                )
-            with pyro.plate("data", x.shape[0]):
-                for name in sites:
-                    pyro.sample(name, dist.Normal(loc[name], log_scale[name].exp()).to_event(event_dims[name]))
-
-        parameters = [*loc.values(), *log_scale.values()]
+        sites = _gaussian_sites(model, x, y)
+        fitted_guide, parameters = _per_image_guide(sites, x.shape[0])
         optimizer = torch.optim.Adam(parameters, lr=lr)
         history = []
         for _ in range(steps):

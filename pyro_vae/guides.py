@@ -20,8 +20,6 @@ own class named as ``--guide path/to/file.py:Class``.
 
 from __future__ import annotations
 
-import inspect
-
 import pyro.distributions as dist
 import torch
 import torch.nn as nn
@@ -136,19 +134,3 @@ class IAF(Diagonal):
 
 
 GUIDES = {"diagonal": Diagonal, "full-rank": FullRank, "iaf": IAF}
-
-
-def build_guide(config, in_dim: int, z_dim: int) -> nn.Module:
-    """The variational family ``config.guide`` names, for codes of ``z_dim`` from features of ``in_dim``."""
-    return make_guide(config.guide, in_dim, z_dim, steps=config.flow_steps)
-
-
-def make_guide(name: str, in_dim: int, z_dim: int, *, steps: int = 2) -> nn.Module:
-    """The variational family ``name`` names (built-in or the user's, parts.py), with the options its
-    signature takes."""
-    from .parts import resolve
-
-    cls = resolve("guide", name)
-    options = {"steps": steps}
-    accepted = inspect.signature(cls).parameters
-    return cls(in_dim, z_dim, **{k: v for k, v in options.items() if k in accepted})

@@ -248,12 +248,3 @@ LIKELIHOODS = {
     "laplace": Laplace,
     "autoregressive": Autoregressive,
 }
-
-
-def build_likelihood(config, image_shape) -> nn.Module:
-    """The likelihood a run's config names (a built-in name or a reference to the user's class), with
-    its fixed scale when ``--likelihood-scale`` gives one."""
-    from .parts import resolve
-
-    options = {} if config.likelihood_scale is None else {"scale": config.likelihood_scale}
-    return resolve("likelihood", config.likelihood)(image_shape, **options)

@@ -30,29 +30,17 @@ from pathlib import Path
 from . import trust
 from .contract import check_guide_class, check_likelihood_class, check_model_class, check_prior_class
 from .errors import UserError
+from .guides import GUIDES
+from .likelihoods import LIKELIHOODS
+from .models import MODELS
+from .priors import PRIORS
 from .trust import is_file_reference, is_reference
 
 HOW = "or name your own class as path/to/file.py:Class or package.module:Class"
 
 
-def _built_in(kind: str) -> dict:
-    if kind == "model":
-        from .models import MODELS
-
-        return MODELS
-    if kind == "likelihood":
-        from .likelihoods import LIKELIHOODS
-
-        return LIKELIHOODS
-    if kind == "prior":
-        from .priors import PRIORS
-
-        return PRIORS
-    if kind == "guide":
-        from .guides import GUIDES
-
-        return GUIDES
-    raise ValueError(f"no kind of part called {kind!r}")
+#: the built-in parts of each kind, by name (the registries import the parts; no part imports this module)
+BUILT_IN = {"model": MODELS, "likelihood": LIKELIHOODS, "prior": PRIORS, "guide": GUIDES}
 
 
 _CHECKS = {
@@ -74,7 +62,7 @@ def _entry_points(kind: str) -> dict:
 
 def names(kind: str) -> list[str]:
     """The names a part of this kind can be given without a reference: built-in, then installed."""
-    built_in = list(_built_in(kind))
+    built_in = list(BUILT_IN[kind])
     return built_in + [name for name in _entry_points(kind) if name not in built_in]
 
 
@@ -86,7 +74,7 @@ def short_name(name: str) -> str:
 def resolve(kind: str, name: str):
     """The class that ``name`` names as a part of ``kind`` ("model", "likelihood", "prior", "guide"), checked against
     the contract; a UserError of one line when it cannot be found, imported or used."""
-    built_in = _built_in(kind)
+    built_in = BUILT_IN[kind]
     if name in built_in:
         cls = built_in[name]
     elif is_reference(name):

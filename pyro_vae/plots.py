@@ -94,41 +94,15 @@ def spectrogram_grid(
 ) -> Path:
     """Save log-mel spectrograms ``images`` (N, 1, n_mels, frames) in [0, 1] as a grid of labelled tiles.
 
-    Each tile is one clip, low frequencies at the bottom. The outer tiles carry the ticks (time
-    under the bottom row, frequency beside the left column, with the row's name), and one colour
-    bar gives the level. With ``features`` (``MelFeatures.to_dict()``) the units are those of the
-    pipeline in audio.py: frame t covers [t, t + 1) hops, so the time axis ends at frames * hop /
-    sample_rate seconds (the clip's duration); band b, drawn over [b, b + 1), is ticked at the Hz of
-    its centre on the HTK mel scale from 0 Hz to sample_rate / 2 (torchaudio's MelSpectrogram); the
-    colour bar runs over the dB range mapped to [0, 1], db_max - top_db to db_max (quieter is 0).
-    Without features: frames, mel bands and the image's values.
+    Each tile is one clip, low frequencies at the bottom. The outer tiles carry the ticks (time under the
+    bottom row, frequency beside the left column, with the row's name); one colour bar gives the level, in
+    the units of ``features`` (``MelFeatures.to_dict()``; :func:`_spectrogram_units`).
     """
-    from .audio import MelFeatures
-
     images = images.detach().float().cpu().clamp(0, 1)
     n, _, mels, frames = images.shape
     ncol = min(ncol, n)
     nrow = -(-n // ncol)
-    if features is not None:
-        f = MelFeatures.from_dict(features)
-        low = f.db_max - f.top_db
-        values, levels = images * f.top_db + low, (low, f.db_max)  # image value v is low + v * top_db dB
-        extent = (0, frames * f.hop / f.sample_rate, 0, mels)
-        top_mel = 2595 * math.log10(1 + f.sample_rate / 2 / 700)  # HTK mel scale, f_max = sample_rate / 2
-        bands = {
-            hz: 2595 * math.log10(1 + hz / 700) * (mels + 1) / top_mel - 1
-            for hz in (500, 1000, 2000, 4000, 8000, 16000)
-        }
-        yticks = {
-            band + 0.5: f"{hz:g}" if hz < 1000 else f"{hz / 1000:g}k"
-            for hz, band in bands.items()
-            if 0 < band + 0.5 < mels
-        }
-        names = ("time (s)", "frequency (Hz)", "level (dB)")
-    else:
-        values, levels, extent = images, (0.0, 1.0), (0, frames, 0, mels)
-        yticks = {b + 0.5: f"{b}" for b in range(0, mels, max(mels // 4, 1))}
-        names = ("frame", "mel band", "image value (0 to 1)")
+    values, levels, extent, yticks, names = _spectrogram_units(images, features)
     xticks = _round_ticks(extent[1])
 
     # the layout in inches: tiles and the gaps between them, room for labels on the left, the colour bar on the right
@@ -172,6 +146,42 @@ def spectrogram_grid(
     bar.set_label(names[2], fontsize=9)
     bar.ax.tick_params(labelsize=8)
     return _save(fig, path)
+
+
+def _spectrogram_units(images: torch.Tensor, features: dict | None):
+    """What the tiles of :func:`spectrogram_grid` show: (values, their colour range, a tile's extent, the
+    frequency ticks, the axes' names).
+
+    With ``features`` the units are those of the pipeline in audio.py: frame t covers [t, t + 1) hops, so the
+    time axis ends at frames * hop / sample_rate seconds (the clip's duration); band b, drawn over [b, b + 1),
+    is ticked at the Hz of its centre on the HTK mel scale from 0 Hz to sample_rate / 2 (torchaudio's
+    MelSpectrogram); the colour bar runs over the dB range mapped to [0, 1], db_max - top_db to db_max
+    (quieter is 0). Without features: frames, mel bands and the image's values.
+    """
+    from .audio import MelFeatures
+
+    _, _, mels, frames = images.shape
+    if features is not None:
+        f = MelFeatures.from_dict(features)
+        low = f.db_max - f.top_db
+        values, levels = images * f.top_db + low, (low, f.db_max)  # image value v is low + v * top_db dB
+        extent = (0, frames * f.hop / f.sample_rate, 0, mels)
+        top_mel = 2595 * math.log10(1 + f.sample_rate / 2 / 700)  # HTK mel scale, f_max = sample_rate / 2
+        bands = {
+            hz: 2595 * math.log10(1 + hz / 700) * (mels + 1) / top_mel - 1
+            for hz in (500, 1000, 2000, 4000, 8000, 16000)
+        }
+        yticks = {
+            band + 0.5: f"{hz:g}" if hz < 1000 else f"{hz / 1000:g}k"
+            for hz, band in bands.items()
+            if 0 < band + 0.5 < mels
+        }
+        names = ("time (s)", "frequency (Hz)", "level (dB)")
+    else:
+        values, levels, extent = images, (0.0, 1.0), (0, frames, 0, mels)
+        yticks = {b + 0.5: f"{b}" for b in range(0, mels, max(mels // 4, 1))}
+        names = ("frame", "mel band", "image value (0 to 1)")
+    return values, levels, extent, yticks, names
 
 
 def _round_ticks(stop: float) -> list[float]:

@@ -20,7 +20,6 @@ prior is one class and one line in ``PRIORS``, or the user's own class named as
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import pyro.distributions as dist
@@ -218,16 +217,3 @@ class Flow(nn.Module):
 
 
 PRIORS = {"standard": Standard, "conditional": Conditional, "mixture": Mixture, "vamp": Vamp, "flow": Flow}
-
-
-def build_prior(config, model, z_dim: int, cond_dim: int) -> nn.Module:
-    """The prior ``config.prior`` names, for codes of ``z_dim`` (conditioned on ``cond_dim`` wide vectors,
-    if it can be)."""
-    from .parts import resolve
-
-    cls = resolve("prior", config.prior)
-    options = {"steps": config.flow_steps, "cond_dim": cond_dim, "model": model}
-    if config.prior_components is not None:  # else the prior's own default
-        options["components"] = config.prior_components
-    accepted = inspect.signature(cls).parameters
-    return cls(z_dim, **{k: v for k, v in options.items() if k in accepted})

@@ -35,6 +35,7 @@ from . import trust
 from .config import Config
 from .errors import UserError
 from .files import save_text
+from .spec import Spec, resolve
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,34 +51,34 @@ ABOUT = {"paper": str, "row": str, "published": float, "k": int, "notes": str}
 @dataclass(frozen=True)
 class Recipe:
     """A recipe file read and checked: ``settings`` {Config field: value}, ``reproduces`` (may be
-    empty) and the file's ``text``, which the run keeps."""
+    empty), the file's ``text``, which the run keeps, and ``spec``: the run it describes, with the
+    options given on the command line laid over its settings, resolved (spec.resolve)."""
 
     path: Path
     settings: dict
     reproduces: dict
     text: str
+    spec: Spec
 
     @property
     def name(self) -> str:
         """The file's name without .toml: burda-vae."""
         return self.path.stem
 
-    def config(self, overrides: dict | None = None) -> Config:
-        """The run's Config: the file's settings, then ``overrides`` (the options given on the command line)."""
-        try:
-            return Config.from_dict({**self.settings, **(overrides or {})})
-        except UserError as e:
-            raise UserError(f"{self.path}: {e}") from None
-
 
 def load(
-    path: str | Path, overrides: dict | None = None, trust_code: bool = False, run_dir: Path | None = None
+    path: str | Path,
+    overrides: dict | None = None,
+    trust_code: bool = False,
+    run_dir: Path | None = None,
+    world_size: int = 1,
 ) -> Recipe:
     """The recipe in ``path``, or a UserError of one line naming what is wrong with the file.
 
     Its settings are checked with ``overrides`` (the options given on the command line) laid over
     them; the code it names is imported only as trust.py allows (``trust_code``: --trust-code).
-    run_dir: the run folder that holds this copy of a recipe, whose own files are never imported.
+    run_dir: the run folder that holds this copy of a recipe, whose own files are never imported;
+    world_size: the processes the run trains in (spec.resolve).
     """
     path = Path(path)
     if not path.is_file():
@@ -110,10 +111,13 @@ def load(
             f"{path}: unknown setting {', '.join(unknown)}; "
             f"the settings are train's options: {', '.join(sorted(fields))}"
         )
-    recipe = Recipe(path, settings, _about(path, content.get("reproduces", {})), text)
+    about = _about(path, content.get("reproduces", {}))
     with trust.reading(run_dir, vouched=trust_code):
-        recipe.config(overrides)  # every value checked now, with the file's name in the message
-    return recipe
+        try:  # every value checked now, with the file's name in the message
+            spec = resolve(Config.from_dict({**settings, **(overrides or {})}), world_size)
+        except UserError as e:
+            raise UserError(f"{path}: {e}") from None
+    return Recipe(path, settings, about, text, spec)
 
 
 def _about(path: Path, about: dict) -> dict:

@@ -19,11 +19,9 @@ import platform
 from pathlib import Path
 
 from . import checkpoint, recipes
-from .config import Config
 from .errors import UserError
 from .files import save_json, save_text
-from .parts import resolve
-from .train import stopped_early
+from .training import stopped_early
 
 # every row has these keys (and may have "notes")
 KEYS = (
@@ -85,7 +83,7 @@ def row_of(run_dir: Path, which: str, k: int, where: str, trust_code: bool = Fal
             + (" --checkpoint best" if which == "best" else "")
         )
     result = json.loads(measured.read_text())
-    state = checkpoint.load(run_dir, which=which, trust_code=trust_code)
+    spec, state = checkpoint.load_run(run_dir, which=which, trust_code=trust_code)
     if result.get("epoch") != state["epoch"]:  # trained on since (or measured by a version that did not say)
         raise UserError(
             f"{measured} measured epoch {result.get('epoch', '(not recorded)')}, and the {which} checkpoint "
@@ -93,10 +91,9 @@ def row_of(run_dir: Path, which: str, k: int, where: str, trust_code: bool = Fal
             + (" --checkpoint best" if which == "best" else "")
         )
     last = state if which == "last" else checkpoint.load(run_dir, trust_code=trust_code)
-    config = Config.from_dict(state["config"])
-    schedule = recipe.config().epochs
+    schedule = recipe.spec.epochs
     seconds = sum(row.get("seconds", 0) for row in last["history"])
-    early = stopped_early(last["history"], last["epoch"], config.early_stopping)
+    early = stopped_early(last["history"], last["epoch"], spec.early_stopping)
     header = copy.read_text().splitlines()[0]  # the options the command line changed
     given = header.partition("options given on the command line: ")[2]
     name = _recipe_name(header)
@@ -111,7 +108,7 @@ def row_of(run_dir: Path, which: str, k: int, where: str, trust_code: bool = Fal
         "stderr": round(result["nll_stderr"], 2),
         "k": result["k"],
         "test_images": result["images"],
-        "stochastic_layers": resolve("model", config.model).stochastic_layers,
+        "stochastic_layers": spec.parts.model.stochastic_layers,
         "epochs": state["epoch"] if which == "last" else last["epoch"],
         "schedule_epochs": schedule,
         "minutes": round(seconds / 60, 1),

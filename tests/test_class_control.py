@@ -9,48 +9,53 @@ from conftest import small_config
 from pyro_vae import Config, build_model
 from pyro_vae.errors import UserError
 from pyro_vae.networks import MLPDecoder, MLPEncoder
+from pyro_vae.spec import for_model, resolve
 
 
 def test_each_model_chooses_the_settings_left_out():
-    cvae, vae, ae = Config(model="cvae"), Config(model="vae"), Config(model="ae")
+    cvae, vae, ae = resolve(Config(model="cvae")), resolve(Config(model="vae")), resolve(Config(model="ae"))
     assert (cvae.prior, cvae.decoder_layers) == ("conditional", 2)
     assert (vae.prior, vae.decoder_layers) == ("standard", 1) and (ae.prior, ae.decoder_layers) == ("standard", 1)
-    assert Config(model="cvae", prior="standard", decoder_layers=1).validate().prior == "standard"  # given: kept
-    assert Config(model="cvae", net="conv").decoder_layers == 1  # the conv decoder has its own plan
-    with pytest.raises(UserError, match="--decoder-layers sets the depth of the mlp decoder; --net conv has its own"):
-        Config(model="cvae", net="conv", decoder_layers=3).validate()
+    assert resolve(Config(model="cvae", prior="standard", decoder_layers=1)).prior == "standard"  # given: kept
+    assert resolve(Config(model="cvae", net="conv")).decoder_layers == 1  # the conv decoder has its own plan
+    with pytest.raises(UserError, match="decoder_layers sets the depth of the mlp decoder; net conv has its own"):
+        resolve(Config(model="cvae", net="conv", decoder_layers=3))
     assert (cvae.hidden_dim, cvae.encoder_layers, vae.hidden_dim, vae.encoder_layers) == (600, 2, 400, 1)
     assert (
-        Config(model="cvae", encoder_layers=1, hidden_dim=64).encoder_layers,
-        Config(model="cvae", hidden_dim=64).hidden_dim,
+        resolve(Config(model="cvae", encoder_layers=1, hidden_dim=64)).encoder_layers,
+        resolve(Config(model="cvae", hidden_dim=64)).hidden_dim,
     ) == (1, 64)
-    conv = Config(model="cvae", net="conv")
+    conv = resolve(Config(model="cvae", net="conv"))
     assert (conv.hidden_dim, conv.encoder_layers) == (400, 1)  # the widths and depths chosen are the mlp's
-    m2 = Config(model="cvae", labels=100)  # the semi-supervised form keeps the networks it was measured with
+    m2 = resolve(Config(model="cvae", labels=100))  # the semi-supervised form keeps the networks it was measured with
     assert (m2.hidden_dim, m2.encoder_layers, m2.decoder_layers, m2.prior) == (400, 1, 2, "conditional")
-    with pytest.raises(UserError, match="--encoder-layers sets the depth of the mlp encoder; --net conv has its own"):
-        Config(model="vae", net="conv", encoder_layers=2).validate()
-    with pytest.raises(UserError, match="--encoder-layers must be at least 1, not 0"):
-        Config(model="vae", encoder_layers=0).validate()
-    with pytest.raises(UserError, match="--prior mixture cannot be used with --model ae"):
-        Config(model="ae", prior="mixture").validate()
+    with pytest.raises(UserError, match="encoder_layers sets the depth of the mlp encoder; net conv has its own"):
+        resolve(Config(model="vae", net="conv", encoder_layers=2))
+    with pytest.raises(UserError, match="encoder_layers must be at least 1, not 0"):
+        resolve(Config(model="vae", encoder_layers=0))
+    with pytest.raises(UserError, match="prior mixture cannot be used with model ae"):
+        resolve(Config(model="ae", prior="mixture"))
 
 
 def test_compare_gives_each_model_its_own_defaults_and_keeps_what_was_given():
     shared = Config(model="cvae")
-    vae = shared.for_model("vae")
+    vae = for_model(resolve(shared), "vae")
     assert (vae.prior, vae.hidden_dim, vae.encoder_layers, vae.decoder_layers) == ("standard", 400, 1, 1)
-    assert vae.validate() and shared.for_model("ae").validate()
-    assert (vae.for_model("cvae").hidden_dim, vae.for_model("cvae").encoder_layers) == (600, 2)
+    assert resolve(vae) and resolve(for_model(resolve(shared), "ae"))
+    assert (for_model(resolve(vae), "cvae").hidden_dim, for_model(resolve(vae), "cvae").encoder_layers) == (600, 2)
     given = Config(model="cvae", prior="mixture", hidden_dim=500, decoder_layers=3)
-    assert (given.for_model("vae").prior, given.for_model("vae").hidden_dim, given.for_model("vae").decoder_layers) == (
+    assert (
+        for_model(resolve(given), "vae").prior,
+        for_model(resolve(given), "vae").hidden_dim,
+        for_model(resolve(given), "vae").decoder_layers,
+    ) == (
         "mixture",
         500,
         3,
     )
     # a setting given at the cvae's own default is still given: the CLI names what was typed
-    wide = Config(model="cvae", hidden_dim=600, encoder_layers=2).for_model(
-        "vae", given={"hidden_dim", "encoder_layers"}
+    wide = for_model(
+        resolve(Config(model="cvae", hidden_dim=600, encoder_layers=2)), "vae", given={"hidden_dim", "encoder_layers"}
     )
     assert (wide.hidden_dim, wide.encoder_layers, wide.decoder_layers) == (600, 2, 1)
 

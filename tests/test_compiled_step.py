@@ -10,6 +10,7 @@ from conftest import small_config
 from pyro_vae import Config, Trainer
 from pyro_vae.config import AUTO_COMPILED_STEPS
 from pyro_vae.errors import UserError
+from pyro_vae.spec import resolve
 
 STEPS = 3
 
@@ -187,4 +188,4 @@ def test_auto_compiles_long_runs_only_and_settings_it_cannot_trace_are_refused(t
         (dict(model="cvae", labels=100), "--labels splits each batch by which labels are known"),
     ]:
         with pytest.raises(UserError, match=message):
-            Config(step="compiled", **changes).validate()
+            resolve(Config(step="compiled", **changes))

@@ -30,6 +30,7 @@ from pyro_vae.evaluate import (
 )
 from pyro_vae.models.ppca import PPCA
 from pyro_vae.objectives import ELBOS, KLWeight, kl_weight
+from pyro_vae.spec import resolve
 
 
 @pytest.fixture(scope="module")
@@ -256,14 +257,14 @@ def test_kl_warmup_schedule():
 
 
 def test_objective_settings_are_checked():
-    with pytest.raises(UserError, match="--particles must be at least 1"):
-        Config(particles=0).validate()
-    with pytest.raises(UserError, match="--beta must be positive"):
-        Config(beta=0).validate()
-    with pytest.raises(UserError, match="--alpha 1 makes the Renyi bound the ELBO"):
-        Config(elbo="renyi", alpha=1.0).validate()
+    with pytest.raises(UserError, match="particles must be at least 1"):
+        resolve(Config(particles=0))
+    with pytest.raises(UserError, match="beta must be positive"):
+        resolve(Config(beta=0))
+    with pytest.raises(UserError, match="alpha 1 makes the Renyi bound the ELBO"):
+        resolve(Config(elbo="renyi", alpha=1.0))
     with pytest.raises(UserError, match="cannot warm up"):
-        Config(elbo="jit", kl_warmup=2).validate()
+        resolve(Config(elbo="jit", kl_warmup=2))
 
 
 @pytest.mark.parametrize("elbo", ["iwae", "renyi", "trace"])

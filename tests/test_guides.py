@@ -17,6 +17,7 @@ from pyro_vae import build_model
 from pyro_vae.evaluate import amortization_gap, mean_elbo
 from pyro_vae.guides import IAF
 from pyro_vae.models.ppca import PPCA
+from pyro_vae.spec import resolve
 
 
 def test_iaf_log_density_of_its_own_samples_is_the_change_of_variables_with_a_numerical_jacobian(float64):
@@ -123,6 +124,6 @@ def test_iaf_closes_most_of_the_diagonal_guides_gap(ppca_gaps):
 
 
 def test_the_amortization_gap_refuses_a_flow_guide_it_cannot_start_from():
-    model = build_model(small_config(model="vae", guide="iaf").validate(), (1, 28, 28), 10)
+    model = build_model(resolve(small_config(model="vae", guide="iaf")), (1, 28, 28), 10)
     with pytest.raises(ValueError, match="--guide diagonal or full-rank"):
         amortization_gap(model, torch.bernoulli(torch.full((3, 1, 28, 28), 0.3)), steps=1)

@@ -21,6 +21,7 @@ from pyro_vae.evaluate import elbo_terms
 from pyro_vae.models import VAE
 from pyro_vae.objectives import KLWeight
 from pyro_vae.parts import names, resolve
+from pyro_vae.spec import resolve as resolve_run
 from test_cli import SMALL, cli, png_shape
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,9 +127,9 @@ def test_a_file_edited_since_it_was_imported_is_imported_again(tmp_path):
 def test_a_likelihood_is_refused_without_its_discrete_flag(tmp_path):
     (tmp_path / "flagless.py").write_text("import torch.nn as nn\nclass Flagless(nn.Module):\n    pass\n")
     with pytest.raises(UserError, match="lacks the class attribute `discrete`"):
-        Config(model="vae", likelihood=f"{tmp_path}/flagless.py:Flagless").validate()
+        resolve_run(Config(model="vae", likelihood=f"{tmp_path}/flagless.py:Flagless"))
     with pytest.raises(UserError, match="unknown likelihood 'gausian'; choose one of: bernoulli"):
-        Config(model="vae", likelihood="gausian").validate()
+        resolve_run(Config(model="vae", likelihood="gausian"))
 
 
 def test_the_kl_weight_reaches_a_model_with_no_kl_code(mnist):
@@ -331,7 +332,7 @@ def test_a_prior_or_guide_that_cannot_be_one_is_refused_in_one_line(tmp_path, ki
     path.write_text(source)
     name = f"{path}:{'Prior' if kind == 'prior' else 'Guide'}"
     with pytest.raises(UserError, match=re.escape(message)) as error:
-        Config(model="vae", **{kind: name}).validate()
+        resolve_run(Config(model="vae", **{kind: name}))
     assert "\n" not in str(error.value)
 
 
@@ -374,6 +375,6 @@ def test_the_users_model_takes_the_prior_and_guide_parts_when_it_says_so(tmp_pat
     assert type(trainer.model.p_z).__name__ == "Flow" and type(trainer.model.q_z).__name__ == "IAF"
     assert trainer.history[0]["test_neg_elbo"] < 300
     with pytest.raises(
-        UserError, match=r"--prior flow cannot be used with --model .*MixturePriorVAE, which writes its own p\(z\)"
+        UserError, match=r"prior flow cannot be used with model .*MixturePriorVAE, which writes its own p\(z\)"
     ):
-        Config(model=str(ROOT / MIXTURE), prior="flow").validate()
+        resolve_run(Config(model=str(ROOT / MIXTURE), prior="flow"))

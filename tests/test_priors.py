@@ -13,6 +13,7 @@ from pyro_vae import Config, Trainer, build_model
 from pyro_vae.errors import UserError
 from pyro_vae.evaluate import elbo_terms
 from pyro_vae.priors import Flow, GaussianMixture, Mixture, mixture
+from pyro_vae.spec import resolve
 
 B = 6
 
@@ -147,13 +148,13 @@ REFUSED = [
     (dict(model="ae", prior="mixture"), "has no prior"),
     (dict(model="ae", guide="iaf"), "one point"),
     (dict(model="hvae", elbo="meanfield"), "independent"),
-    (dict(model="vae", prior="flow", prior_components=5), "prior-components"),
+    (dict(model="vae", prior="flow", prior_components=5), "prior_components"),
     (dict(model="vae", prior="mixture", prior_components=0), "at least 1"),
     (dict(model="vae", prior="gaussian"), "unknown prior 'gaussian'"),
     (dict(model="vae", guide="full"), "unknown guide 'full'"),
-    (dict(model="vae", flow_steps=0), "flow-steps"),
-    (dict(model="vae", flow_steps=4), "--flow-steps is the length of a flow prior or an iaf guide"),
-    (dict(model="vae", guide="iaf", amp="bf16"), "in bfloat16; use --amp none"),
+    (dict(model="vae", flow_steps=0), "flow_steps"),
+    (dict(model="vae", flow_steps=4), "flow_steps is the length of a flow prior or an iaf guide"),
+    (dict(model="vae", guide="iaf", amp="bf16"), "in bfloat16; use amp none"),
     # the VampPrior is the guide at pseudo-images: it needs a guide that reads an image alone, cheaply
     (dict(model="cvae", prior="vamp"), "needs a label"),
     (dict(model="hvae", prior="vamp"), "another latent layer"),
@@ -164,5 +165,5 @@ REFUSED = [
 @pytest.mark.parametrize("settings,message", REFUSED)
 def test_combinations_that_make_no_sense_are_refused_in_one_line(settings, message):
     with pytest.raises(UserError, match=message) as error:
-        Config(**settings).validate()
+        resolve(Config(**settings))
     assert "\n" not in str(error.value)

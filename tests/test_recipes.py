@@ -15,6 +15,7 @@ from pyro_vae import Trainer, data, recipes, reproductions
 from pyro_vae.checkpoint import load
 from pyro_vae.errors import UserError
 from pyro_vae.schedules import lr_scale, stages_epochs
+from pyro_vae.spec import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "recipes").glob("*.toml"))
@@ -170,8 +171,8 @@ def test_tanh_and_gated_layers(mnist):
     model = build_model(small_config(model="vae", activation="tanh", hidden_dim=32), (1, 28, 28), 10)
     features = torch.tanh(model.decoder.hidden(h[:, :8]))
     assert features.abs().max() <= 1  # the decoder's tanh layer is bounded
-    with pytest.raises(UserError, match="--activation sets the mlp's nonlinearity"):
-        small_config(activation="tanh", net="conv").validate()
+    with pytest.raises(UserError, match="activation sets the mlp's nonlinearity"):
+        resolve(small_config(activation="tanh", net="conv"))
 
 
 # --- a validation split, best.pt and early stopping -----------------------------------------------
@@ -238,8 +239,8 @@ def test_best_pt_is_the_epoch_with_the_best_validation_bound_and_early_stopping_
 
 
 def test_early_stopping_needs_validation_and_best_needs_a_validated_run(tmp_path):
-    with pytest.raises(UserError, match="give --validation N as well"):
-        small_config(early_stopping=5).validate()
+    with pytest.raises(UserError, match="give validation N as well"):
+        resolve(small_config(early_stopping=5))
     Trainer(small_config(train_size=200), tmp_path, progress=False, log=lambda line: None).fit()
     result = cli("evaluate", tmp_path, "--checkpoint", "best", "--k", "5", "--n", "20", "--device", "cpu")
     assert result.exit_code == 2 and "only runs trained with --validation N keep their best epoch" in result.output

@@ -28,10 +28,10 @@ from typer.testing import CliRunner
 from conftest import small_config, train_small
 from pyro_vae import Trainer, checkpoint, data, lock
 from pyro_vae import cli as cli_module
-from pyro_vae import train as train_module
 from pyro_vae.data.imageset import ImageSet
 from pyro_vae.errors import Interrupted, TrainingDiverged, UserError
 from pyro_vae.files import save_torch
+from pyro_vae.training import faults
 from test_cli import ROOT, SMALL, cli
 
 # Long enough (200 steps of 100 images) that a signal sent after epoch 1 lands inside epoch 2.
@@ -136,7 +136,7 @@ def test_ctrl_c_resume_within_an_epoch_is_exact(tmp_path):
         loss = step(x, y)
         if trainer.history:
             steps_in_epoch_2.append(1)
-            trainer.stop_requested = len(steps_in_epoch_2) == 7
+            trainer.watch.stop_requested = len(steps_in_epoch_2) == 7
         return loss
 
     trainer.step = step_then_ask_to_stop
@@ -239,7 +239,7 @@ def test_checkpoint_every_saves_inside_an_epoch_and_resume_is_exact(tmp_path, mo
     """With a checkpoint at every check-in (every 3 steps here), a run killed after step 11 of 20 keeps
     step 9, and the resumed run ends with the unbroken run's numbers."""
     whole = train_small(tmp_path / "whole", epochs=2)
-    monkeypatch.setattr(train_module, "CHECK_IN_EVERY", 3)
+    monkeypatch.setattr(faults, "CHECK_IN_EVERY", 3)
     trainer = Trainer(
         small_config(epochs=2, checkpoint_every="1e-6s"), tmp_path / "parts", progress=False, log=lambda line: None
     )

@@ -22,6 +22,7 @@ from pyro_vae.errors import UserError
 from pyro_vae.models import CVAE, SemiSupervisedCVAE
 from pyro_vae.networks import conditioned
 from pyro_vae.objectives import make_elbo
+from pyro_vae.spec import for_model, resolve
 
 K = 3  # classes of the small models
 
@@ -34,19 +35,25 @@ def small_m2(image_shape=(1, 4, 4), **changes):
 def test_labels_make_the_cvae_semi_supervised_and_nothing_else():
     assert type(small_m2()) is SemiSupervisedCVAE
     assert type(build_model(small_config(), (1, 28, 28), 10)) is CVAE
-    with pytest.raises(UserError, match="--labels needs a model that learns from unlabelled images: use --model cvae"):
-        small_config(model="vae", labels=100).validate()
-    with pytest.raises(UserError, match="TraceEnum_ELBO.*leave --elbo out"):
-        small_config(labels=100, elbo="iwae").validate()
-    with pytest.raises(UserError, match="--classify-weight weighs the labelled images of --labels N"):
-        small_config(classify_weight=10.0).validate()
-    with pytest.raises(UserError, match="--classify-weight must be 0 or more, not -1"):
-        small_config(labels=100, classify_weight=-1.0).validate()
+    with pytest.raises(UserError, match="labels needs a model that learns from unlabelled images: use model cvae"):
+        resolve(small_config(model="vae", labels=100))
+    with pytest.raises(UserError, match="TraceEnum_ELBO.*leave elbo out"):
+        resolve(small_config(labels=100, elbo="iwae"))
+    with pytest.raises(UserError, match="classify_weight weighs the labelled images of labels N"):
+        resolve(small_config(classify_weight=10.0))
+    with pytest.raises(UserError, match="classify_weight must be 0 or more, not -1"):
+        resolve(small_config(labels=100, classify_weight=-1.0))
     # compare --labels: the labels (and their weight) go to the cvae alone; the others train as always
     shared = Config(model="cvae", labels=100, classify_weight=20.0)
-    assert (shared.for_model("vae").labels, shared.for_model("vae").classify_weight) == (None, CLASSIFY_WEIGHT)
-    assert shared.for_model("vae").validate() and shared.for_model("ae").validate()
-    assert (shared.for_model("cvae").labels, shared.for_model("cvae").classify_weight) == (100, 20.0)
+    assert (for_model(resolve(shared), "vae").labels, for_model(resolve(shared), "vae").classify_weight) == (
+        None,
+        CLASSIFY_WEIGHT,
+    )
+    assert resolve(for_model(resolve(shared), "vae")) and resolve(for_model(resolve(shared), "ae"))
+    assert (for_model(resolve(shared), "cvae").labels, for_model(resolve(shared), "cvae").classify_weight) == (
+        100,
+        20.0,
+    )
     # ... and when no model compared can take them, compare says so before anything trains
     result = CliRunner().invoke(app, ["compare", "--labels", "100", "--model", "vae", "--model", "ae"])
     assert result.exit_code == 2 and "none of vae, ae does; add --model cvae, or leave --labels out" in result.output
@@ -209,5 +216,5 @@ def test_a_semi_supervised_run_of_format_3_opens_with_its_mlp_classifier(tmp_pat
     resumed.fit()
     assert resumed.epoch == 2 and resumed.config.classifier == "mlp"
     assert Config(model="cvae", labels=100).classifier == "cnn"
-    with pytest.raises(UserError, match="--classifier is the network of q.y.x., which --labels N adds"):
-        small_config(classifier="mlp").validate()
+    with pytest.raises(UserError, match="classifier is the network of q.y.x., which labels N adds"):
+        resolve(small_config(classifier="mlp"))

@@ -8,6 +8,7 @@ from conftest import small_config, train_small
 from pyro_vae import Trainer, checkpoint, load_model
 from pyro_vae.errors import UserError
 from pyro_vae.evaluate import evaluate_elbo
+from pyro_vae.spec import resolve
 
 
 @pytest.mark.parametrize("model_name", ["vae", "cvae", "ae"])
@@ -169,25 +170,28 @@ def test_broken_checkpoints_are_clear_errors(tmp_path):
 def test_bad_settings_are_refused_before_training(tmp_path):
     with pytest.raises(UserError, match="--batch-size 5000 is larger than the 2000 training images"):
         Trainer(small_config(batch_size=5000), tmp_path, progress=False)
-    with pytest.raises(UserError, match="--z-dim must be at least 1"):
+    with pytest.raises(UserError, match="z_dim must be at least 1"):
         Trainer(small_config(z_dim=0), tmp_path, progress=False)
     with pytest.raises(UserError, match="unknown elbo 'bogus'"):
         Trainer(small_config(elbo="bogus"), tmp_path, progress=False)
     with pytest.raises(UserError, match="unknown amp 'fp8'; choose one of: none, bf16"):
         Trainer(small_config(amp="fp8"), tmp_path, progress=False)
-    with pytest.raises(UserError, match="--elbo jit traces the whole step in float32"):
+    with pytest.raises(UserError, match="elbo jit traces the whole step in float32"):
         Trainer(small_config(elbo="jit", compile=True), tmp_path, progress=False)
 
 
 def test_default_learning_rate_is_lower_only_for_an_autoencoder_that_learns_its_noise_scale():
     from pyro_vae import Config
 
-    assert Config(model="ae", dataset="faces").lr == 5e-4  # Gaussian with a learned scale
-    assert Config(model="ae", dataset="faces", likelihood_scale=0.1).lr == 2e-3  # a fixed scale
-    assert [Config(model=m, dataset="faces").lr for m in ("vae", "cvae")] == [2e-3, 2e-3]
-    assert Config(model="ae", dataset="mnist").lr == 2e-3  # Bernoulli: no scale
-    assert Config(model="ae", dataset="faces", lr=1e-2).lr == 1e-2  # given: kept
-    saved = Config(model="vae", dataset="faces").to_dict()
+    def lr(**settings):
+        return resolve(Config(**settings)).lr
+
+    assert lr(model="ae", dataset="faces") == 5e-4  # Gaussian with a learned scale
+    assert lr(model="ae", dataset="faces", likelihood_scale=0.1) == 2e-3  # a fixed scale
+    assert [lr(model=m, dataset="faces") for m in ("vae", "cvae")] == [2e-3, 2e-3]
+    assert lr(model="ae", dataset="mnist") == 2e-3  # Bernoulli: no scale
+    assert lr(model="ae", dataset="faces", lr=1e-2) == 1e-2  # given: kept
+    saved = resolve(Config(model="vae", dataset="faces")).config.to_dict()
     assert Config.from_dict(saved).lr == 2e-3 and saved["lr"] == 2e-3  # the value a run used is what it saves
 
 
@@ -199,8 +203,8 @@ def test_learning_rate_warms_up_step_by_step_and_then_stays(tmp_path):
         config, 9, 0.1
     )
     assert lr_scale(small_config(), 1, 0.01) == 1.0  # off by default
-    with pytest.raises(UserError, match="--lr-warmup must be 0 .off. or a number of epochs, not -1"):
-        small_config(lr_warmup=-1).validate()
+    with pytest.raises(UserError, match="lr_warmup must be 0 .off. or a number of epochs, not -1"):
+        resolve(small_config(lr_warmup=-1))
     seen = []
     trainer = Trainer(small_config(lr_warmup=2, epochs=3, lr=1e-3), tmp_path, progress=False, log=lambda line: None)
     step = trainer.optimizer.step
@@ -215,7 +219,7 @@ def test_default_run_dir_names_a_model_given_by_reference_by_its_class():
     import re
 
     from pyro_vae import Config
-    from pyro_vae.train import default_run_dir
+    from pyro_vae.training import default_run_dir
 
     # lr, prior and the networks' sizes given: the Config then has no reason to import the (here
     # imaginary) classes, whose defaults it would read otherwise

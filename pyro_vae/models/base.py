@@ -26,11 +26,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..build import build
 from ..contract import condition_vectors
-from ..guides import build_guide
-from ..likelihoods import build_likelihood
 from ..networks import build_decoder, build_encoder
-from ..priors import build_prior
 
 
 class LatentVariableModel(nn.Module):
@@ -47,16 +45,22 @@ class LatentVariableModel(nn.Module):
     defaults: dict = {}
 
     def __init__(self, config, image_shape, num_classes: int, code_dim: int | None = None):
-        """code_dim: the width of the code the encoder and decoder meet, if not ``config.z_dim``
-        (a model with more than one stochastic layer: the bottom one)."""
+        """config: the resolved run (spec.Spec), which reads like its settings and holds the classes of
+        the parts (``config.parts``); code_dim: the width of the code the encoder and decoder meet, if
+        not ``config.z_dim`` (a model with more than one stochastic layer: the bottom one)."""
         super().__init__()
+        if not hasattr(config, "parts"):  # a plain Config: its part names are not resolved to classes yet
+            raise TypeError(
+                "build a model with pyro_vae.build_model(config, image_shape, num_classes): it resolves config"
+            )
         self.z_dim = config.z_dim
         self.num_classes = num_classes
         self.image_shape = tuple(image_shape)
         code_dim = code_dim or config.z_dim
         cond_dim = num_classes if self.conditional else 0
-        self.likelihood = build_likelihood(config, image_shape)
-        self.q_z = build_guide(config, config.hidden_dim, code_dim)
+        chosen = config.parts
+        self.likelihood = build("likelihood", chosen.likelihood, image_shape, scale=config.likelihood_scale)
+        self.q_z = build("guide", chosen.guide, config.hidden_dim, code_dim, steps=config.flow_steps)
         self.encoder = build_encoder(
             config.net,
             image_shape,
@@ -70,7 +74,15 @@ class LatentVariableModel(nn.Module):
         self.decoder = build_decoder(
             config.net, image_shape, code_dim, config.hidden_dim, cond_dim, config.decoder_layers, config.activation
         )
-        self.p_z = build_prior(config, self, config.z_dim, cond_dim)
+        self.p_z = build(
+            "prior",
+            chosen.prior,
+            config.z_dim,
+            components=config.prior_components,
+            steps=config.flow_steps,
+            cond_dim=cond_dim,
+            model=self,
+        )
 
     def condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
         """The condition vector the networks see: (batch, num_classes), or None for unconditional models.

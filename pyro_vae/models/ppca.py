@@ -27,7 +27,8 @@ import pyro.distributions as dist
 import torch
 import torch.nn as nn
 
-from ..guides import make_guide
+from ..build import build
+from ..guides import GUIDES
 
 
 class PPCA(nn.Module):
@@ -36,7 +37,7 @@ class PPCA(nn.Module):
 
     def __init__(self, data_dim: int, z_dim: int, guide: str | None = None, flow_steps: int = 2):
         """guide: None for the linear full-covariance guide below, or the name of a family in
-        guides.py, fed x itself (its head is then a linear map of x); flow_steps: for ``iaf``."""
+        guides.GUIDES, fed x itself (its head is then a linear map of x); flow_steps: for ``iaf``."""
         super().__init__()
         self.data_dim, self.z_dim = data_dim, z_dim
         # the generative model's parameters (fit them with ``fit`` or learn them by SVI)
@@ -47,7 +48,9 @@ class PPCA(nn.Module):
         self.A = nn.Parameter(torch.zeros(z_dim, data_dim))
         self.b = nn.Parameter(torch.zeros(z_dim))
         self.L_raw = nn.Parameter(torch.zeros(z_dim, z_dim))
-        self.family = None if guide is None else make_guide(guide, data_dim, z_dim, steps=flow_steps)
+        if guide is not None and guide not in GUIDES:
+            raise ValueError(f"unknown guide {guide!r}; choose one of: {', '.join(GUIDES)}")
+        self.family = None if guide is None else build("guide", GUIDES[guide], data_dim, z_dim, steps=flow_steps)
         self.head = None if guide is None else self.family.head()
 
     @property
