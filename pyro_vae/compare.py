@@ -19,7 +19,15 @@ from .config import Config
 from .errors import UserError
 from .evaluate import evaluate_elbo, nearest_class
 from .files import save_text
-from .latent import describe_codes, encode_all, interpolation_pairs, interpolation_strip, knn_accuracy, project
+from .latent import (
+    LatentPanel,
+    describe_codes,
+    encode_all,
+    interpolation_pairs,
+    interpolation_strip,
+    knn_accuracy,
+    project,
+)
 from .parts import is_reference, short_name
 from .plots import column_shares, latent_figure, sample_figure, strips_figure
 from .spec import Spec, for_model, resolve
@@ -124,7 +132,7 @@ def side_by_side(config: Config, trainers: dict, seconds: dict, out: Path, pairs
         model = trainer.model
         points, axes = project(encode_all(model, test), "pca")
         title = f"{name}: {describe_codes(model)}"
-        panels.append({"points": points, "labels": test.y, "classes": classes, "axes": axes, "title": title})
+        panels.append(LatentPanel(points, test.y, classes, axes, title))
         for i, j in pair_list:
             strips.append(interpolation_strip(model, test.x, test.y, i, j, steps))
             labels.append(f"{name} {classes[test.y[i]]}→{classes[test.y[j]]}")

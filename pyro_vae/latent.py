@@ -7,6 +7,8 @@ autoencoder, its deterministic codes).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from .contract import condition_vectors
@@ -58,6 +60,37 @@ def project(codes: torch.Tensor, method: str = "pca", seed: int = 0) -> tuple[to
         points = TSNE(n_components=2, init="pca", random_state=seed).fit_transform(codes.cpu().numpy())
         return torch.as_tensor(points, dtype=codes.dtype), ["t-SNE 1", "t-SNE 2"]
     raise UserError(f"unknown projection {method!r}; use one of {', '.join(PROJECTIONS)}")
+
+
+@dataclass(frozen=True)
+class LatentPanel:
+    """One scatter plot of codes (plots.latent_figure): ``points`` (N, 2), coloured by ``labels`` (N,) whose
+    names are ``classes``; ``axes``: the two axis names; ``legend``: the legend's title."""
+
+    points: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    axes: list[str]
+    title: str
+    legend: str = "class"
+
+
+def latent_panels(model, test: ImageSet, method: str = "pca", seed: int = 0) -> list[LatentPanel]:
+    """The codes of ``test`` (the guide's means), projected to 2-D by ``method`` where z_dim > 2 and coloured by
+    class; for a conditional model, a second panel: 100 images encoded under every condition, coloured by the
+    condition, to show what the label moves."""
+    points, axes = project(encode_all(model, test), method, seed)
+    panels = [
+        LatentPanel(points, test.y, test.classes, axes, f"{describe_codes(model)}, coloured by the image's class")
+    ]
+    if model.conditional:
+        few = test.head(100)
+        codes = torch.cat([model.encode(few.x, torch.full_like(few.y, c)) for c in range(len(test.classes))])
+        condition = torch.arange(len(test.classes), device=codes.device).repeat_interleave(len(few))
+        points, axes = project(codes, method, seed)
+        title = "100 images encoded under every condition y"
+        panels.append(LatentPanel(points, condition, test.classes, axes, title, legend="condition y"))
+    return panels
 
 
 def quantile_grid(n: int, z_dim: int = 2, dims: tuple[int, int] = (0, 1), base: torch.Tensor | None = None):
@@ -131,6 +164,33 @@ def interpolation_strip(
         t = torch.linspace(0, 1, steps, device=z.device).unsqueeze(1)
         condition = (1 - t) * ends[0] + t * ends[1]
     return model.decode(path, condition)
+
+
+def interpolation_strips(
+    model,
+    test: ImageSet,
+    pairs: list[tuple[int, int]],
+    steps: int,
+    *,
+    label_path: bool = False,
+    spherical: bool = False,
+) -> tuple[list[torch.Tensor], list[str]]:
+    """The strips of ``interpolate``: for each pair (i, j) of test images, :func:`interpolation_strip` along the
+    line (and, with ``spherical``, along the great circle too), or with ``label_path`` the condition moving
+    with z fixed; returns (strips, each (steps, C, H, W), and their names, "#i (class) → #j (class), line")."""
+    classes, strips, names = test.classes, [], []
+    for i, j in pairs:
+        pair = f"#{i} ({classes[test.y[i]]}) → #{j} ({classes[test.y[j]]})"
+        if label_path:
+            strips.append(interpolation_strip(model, test.x, test.y, i, j, steps, label_path=True))
+            names.append(f"{pair}, z fixed")
+            continue
+        strips.append(interpolation_strip(model, test.x, test.y, i, j, steps))
+        names.append(f"{pair}, line" if spherical else pair)
+        if spherical:
+            strips.append(interpolation_strip(model, test.x, test.y, i, j, steps, spherical=True))
+            names.append(f"{pair}, great circle")
+    return strips, names
 
 
 def traverse(z: torch.Tensor, dims: list[int], values: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ writes over the files a run is made of, and never writes one format under anothe
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Callable
@@ -19,6 +20,7 @@ import torch
 
 from . import checkpoint, lock, recipes
 from .errors import UserError
+from .plots import column_shares, draw_samples, image_grid, sample_figure
 
 # the files a run folder is made of: an output written over one of them would destroy the run
 RUN_FILES = {
@@ -134,3 +136,42 @@ def write_pictures_or_sound(
     png = figure(folder / picture, spectrogram=features)  # the features label its axes
     log(f"wrote {len(wavs)} WAV files and {png.name} to {folder}")
     return folder
+
+
+def write_samples(
+    model,
+    run: Path,
+    out: Path | None,
+    classes: list[str],
+    labels,
+    n: int,
+    seed: int,
+    features: dict | None,
+    attributes: bool,
+    log: Callable[[str], None] = print,
+) -> None:
+    """What ``sample`` writes: ``n`` images drawn from the prior (for each of ``labels``: class labels, or an
+    attribute vector where ``attributes``) as a grid, or, for spectrograms (``features``), WAV files and their
+    picture (:func:`write_pictures_or_sound`)."""
+    drawn = functools.cache(lambda: draw_samples(model, n, labels, seed))  # spectrograms: (images, row labels)
+
+    def figure(path: Path, spectrogram: dict | bool) -> Path:
+        if not spectrogram:
+            return sample_figure(model, classes, path, ncol=n, labels=labels, seed=seed, attributes=attributes)
+        images, rows = drawn()
+        title = (
+            "samples from the prior" if rows is None else f"samples per class (a column shares {column_shares(model)})"
+        )
+        names = None if rows is None or n > 10 else [classes[c] for c in rows]
+        return image_grid(images, path, ncol=min(n, 10), title=title, row_labels=names, spectrogram=spectrogram)
+
+    def clips():
+        images, rows = drawn()
+        names = (
+            [f"sample-{i}" for i in range(n)] if rows is None else [f"{classes[c]}-{i}" for c in rows for i in range(n)]
+        )
+        return images, names
+
+    write_pictures_or_sound(
+        run, out, "sample", features, figure=figure, clips=clips, picture="spectrograms.png", seed=seed, log=log
+    )

@@ -17,7 +17,7 @@ from torchvision.utils import make_grid
 
 from .contract import device_of
 from .files import atomic_path
-from .latent import quantile_grid
+from .latent import LatentPanel, quantile_grid
 
 DPI = 110
 MAX_PIXELS = (
@@ -325,15 +325,13 @@ def _scatter(
     )
 
 
-def latent_figure(panels: list[dict], path, *, title: str) -> Path:
-    """Scatter plots of codes side by side, coloured by class.
-
-    Each panel is a dict: points (N, 2), labels (N,), classes, axes (two axis names), title,
-    and optionally legend (the legend's title, default "class").
-    """
+def latent_figure(panels: list, path, *, title: str) -> Path:
+    """Scatter plots of codes side by side, coloured by class: one per panel, a latent.LatentPanel (or a dict
+    of its fields: points (N, 2), labels (N,), classes, axes, title, and optionally legend)."""
+    panels = [panel if isinstance(panel, LatentPanel) else LatentPanel(**panel) for panel in panels]
     fig, axes = _figure((5.6 * len(panels), 4.6), 1, len(panels), squeeze=False)
     for ax, p in zip(axes[0], panels):
-        _scatter(ax, p["points"], p["labels"], p["classes"], p["axes"], p["title"], p.get("legend", "class"))
+        _scatter(ax, p.points, p.labels, p.classes, p.axes, p.title, p.legend)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return _save(fig, path)

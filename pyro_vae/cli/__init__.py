@@ -24,11 +24,11 @@ evaluate.summary_rows, pictures or sound in outputs.py).
     reproductions.py  reproductions record, reproductions table
 """
 
-from .app import app, main
+from .app import app, data_app, main, reproductions_app
 
 # the command modules register their commands on the application as they are imported, in the order --help lists
 # isort: off
 from . import training, looking, measuring, datasets, reproductions  # noqa: F401, E402
 # isort: on
 
-__all__ = ["app", "main"]
+__all__ = ["app", "data_app", "reproductions_app", "main"]

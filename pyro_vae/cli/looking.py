@@ -3,7 +3,6 @@ curves."""
 
 from __future__ import annotations
 
-import functools
 import math
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -96,7 +95,7 @@ def sample(
     For spoken digits, each sample is also turned back into sound (inverse mel scale and
     Griffin-Lim) and written as a 16 kHz WAV file: `sample RUN --label 7 --n 8 --out sevens/`.
     """
-    from ..plots import column_shares, draw_samples, image_grid, sample_figure
+    from ..outputs import write_samples
 
     out = check_out(out, "png or folder")
     model, config, state = checkpoint.load_model(run, resolve_device(device.value), which.value, trust_code)
@@ -109,37 +108,7 @@ def sample(
         raise UserError(f"{run} is conditioned on attributes ({config.condition}), not labels; use --attr NAME=1")
     classes = state["classes"]
     labels = _attribute_vector(model, classes, attr) if attr else _labels(model, classes, label)
-    drawn = functools.cache(
-        lambda: draw_samples(model, n, labels, seed)
-    )  # spectrograms: (images, row labels), for the WAVs and the grid
-
-    def figure(path: Path, spectrogram: dict | bool) -> Path:
-        if not spectrogram:
-            return sample_figure(model, classes, path, ncol=n, labels=labels, seed=seed, attributes=attributes)
-        images, rows = drawn()
-        title = (
-            "samples from the prior" if rows is None else f"samples per class (a column shares {column_shares(model)})"
-        )
-        names = None if rows is None or n > 10 else [classes[c] for c in rows]
-        return image_grid(images, path, ncol=min(n, 10), title=title, row_labels=names, spectrogram=spectrogram)
-
-    def clips():
-        images, rows = drawn()
-        return images, [f"sample-{i}" for i in range(n)] if rows is None else [
-            f"{classes[c]}-{i}" for c in rows for i in range(n)
-        ]
-
-    write_pictures_or_sound(
-        run,
-        out,
-        "sample",
-        state.get("features"),
-        figure=figure,
-        clips=clips,
-        picture="spectrograms.png",
-        seed=seed,
-        log=typer.echo,
-    )
+    write_samples(model, run, out, classes, labels, n, seed, state.get("features"), attributes, log=typer.echo)
 
 
 @command(app)
@@ -233,9 +202,7 @@ def plot_latent(
     z_dim 2 is drawn as it is; more dimensions are projected. For a cvae a second panel encodes
     the same 100 images under every condition, coloured by the condition, to show what the label moves.
     """
-    import torch
-
-    from ..latent import describe_codes, encode_all, project
+    from ..latent import latent_panels
     from ..plots import latent_figure
 
     out = check_out(out, "png")
@@ -244,31 +211,7 @@ def plot_latent(
         if n < 2:
             raise UserError(f"--n must be at least 2, not {n}")
         test = test.head(n)
-    points, axes = project(encode_all(model, test), method.value, seed)
-    panels = [
-        {
-            "points": points,
-            "labels": test.y,
-            "classes": test.classes,
-            "axes": axes,
-            "title": f"{describe_codes(model)}, coloured by the image's class",
-        }
-    ]
-    if model.conditional:
-        few = test.head(100)
-        codes = torch.cat([model.encode(few.x, torch.full_like(few.y, c)) for c in range(len(test.classes))])
-        condition = torch.arange(len(test.classes), device=codes.device).repeat_interleave(len(few))
-        cond_points, cond_axes = project(codes, method.value, seed)
-        panels.append(
-            {
-                "points": cond_points,
-                "labels": condition,
-                "classes": test.classes,
-                "axes": cond_axes,
-                "title": "100 images encoded under every condition y",
-                "legend": "condition y",
-            }
-        )
+    panels = latent_panels(model, test, method.value, seed)
     path = latent_figure(
         panels, out or run / "latent.png", title=f"{config.model} on {config.dataset}: codes of {len(test)} test images"
     )
@@ -355,7 +298,7 @@ def interpolate(
     """
     import torch
 
-    from ..latent import interpolation_pairs, interpolation_strip
+    from ..latent import interpolation_pairs, interpolation_strips
     from ..plots import strips_figure
 
     out = check_out(out, "png or folder")
@@ -372,18 +315,7 @@ def interpolate(
             "give --to (or --to-class) once for every --from (or --from-class)"
         )
     chosen = list(zip(starts, ends)) or interpolation_pairs(test.y.cpu(), pairs, seed)
-    classes, strips, names = test.classes, [], []
-    for i, j in chosen:
-        pair = f"#{i} ({classes[test.y[i]]}) → #{j} ({classes[test.y[j]]})"
-        if label_path:
-            strips.append(interpolation_strip(model, test.x, test.y, i, j, steps, label_path=True))
-            names.append(f"{pair}, z fixed")
-            continue
-        strips.append(interpolation_strip(model, test.x, test.y, i, j, steps))
-        names.append(f"{pair}, line" if spherical else pair)
-        if spherical:
-            strips.append(interpolation_strip(model, test.x, test.y, i, j, steps, spherical=True))
-            names.append(f"{pair}, great circle")
+    strips, names = interpolation_strips(model, test, chosen, steps, label_path=label_path, spherical=spherical)
     what = "the condition, with z fixed" if label_path else "codes between test images (end points: reconstructions)"
     wav_names = [f"strip-{row}-step-{k}" for row in range(len(strips)) for k in range(steps)]
     write_pictures_or_sound(

@@ -8,8 +8,7 @@ from typing import Optional
 
 import typer
 
-from .. import checkpoint, data
-from ..contract import device_of
+from .. import checkpoint
 from ..errors import UserError
 from ..outputs import check_out
 from .app import app, command, reports_errors
@@ -17,6 +16,7 @@ from .options import (
     CheckpointName,
     DeviceName,
     RunDir,
+    SplitName,
     TrustCode,
     WhichCheckpoint,
     _open_run,
@@ -27,7 +27,7 @@ from .options import (
 @reports_errors
 def evaluate(
     run: Path = RunDir,
-    split: str = typer.Option("test", help="Which split to measure: test or train."),
+    split: SplitName = typer.Option("test", help="Which split to measure: the run's test set, or its training set."),
     k: int = typer.Option(1000, "--k", help="Importance samples per image for log p(x) (5000 for numbers to report)."),
     n: Optional[int] = typer.Option(
         None, "--n", help="Use the first N images of the split.", show_default="the whole split"
@@ -54,59 +54,40 @@ def evaluate(
     from rich.progress import Progress
     from rich.table import Table
 
-    from ..classifier import load_classifier
-    from ..evaluate import evaluate as run_evaluate
     from ..evaluate import summary_rows
     from ..files import save_json
+    from ..measure import measure_run, record_path, split_images
 
-    if split not in ("test", "train"):
-        raise UserError(f"--split must be test or train, not {split!r}")
     for name, value in (("--k", k), ("--samples-per-class", samples_per_class), ("--max-rows", max_rows)):
         if value < 1:
             raise UserError(f"{name} must be at least 1, not {value}")
     out = check_out(out, "json")
     model, config, state, test = _open_run(run, device, which, trust_code)
-    images = test
-    if split == "train":
-        train, _ = data.load(config.dataset, device_of(model), config.binarize, config.condition)
-        images = data.fixed_draw(train, config.binarize)  # one fixed draw, like the test set's: a reproducible number
-    if n is not None:
-        if n < 1:
-            raise UserError(f"--n must be at least 1, not {n}")
-        images = images.head(n)
-    classifier = accuracy = None
-    if model.conditional and model.generative:
-        classifier, accuracy = load_classifier(config.dataset, device_of(model), log=typer.echo)
+    images = split_images(model, config, test, split.value, n)
+    about = {"run": str(run), "checkpoint": which.value, "epoch": state["epoch"]}
     with Progress(transient=True) as bar:
         task = bar.add_task(f"log p(x), k={k}", total=len(images))
-        result = run_evaluate(
+        result = measure_run(
             model,
+            config,
             images,
+            about,
+            split.value,
             k=k,
-            classifier=classifier,
-            n_per_class=samples_per_class,
-            mirror=bool(config.flip),
+            samples_per_class=samples_per_class,
             max_rows=max_rows,
             progress=lambda done, total: bar.update(task, completed=done),
+            log=typer.echo,
         )
-    result = {
-        "run": str(run),
-        "checkpoint": which.value,
-        "epoch": state["epoch"],
-        "model": config.model,
-        "dataset": config.dataset,
-        "split": split,
-    } | result
-    if accuracy is not None:
-        result["classifier_test_accuracy"] = accuracy
 
-    table = Table(title=f"{config.model} on {config.dataset}, {split} split ({len(images)} images): nats per image")
+    title = f"{config.model} on {config.dataset}, {split.value} split ({len(images)} images): nats per image"
+    table = Table(title=title)
     table.add_column("measure")
     table.add_column("value", justify="right")
     for row in summary_rows(result, test.classes, conditional=model.conditional):
         table.add_row(*row)
     Console().print(table)
-    path = out or run / f"evaluation-{split}-k{k}{'-best' if which.value == 'best' else ''}.json"
+    path = out or record_path(run, split.value, k, which.value)
     save_json(result, path)
     typer.echo(f"wrote {path}")
 

@@ -19,6 +19,7 @@ from ..config import Config, check_seed
 from ..devices import resolve_device
 from ..errors import UserError
 from ..latent import PROJECTIONS
+from ..measure import SPLITS
 from ..spec import choices
 from .app import reports_errors
 
@@ -35,6 +36,7 @@ DatasetName, DeviceName = CHOICES["dataset"], CHOICES["device"]
 
 
 ProjectionName = _enum("projection", PROJECTIONS)
+SplitName = _enum("split", SPLITS)
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
