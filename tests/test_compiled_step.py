@@ -180,12 +180,12 @@ def test_auto_compiles_long_runs_only_and_settings_it_cannot_trace_are_refused(t
     assert Trainer(small_config(epochs=long_enough, elbo="iwae", particles=2), tmp_path, **quiet).compiled is None
     assert Trainer(small_config(epochs=long_enough, step="eager"), tmp_path, **quiet).compiled is None
     assert Trainer(small_config(epochs=1, step="compiled"), tmp_path, **quiet).compiled is not None
-    for changes, message in [
-        (dict(compile=True), "--compile compiles the networks inside the eager step"),
-        (dict(elbo="jit"), "--elbo jit is Pyro's own compiled step"),
-        (dict(elbo="renyi"), "--elbo renyi runs its backward pass itself"),
-        (dict(amp="bf16"), "--amp bf16 trains with the eager step"),
-        (dict(model="cvae", labels=100), "--labels splits each batch by which labels are known"),
+    for changes, message in [  # from Python, messages name the settings as Config's fields
+        (dict(compile=True), "compile compiles the networks inside the eager step"),
+        (dict(elbo="jit"), "elbo jit is Pyro's own compiled step"),
+        (dict(elbo="renyi"), "elbo renyi runs its backward pass itself"),
+        (dict(amp="bf16"), "amp bf16 trains with the eager step"),
+        (dict(model="cvae", labels=100), "labels splits each batch by which labels are known"),
     ]:
         with pytest.raises(UserError, match=message):
             resolve(Config(step="compiled", **changes))
