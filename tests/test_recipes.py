@@ -157,7 +157,7 @@ def test_the_trainer_follows_the_schedule_and_adam_takes_its_epsilon(tmp_path):
 
 
 def test_tanh_and_gated_layers(mnist):
-    from pyro_vae.models import build_model
+    from pyro_vae import build_model
 
     x = mnist[1].x[:5]
     for activation, width in [("tanh", 32), ("gated", 64), ("relu", 32)]:
