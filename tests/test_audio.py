@@ -75,6 +75,7 @@ def assert_good_wavs(paths, count: int, features: MelFeatures):
         assert facts["clipped"] < 0.001, f"{path.name} is clipped: {facts}"
 
 
+@pytest.mark.slow
 def test_synthesized_set_is_balanced_and_split_by_voice(home, digits):
     train, test = digits
     assert train.classes == spoken_digits.WORDS
@@ -91,6 +92,7 @@ def test_synthesized_set_is_balanced_and_split_by_voice(home, digits):
     assert_good_wavs(wavs[:20], 20, MelFeatures.from_dict(train.features))
 
 
+@pytest.mark.slow
 def test_spectrograms_turn_back_into_sound_that_reads_the_same(digits, tmp_path):
     """Image -> Griffin-Lim -> WAV -> image: the round trip keeps the spectrogram within a few dB."""
     train, _ = digits
@@ -157,6 +159,7 @@ def test_bad_audio_sources_are_clear_errors(tmp_path, monkeypatch):
         spoken_digits.synthesize(100, 0, MelFeatures())
 
 
+@pytest.mark.slow
 def test_classifier_hears_unseen_voices(digits):
     train, test = digits
     torch.manual_seed(0)
@@ -164,6 +167,7 @@ def test_classifier_hears_unseen_voices(digits):
     assert accuracy > 0.85, accuracy  # 800 clips; the default 3,000 reach 99% (docs/results.md)
 
 
+@pytest.mark.slow
 def test_cvae_speaks_the_digit_asked_for(cvae, digits):
     """Samples for digit c are heard as c, before and after the trip through WAV files."""
     run, trainer = cvae
@@ -179,6 +183,7 @@ def test_cvae_speaks_the_digit_asked_for(cvae, digits):
     assert result["overall"] > 0.6 and result["from_wav"]["overall"] > 0.5, result
 
 
+@pytest.mark.slow
 def test_cli_writes_wavs_for_sample_reconstruct_and_interpolate(home, cvae, tmp_path):
     run, trainer = cvae
     features = MelFeatures.from_dict(trainer.train_data.features)
@@ -201,6 +206,7 @@ def test_cli_writes_wavs_for_sample_reconstruct_and_interpolate(home, cvae, tmp_
     assert (tmp_path / "path" / "interpolate.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_prepare_options_belong_to_spoken_digits():
     result = cli("data", "prepare", "mnist", "--clips", "100")
     assert result.returncode == 2 and "mnist does not take --clips; it has no options" in result.stderr

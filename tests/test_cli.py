@@ -39,6 +39,7 @@ def png_shape(path):
     return matplotlib.image.imread(path).shape
 
 
+@pytest.mark.slow
 def test_train_writes_a_complete_run_directory(cvae_run):
     for name in ["checkpoint.pt", "config.json", "metrics.csv", "samples.png", "reconstructions.png"]:
         assert (cvae_run / name).stat().st_size > 0, name
@@ -46,6 +47,7 @@ def test_train_writes_a_complete_run_directory(cvae_run):
     assert len((cvae_run / "metrics.csv").read_text().strip().splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_sample_one_class_and_every_class(cvae_run, tmp_path):
     result = cli("sample", cvae_run, "--label", 7, "--n", 8, "--out", tmp_path / "sevens.png")
     assert result.returncode == 0, result.stderr
@@ -56,12 +58,14 @@ def test_sample_one_class_and_every_class(cvae_run, tmp_path):
     assert one_row[2] in (3, 4)
 
 
+@pytest.mark.slow
 def test_reconstruct(cvae_run, tmp_path):
     result = cli("reconstruct", cvae_run, "--n", 10, "--start", 5, "--out", tmp_path / "r.png")
     assert result.returncode == 0, result.stderr
     assert "wrote" in result.stdout and png_shape(tmp_path / "r.png")[0] > 100
 
 
+@pytest.mark.slow
 def test_resume_continues_the_run(cvae_run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(cvae_run, copy)
@@ -71,17 +75,20 @@ def test_resume_continues_the_run(cvae_run, tmp_path):
     assert len((copy / "metrics.csv").read_text().strip().splitlines()) == 3
 
 
+@pytest.mark.slow
 def test_autoencoder_trains_and_refuses_to_sample(tmp_path):
     assert cli("train", "--model", "ae", "--run-dir", tmp_path / "ae", *SMALL).returncode == 0
     result = cli("sample", tmp_path / "ae")
     assert result.returncode == 2 and "no prior to sample from" in result.stderr
 
 
+@pytest.mark.slow
 def test_data_prepare_uses_the_cache():
     result = cli("data", "prepare", "mnist")
     assert result.returncode == 0 and "mnist.pt (from cache)" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -101,6 +108,7 @@ def test_bad_input_is_one_clear_line(args, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_bad_labels_and_models_are_clear_errors(cvae_run, tmp_path):
     result = cli("sample", cvae_run, "--label", 12)
     assert result.returncode == 2 and "label 12 is not a class of this data set; use 0..9" in result.stderr
@@ -110,6 +118,7 @@ def test_bad_labels_and_models_are_clear_errors(cvae_run, tmp_path):
     assert result.returncode == 2 and "unknown model 'gan'; choose one of: vae, cvae, ae" in result.stderr
 
 
+@pytest.mark.slow
 def test_help_explains_every_command():
     for command in ["train", "sample", "reconstruct", "data prepare"]:
         result = cli(*command.split(), "--help")
@@ -139,6 +148,7 @@ def listed_options(help_text: str) -> set[str]:
     return {line.split()[1] for line in help_text.splitlines() if line.startswith("│ --")}
 
 
+@pytest.mark.slow
 def test_train_and_compare_take_every_training_option():
     expected = {"--" + field.name.replace("_", "-") for field in dataclasses.fields(Config)}
     own = {
@@ -207,11 +217,13 @@ def test_help_wraps_docstrings_as_prose():
     assert broken_in_source >= 3
 
 
+@pytest.mark.slow
 def test_python_m_pyro_vae_runs_the_same_commands():
     result = subprocess.run([sys.executable, "-m", "pyro_vae", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0 and "plot-latent" in result.stdout
 
 
+@pytest.mark.slow
 def test_console_script_is_installed():
     script = shutil.which("pyro-vae", path=str(Path(sys.executable).parent))
     assert script, "pip install -e . installs the pyro-vae console script"
@@ -219,6 +231,7 @@ def test_console_script_is_installed():
     assert result.returncode == 0 and "train" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command,options,name",
     [
@@ -244,6 +257,7 @@ def test_latent_space_commands_write_pictures(cvae_run, tmp_path, command, optio
     assert height > 150 and width > 300
 
 
+@pytest.mark.slow
 def test_latent_space_commands_refuse_bad_input(cvae_run):
     for args, message in [
         (["interpolate", cvae_run, "--from", 999], "--from 999 is not a test image index; use 0..199"),
@@ -261,6 +275,7 @@ def test_latent_space_commands_refuse_bad_input(cvae_run):
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_compare_writes_a_report_and_reuses_its_runs(tmp_path):
     out = tmp_path / "cmp"
     result = cli("compare", "--out", out, "--pairs", 2, *SMALL)
@@ -286,6 +301,7 @@ def test_compare_writes_a_report_and_reuses_its_runs(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_compare_trains_each_model_at_its_own_learning_rate_unless_one_is_given(tmp_path):
     grey = [*SMALL, "--likelihood", "gaussian", "--binarize", "none"]  # a learned noise scale: the ae's lr is lower
     for extra, expected in [(["--flip"], [5e-4, 2e-3, 2e-3]), (["--lr", "1e-3"], [1e-3, 1e-3, 1e-3])]:
@@ -300,6 +316,7 @@ def test_compare_trains_each_model_at_its_own_learning_rate_unless_one_is_given(
         assert [json.loads((out / m / "config.json").read_text())["lr"] for m in ("ae", "vae", "cvae")] == expected
 
 
+@pytest.mark.slow
 def test_evaluate_prints_a_table_and_saves_json(cvae_run):
 
     result = cli("evaluate", cvae_run, "--k", 20, "--n", 100, "--samples-per-class", 10, "--device", "cpu")
@@ -313,6 +330,7 @@ def test_evaluate_prints_a_table_and_saves_json(cvae_run):
     assert bad.returncode == 2 and "--k must be at least 1, not 0" in bad.stderr
 
 
+@pytest.mark.slow
 def test_complete_writes_a_report_with_both_models(tmp_path):
     out = tmp_path / "completion"
     result = cli("complete", "--quadrants", 2, "--epochs", 1, "--k", 10, "--train-size", 2000, "--test-size", 100,
@@ -327,6 +345,7 @@ def test_complete_writes_a_report_with_both_models(tmp_path):
     assert bad.returncode == 2 and "--quadrants 4 is not 1, 2 or 3" in bad.stderr
 
 
+@pytest.mark.slow
 def test_complete_refuses_bad_sizes():
     for args, message in [
         (["--train-size", 0], "--train-size must be at least 1"),
@@ -337,6 +356,7 @@ def test_complete_refuses_bad_sizes():
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("parts", [
     ["--model", "vae", "--prior", "vamp", "--prior-components", "10", "--guide", "full-rank", "--elbo", "meanfield"],
     ["--model", "vae", "--prior", "flow", "--guide", "iaf", "--elbo", "iwae", "--particles", "3"],
@@ -365,6 +385,7 @@ def test_priors_guides_and_models_combine_with_every_tool(tmp_path, parts):
         assert png_shape(tmp_path / picture)[0] > 80  # one interpolation strip: about 100 pixels high
 
 
+@pytest.mark.slow
 def test_the_install_adds_no_top_level_cli_module(tmp_path):
     """cli.py runs from a checkout by path; installed as a module named `cli` it would shadow any other."""
     where = subprocess.run(

@@ -50,6 +50,7 @@ def assert_same_steps(results, rtol: float, atol: float) -> None:
         torch.testing.assert_close(w, e, rtol=rtol, atol=atol)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "changes",
     [
@@ -81,6 +82,7 @@ def test_the_traced_step_takes_the_eager_steps(tmp_path, changes):
     assert "traced" in results["compiled"][2][0], results["compiled"][2]
 
 
+@pytest.mark.slow
 def test_inductor_compiles_the_step_to_the_eager_numbers_and_a_new_batch_shape_gets_its_own_graph(tmp_path):
     # 64, 64, then a short last batch of 40: a second trace and compile
     results = twin_runs(tmp_path, compile=True, batch_sizes=(64, 64, 40), model="cvae")

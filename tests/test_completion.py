@@ -32,6 +32,7 @@ def test_only_the_hidden_pixels_are_observed_and_the_baseline_is_frozen(mnist):
     assert not torch.equal(completions[0], completions[1])  # different z, different completions
 
 
+@pytest.mark.slow
 def test_cvae_completes_better_than_its_baseline(tmp_path):
     results = completion.run(
         tmp_path, quadrants=(1,), epochs=2, k=50, train_size=10000, test_size=300, progress=False, log=lambda line: None

@@ -94,6 +94,7 @@ def test_torchvision_source_fails_fast_or_gives_the_real_data(tmp_path):
         source.check("mnist", arrays, "torchvision")
 
 
+@pytest.mark.slow
 def test_binarization_modes(mnist):
     grey_train, grey_test = data.load("mnist", "cpu", "none")
     assert len(grey_test.x.unique()) > 100

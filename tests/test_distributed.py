@@ -50,6 +50,7 @@ def runs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_two_processes_take_the_same_steps_as_one(runs):
     # The autoencoder draws no noise: the two halves of each batch, their gradients summed over
     # processes, give the single process's step up to the order of float additions.
@@ -68,6 +69,7 @@ def test_two_process_vae_matches_one_within_the_spread_of_seeds(runs):
     assert two["train_neg_elbo"] == pytest.approx(one["train_neg_elbo"], rel=0.02)
 
 
+@pytest.mark.slow
 def test_a_two_process_checkpoint_loads_and_resumes_in_one_process(runs, tmp_path):
     trainer = Trainer.resume(runs / "vae-2", epochs=3, progress=False, log=lambda line: None)
     assert trainer.parallel is None and trainer.epoch == 2
@@ -82,6 +84,7 @@ def test_a_two_process_checkpoint_loads_and_resumes_in_one_process(runs, tmp_pat
     assert sample.returncode == 0 and (tmp_path / "s.png").stat().st_size > 1000, sample.stderr
 
 
+@pytest.mark.slow
 def test_a_global_batch_that_does_not_split_evenly_is_refused(tmp_path):
     result = train(tmp_path / "run", "--model", "vae", "--batch-size", 127, processes=2)
     assert result.returncode != 0

@@ -130,6 +130,7 @@ def test_fitted_guide_closes_the_amortization_gap_of_ppca(pixels, rough_ppca):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model is left as it was
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["vae", "cvae"])
 def test_fitted_guide_beats_the_encoder_of_a_trained_model(tmp_path, name):
     trainer = train_small(tmp_path, model=name, epochs=2)
@@ -170,6 +171,7 @@ def test_every_bound_is_below_the_exact_log_likelihood(pixels, rough_ppca, name)
         assert bound > plain
 
 
+@pytest.mark.slow
 def test_importance_weighted_estimate_rises_with_k_to_the_exact_value(pixels, trained_ppca):
     model = trained_ppca
     test = as_set(pixels[1])
@@ -267,6 +269,7 @@ def test_objective_settings_are_checked():
         resolve(Config(elbo="jit", kl_warmup=2))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("elbo", ["iwae", "renyi", "trace"])
 def test_multi_particle_objectives_train(tmp_path, elbo):
     trainer = train_small(
@@ -286,6 +289,7 @@ def test_evaluate_reports_a_likelihood_between_the_elbo_and_zero(tmp_path):
     assert 1 <= result["active_units"] <= result["z_dim"] == 8
 
 
+@pytest.mark.slow
 def test_cvae_samples_are_classified_as_the_label_asked_for(tmp_path):
     classifier, accuracy = load_classifier("mnist", train_size=10000, log=lambda line: None)
     assert accuracy > 0.95  # the judge itself: measured 96.8% after 2 epochs on 10,000 images (98.5% on all)

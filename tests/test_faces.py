@@ -154,6 +154,7 @@ def test_celeba_layout_gives_attributes_as_conditions(celeba_root, tmp_path, mon
         data.load("faces", "cpu", "none", condition="Smiling")
 
 
+@pytest.mark.slow
 def test_celeba_cvae_samples_the_attributes_asked_for(celeba_root, tmp_path):
     env = {"PYRO_VAE_DATA": str(tmp_path / "data")}
     prepared = cli("data", "prepare", "celeba", "--from", str(celeba_root), "--image-size", "32", cwd=tmp_path, env=env)
@@ -175,6 +176,7 @@ def test_celeba_cvae_samples_the_attributes_asked_for(celeba_root, tmp_path):
     assert no_condition.returncode == 2 and "--condition" in no_condition.stderr
 
 
+@pytest.mark.slow
 def test_prepare_refuses_options_a_data_set_does_not_take(tmp_path):
     result = cli("data", "prepare", "faces", "--clips", "30", cwd=tmp_path)
     assert result.returncode == 2 and "faces does not take --clips; it takes --image-size, --crop" in result.stderr
@@ -225,6 +227,7 @@ def test_a_mirrored_photograph_of_a_person_is_matched_only_by_the_mirror_invaria
     assert invariant["own"] < mirrored["own"]
 
 
+@pytest.mark.slow
 def test_face_cvae_draws_the_person_asked_for(face_cvae):
     assert face_cvae.config.flip  # the faces' default: it learns each person in both orientations
     result = nearest_class(face_cvae.model, face_cvae.test_data, n_per_class=10, mirror=True)

@@ -111,6 +111,7 @@ def ppca_gaps(pixels):
     return {guide: gap_after_training(pixels, guide) for guide in ("diagonal", "full-rank", "iaf")}
 
 
+@pytest.mark.slow
 def test_full_rank_guide_reaches_the_exact_log_likelihood_of_ppca(ppca_gaps):
     assert ppca_gaps["full-rank"] < 0.05  # measured 0.012 nats per row
 

@@ -24,6 +24,7 @@ def trained(tmp_path_factory):
     return {name: train_small(root / name, model=name, **settings) for name in ("vae", "cvae", "ae")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spherical", [False, True])
 @pytest.mark.parametrize("name", ["vae", "cvae", "ae"])
 def test_interpolation_ends_at_the_reconstructions(trained, name, spherical):
@@ -117,6 +118,7 @@ def test_row_labels_are_never_cut_at_the_edge(tmp_path, labels):
     assert text_columns > 40  # and the labels are drawn (about 6 pixels per character)
 
 
+@pytest.mark.slow
 def test_figures_leave_the_callers_matplotlib_alone(tmp_path):
     """Figures are drawn on their own Figure objects: importing plots switches no backend, and drawing
     leaves no figure open in pyplot (so a notebook keeps its inline figures)."""

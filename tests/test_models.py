@@ -78,6 +78,7 @@ def test_autoencoder_has_no_kl_and_no_samples():
         model.sample(2)
 
 
+@pytest.mark.slow
 def test_cvae_samples_depend_on_the_label(tmp_path, mnist):
     """Samples drawn for label k look, on average, like real k's: their mean image is nearest the real class mean."""
     model = train_small(

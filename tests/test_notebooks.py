@@ -22,6 +22,7 @@ _spec.loader.exec_module(runner)
 NEEDS_ESPEAK = {"05_audio_cvae"}  # synthesizes the spoken digits on first use
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda path: path.stem)
 def test_notebook_runs_top_to_bottom(path, tmp_path):
     if path.stem in NEEDS_ESPEAK and shutil.which("espeak-ng") is None:

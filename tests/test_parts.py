@@ -160,6 +160,7 @@ def mixture_run(tmp_path_factory):
     return run
 
 
+@pytest.mark.slow
 def test_the_users_model_trains_samples_evaluates_and_resumes(mixture_run, tmp_path):
     assert json.loads((mixture_run / "config.json").read_text())["model"] == MIXTURE  # the reference is recorded
     sample = cli("sample", mixture_run, "--n", 4, "--out", tmp_path / "s.png")
@@ -181,6 +182,7 @@ def test_the_users_model_trains_samples_evaluates_and_resumes(mixture_run, tmp_p
     assert not torch.equal(state["model"]["mixture.logits"], torch.zeros(10))
 
 
+@pytest.mark.slow
 def test_the_users_model_gets_beta_from_the_trainer(mixture_run, tmp_path):
     run = tmp_path / "beta"
     result = cli("train", "--model", MIXTURE, "--run-dir", run, *SMALL, "--epochs", 2, "--z-dim", 2, "--beta", 8)
@@ -195,6 +197,7 @@ def test_the_users_model_gets_beta_from_the_trainer(mixture_run, tmp_path):
     assert kl_at_epoch_2(run) < 0.6 * kl_at_epoch_2(mixture_run), (kl_at_epoch_2(run), kl_at_epoch_2(mixture_run))
 
 
+@pytest.mark.slow
 def test_the_users_likelihood_is_a_probability_of_grey_levels(tmp_path):
     run = tmp_path / "logistic"
     result = cli("train", "--model", "vae", "--likelihood", LOGISTIC, "--binarize", "none", "--run-dir", run, *SMALL)
@@ -207,6 +210,7 @@ def test_the_users_likelihood_is_a_probability_of_grey_levels(tmp_path):
     assert 0 < result["bits_per_dim"] < 8  # better than a uniform guess over 256 levels
 
 
+@pytest.mark.slow
 def test_compare_takes_the_users_model(tmp_path):
     out = tmp_path / "cmp"
     result = cli("compare", "--model", "vae", "--model", MIXTURE, "--out", out, "--pairs", 1, *SMALL)
@@ -219,6 +223,7 @@ def test_compare_takes_the_users_model(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_run_whose_code_has_gone_is_one_line(tmp_path):
     own = tmp_path / "my_models.py"
     shutil.copy(ROOT / EXAMPLE, own)
@@ -234,6 +239,7 @@ def test_a_run_whose_code_has_gone_is_one_line(tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_an_edited_config_file_never_runs_the_code_it_names(mixture_run, tmp_path):
     marker = tmp_path / "ran"
     (tmp_path / "evil.py").write_text(f"open({str(marker)!r}, 'w').close()\nclass Evil: pass\n")
@@ -246,12 +252,14 @@ def test_an_edited_config_file_never_runs_the_code_it_names(mixture_run, tmp_pat
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_a_class_that_is_not_a_model_is_refused_before_training(tmp_path):
     result = cli("train", "--model", LOGISTIC, "--run-dir", tmp_path / "r", *SMALL)
     assert result.returncode == 2 and "lacks the methods model, guide, prior" in result.stderr
     assert result.stderr.count("\n") == 1 and not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_an_installed_package_publishes_names_by_entry_points(tmp_path):
     # an installed distribution, as pip leaves one: its metadata and its module on the path
     (tmp_path / "user_models.py").write_text((ROOT / EXAMPLE).read_text())
@@ -285,6 +293,7 @@ def test_an_installed_package_publishes_names_by_entry_points(tmp_path):
     assert gone.returncode == 2 and "unknown model 'mixture-vae'" in gone.stderr
 
 
+@pytest.mark.slow
 def test_python_dash_m_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "pyro_vae", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0 and "train" in result.stdout and "compare" in result.stdout

@@ -34,6 +34,7 @@ def test_the_recipes_are_there():
         assert about["paper"] and about["row"] and 60 < about["published"] < 100 and about["k"] >= 200
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
 def test_every_recipe_trains_from_its_file(path, tmp_path):
     run = tmp_path / path.stem
@@ -201,6 +202,7 @@ def test_the_validation_images_are_held_out_by_the_seed(mnist):
         data.hold_out(train, 1000, seed=0, binarize="dynamic")
 
 
+@pytest.mark.slow
 def test_best_pt_is_the_epoch_with_the_best_validation_bound_and_early_stopping_ends_the_run(tmp_path):
     # 100 images to train on, over-fitted fast at a high rate: the validation bound turns up within a few epochs
     config = small_config(

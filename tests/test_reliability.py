@@ -86,6 +86,7 @@ def wait_for_epoch(run: Path, process: subprocess.Popen, epoch: int, timeout: fl
     raise AssertionError(f"epoch {epoch} did not finish in {timeout} s")
 
 
+@pytest.mark.slow
 def test_kill_9_mid_epoch_keeps_the_last_epoch_and_resume_matches(tmp_path, reference):
     run = tmp_path / "killed"
     process = start_training(run)
@@ -103,6 +104,7 @@ def test_kill_9_mid_epoch_keeps_the_last_epoch_and_resume_matches(tmp_path, refe
     assert not list(run.glob(".*.tmp*"))  # whatever the kill left half-written is gone
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: signal.Signals(s).name)
 def test_ctrl_c_saves_the_current_step_and_resume_matches(tmp_path, reference, signum):
     """Ctrl-C, and SIGTERM (schedulers, docker stop, timeout) and SIGHUP (a closed terminal) alike: the point
@@ -148,6 +150,7 @@ def test_ctrl_c_resume_within_an_epoch_is_exact(tmp_path):
     assert comparable(resumed.history) == comparable(whole.history)
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_while_reading_goes_on_and_a_kill_releases_the_run(tmp_path):
     run = tmp_path / "run"
     command = [sys.executable, str(ROOT / "cli.py"), "train", "--run-dir", str(run), *FAULT, "--epochs", "100"]
@@ -171,6 +174,7 @@ def test_a_second_writer_is_refused_while_reading_goes_on_and_a_kill_releases_th
     assert not (run / lock.PID).exists()
 
 
+@pytest.mark.slow
 def test_a_kill_loses_at_most_the_checkpoint_interval_and_resume_matches(tmp_path, reference):
     """kill -9 inside epoch 2 of a run saved every 0.2 s: its last checkpoint is at most that (plus one
     check-in of 20 steps) old, and the resumed run ends with the unbroken run's numbers."""
@@ -203,6 +207,7 @@ def test_a_kill_loses_at_most_the_checkpoint_interval_and_resume_matches(tmp_pat
     assert comparable(metrics(run)) == reference
 
 
+@pytest.mark.slow
 def test_the_lock_names_its_holder_nests_and_dies_with_it(tmp_path):
     run = tmp_path / "run"
     holder = subprocess.Popen(
@@ -235,6 +240,7 @@ def test_the_lock_names_its_holder_nests_and_dies_with_it(tmp_path):
     assert not (run / lock.PID).exists()
 
 
+@pytest.mark.slow
 def test_checkpoint_every_saves_inside_an_epoch_and_resume_is_exact(tmp_path, monkeypatch):
     """With a checkpoint at every check-in (every 3 steps here), a run killed after step 11 of 20 keeps
     step 9, and the resumed run ends with the unbroken run's numbers."""
@@ -286,6 +292,7 @@ def test_a_checkpoint_with_cuda_random_state_resumes_on_the_cpu(tmp_path):
     assert histories[0] == histories[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [
@@ -303,6 +310,7 @@ def test_every_command_on_a_run_takes_checkpoint_best(small_run, command):
     one_error_line(cli(*command[:1], small_run, *command[1:], "--checkpoint", "best"), f"{small_run} has no best.pt")
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_a_clear_error_and_keeps_the_checkpoint(small_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(small_run, run)
@@ -336,6 +344,7 @@ def test_a_read_only_run_directory_is_a_clear_error(small_run, tmp_path):
     assert (run / checkpoint.CHECKPOINT).read_bytes() == before
 
 
+@pytest.mark.slow
 def test_an_absurd_learning_rate_stops_with_epoch_step_and_cause(tmp_path):
     # the default networks (400 hidden units, z_dim 50) overflow at once; tiny ones only grow huge
     result = cli("train", "--lr", "1e6", "--run-dir", tmp_path / "run", *SMALL[:6], "--no-progress", "--device", "cpu")
@@ -427,6 +436,7 @@ def _no_checkpoint(run):
     (run / checkpoint.CHECKPOINT).unlink()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "damage,message",
     [
@@ -459,6 +469,7 @@ class RunsCode:
         return os.system, (f"touch {self.marker}",)
 
 
+@pytest.mark.slow
 def test_a_crafted_checkpoint_cannot_run_code(small_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(small_run, run)
@@ -472,6 +483,7 @@ def test_a_crafted_checkpoint_cannot_run_code(small_run, tmp_path):
     assert marker.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -500,6 +512,7 @@ def test_typos_are_one_line_that_names_the_choices(args, message):
     one_error_line(cli(*args), message)
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback():
     result = cli("--debug", "sample", "no/such/run")
     assert result.returncode != 0
@@ -615,6 +628,7 @@ def test_random_training_options_never_crash(
     assert_clean(runner.invoke(cli_module.app, [str(a) for a in args]))
 
 
+@pytest.mark.slow
 @settings(
     max_examples=int(os.environ.get("EXAMPLES", 40)),
     deadline=None,
@@ -647,6 +661,7 @@ def files_of(folder: Path) -> dict:
     return {path: path.read_bytes() for path in sorted(Path(folder).rglob("*")) if path.is_file()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command,seed",
     [
@@ -680,6 +695,7 @@ def replaced(key, value):
     return damage
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "damage,command,message",
     [
@@ -736,6 +752,7 @@ def _without_layer(state):
     return {k: v for k, v in state["model"].items() if k != "encoder.hidden.weight"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "damage,command,message",
     [
@@ -769,6 +786,7 @@ def test_networks_that_differ_from_the_settings_name_the_first_layer(small_run, 
     assert files_of(run) == before
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_model_is_not_called_an_edit(small_run, tmp_path):
     """A vae run's checkpoint.pt copied over a cvae run's: the two files are named, neither blamed."""
     run = tmp_path / "run"
@@ -791,6 +809,7 @@ def test_a_checkpoint_of_another_model_is_not_called_an_edit(small_run, tmp_path
     assert files_of(run) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command,out",
     [
@@ -813,6 +832,7 @@ def test_an_output_never_overwrites_the_run_it_reads(small_run, tmp_path, comman
     assert files_of(tmp_path) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command,out,message",
     [
@@ -852,6 +872,7 @@ def test_an_output_of_another_kind_is_one_line(small_run, tmp_path, command, out
     assert files_of(tmp_path) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "run_dir,message",
     [
@@ -867,6 +888,7 @@ def test_a_run_dir_that_cannot_hold_a_run_is_refused(tmp_path, run_dir, message)
     assert files_of(tmp_path) == {tmp_path / "file": b"mine"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command,message",
     [
@@ -916,6 +938,7 @@ def test_the_bounds_are_named_in_help():
         assert words in result.output, (command, result.output)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "option,value,message",
     [
@@ -937,6 +960,7 @@ def test_spoken_digit_features_out_of_range_are_one_line(tmp_path, option, value
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_run_path_that_is_not_a_folder_says_what_it_is(small_run, tmp_path):
     (tmp_path / "file").write_text("mine")
     (tmp_path / "dangling").symlink_to(tmp_path / "gone")
@@ -987,6 +1011,7 @@ def test_a_grid_too_large_to_view_is_drawn_at_a_lower_resolution(tmp_path, monke
     assert abs(full[0] / full[1] - held[0] / held[1]) < 0.05  # the same picture, smaller
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "contents,message",
     [

@@ -171,6 +171,7 @@ def test_every_batch_gets_labelled_images_with_their_true_labels(mnist):
     assert all(rows[tuple(image.flatten().tolist())] == label for image, label in zip(x[8:], y[8:].tolist()))
 
 
+@pytest.mark.slow
 def test_semi_supervised_training_learns_a_classifier_and_every_tool_reads_it(tmp_path, mnist):
     run = tmp_path / "m2"
     trainer = train_small(run, labels=20, epochs=2, train_size=3000, test_size=1000)

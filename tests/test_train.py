@@ -11,6 +11,7 @@ from pyro_vae.evaluate import evaluate_elbo
 from pyro_vae.spec import resolve
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_name", ["vae", "cvae", "ae"])
 def test_elbo_improves_on_real_mnist(tmp_path, model_name):
     trainer = Trainer(small_config(model=model_name, epochs=3), tmp_path, progress=False, log=lambda line: None)
@@ -23,6 +24,7 @@ def test_elbo_improves_on_real_mnist(tmp_path, model_name):
     assert history[-1]["train_neg_elbo"] < 230
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("elbo,net", [("meanfield", "mlp"), ("jit", "mlp"), ("trace", "conv")])
 def test_other_elbos_and_nets_train(tmp_path, elbo, net):
     history = train_small(tmp_path, model="vae", elbo=elbo, net=net, epochs=2).history
@@ -75,6 +77,7 @@ def test_same_seed_same_numbers_and_other_seed_other_numbers(tmp_path):
     assert a["train_neg_elbo"] != c["train_neg_elbo"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "parts",
     [

@@ -64,6 +64,7 @@ def shared(vae_run, tmp_path):
     return run
 
 
+@pytest.mark.slow
 def test_code_shipped_inside_a_run_folder_is_never_imported(shared, tmp_path):
     marker = tmp_path / "ran"
     marking(shared / "evil.py", marker)
@@ -76,6 +77,7 @@ def test_code_shipped_inside_a_run_folder_is_never_imported(shared, tmp_path):
     assert imports(marker) == 0
 
 
+@pytest.mark.slow
 def test_a_file_a_run_names_elsewhere_runs_only_with_trust_code(shared, tmp_path):
     marker = tmp_path / "ran"
     code = marking(tmp_path / "theirs.py", marker)
@@ -102,6 +104,7 @@ def test_a_file_a_run_names_elsewhere_runs_only_with_trust_code(shared, tmp_path
     assert [e["path"] for e in entries if e["reference"] == f"{code}:MixturePriorVAE"] == [str(code.resolve())]
 
 
+@pytest.mark.slow
 def test_the_users_own_run_opens_without_a_flag_until_its_file_changes(tmp_path):
     marker = tmp_path / "ran"
     code = marking(tmp_path / "mine.py", marker)
@@ -115,6 +118,7 @@ def test_the_users_own_run_opens_without_a_flag_until_its_file_changes(tmp_path)
     assert imports(marker) == opened
 
 
+@pytest.mark.slow
 def test_a_module_a_run_names_is_not_imported(shared):
     name_code(shared, "this:Anything")  # importing `this` prints the Zen of Python
     result = cli("sample", shared)
@@ -124,6 +128,7 @@ def test_a_module_a_run_names_is_not_imported(shared):
     one_line(cli("sample", shared), "no module no_such_module_here can be found, and nothing was imported")
 
 
+@pytest.mark.slow
 def test_a_recipe_that_names_code_runs_none_of_it(tmp_path):
     marker = tmp_path / "ran"
     code = marking(tmp_path / "recipe_model.py", marker)
@@ -142,6 +147,7 @@ def test_a_recipe_that_names_code_runs_none_of_it(tmp_path):
     assert imports(marker) >= 1
 
 
+@pytest.mark.slow
 def test_train_refuses_a_model_file_inside_its_own_run_folder(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
