@@ -105,12 +105,11 @@ def resolve_each(spec: Spec, models: Sequence[str], given: Collection[str], shar
     return own
 
 
-def table_row(name: str, trainer, seconds: float, test) -> tuple:
-    """A model's row of the report's table: its test metrics, pixel error, k-NN accuracy of its codes, time,
-    epochs, learning rate and networks."""
-    model = trainer.model.eval()
+def table_row(name: str, trainer, seconds: float, test, codes: torch.Tensor) -> tuple:
+    """A model's row of the report's table: its test metrics, pixel error, k-NN accuracy of its ``codes`` of
+    ``test`` (N, z_dim), time, epochs, learning rate and networks."""
+    model = trainer.model
     metrics = evaluate_elbo(model, test)
-    codes = encode_all(model, test)
     with torch.no_grad():
         pixel_error = sum(
             (model.reconstruct(x, y) - x).pow(2).flatten(1).sum(1).sum().item() for x, y in test.batches(1000)
@@ -128,9 +127,10 @@ def side_by_side(config: Config, trainers: dict, seconds: dict, out: Path, pairs
     rows, panels, strips, labels, samples, matched = [], [], [], [], [], {}
     pair_list = interpolation_pairs(test.y.cpu(), pairs, config.seed)
     for name, trainer in trainers.items():
-        rows.append(table_row(name, trainer, seconds[name], test))
-        model = trainer.model
-        points, axes = project(encode_all(model, test), "pca")
+        model = trainer.model.eval()
+        codes = encode_all(model, test)
+        rows.append(table_row(name, trainer, seconds[name], test, codes))
+        points, axes = project(codes, "pca")
         title = f"{name}: {describe_codes(model)}"
         panels.append(LatentPanel(points, test.y, classes, axes, title))
         for i, j in pair_list:

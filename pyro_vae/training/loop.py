@@ -31,10 +31,9 @@ from .writers import writing
 class Trainer:
     """A model, its optimizer and the state of one run; :meth:`fit` trains it to ``config.epochs``.
 
-    Start a run with ``Trainer(config, run_dir)`` and continue one with ``Trainer.resume(run_dir)``.
-    ``log`` receives one line per event; ``progress`` shows a bar per epoch. Under torchrun the
-    first Trainer joins the process group; leave it with ``distributed.stop()`` when done (cli.py does).
-    """
+    Start a run with ``Trainer(config, run_dir)`` and continue one with ``Trainer.resume(run_dir)``. ``log``
+    receives one line per event; ``progress`` shows a bar per epoch. Under torchrun the first Trainer joins
+    the process group; leave it with ``distributed.stop()`` when done (the CLI does)."""
 
     def __init__(
         self, config: Config | Spec, run_dir: str | Path, *, log: Callable[[str], None] = print, progress: bool = True
@@ -72,8 +71,9 @@ class Trainer:
             self.parallel = distributed.data_parallel(self.model, self.elbo, self.program, self.device)
         # --step: Pyro's Python on every batch (EagerStep), or traced once per batch shape and compiled
         skip = config.on_nan == "skip"
-        program = (self.elbo, self.program, self.optimizer, self.param_state)
-        self.eager_step = EagerStep(*program, skip, self.parallel, bf16=config.amp == "bf16")
+        self.eager_step = EagerStep(
+            self.elbo, self.program, self.optimizer, self.param_state, skip, self.parallel, bf16=config.amp == "bf16"
+        )
         self.loss = self.eager_step.loss
         self.compiled = None
         if compiled_step_pays(self.spec, self.train_data, self.parallel is not None):
