@@ -28,6 +28,7 @@ from . import data, trust
 from .config import Config
 from .errors import UserError
 from .files import save_text, save_torch
+from .history import EpochRecord
 from .models import CVAE
 from .parts import resolve
 from .spec import Spec, build_model
@@ -86,7 +87,8 @@ def save(run_dir: Path, state: dict, best: bool = False) -> None:
 
 
 def save_metrics(run_dir: Path, history: list[dict]) -> None:
-    """metrics.csv is rewritten whole from the checkpoint's history, so the two always agree."""
+    """metrics.csv is rewritten whole from the checkpoint's history (its rows: EpochRecord.row), so the two
+    always agree."""
     if not history:
         return
     out = io.StringIO()
@@ -169,6 +171,10 @@ def _read(run_dir: Path, map_location, which: str) -> dict:
         raise UserError(f"{path} lacks {', '.join(missing)}: it is damaged; train the run again")
     check_types(path, state)
     check_finite(path, state["model"])
+    try:
+        state["history"] = [EpochRecord.from_row(row) for row in state["history"]]
+    except UserError as e:
+        raise UserError(f"{path}: {e}; it is damaged or hand-made: train the run again") from None
     return state
 
 

@@ -9,6 +9,7 @@ model; and each generative model's samples.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Collection, Sequence
 
@@ -17,7 +18,7 @@ import torch
 from . import checkpoint
 from .config import Config
 from .errors import UserError
-from .evaluate import evaluate_elbo, nearest_class
+from .evaluate import ElboEstimate, evaluate_elbo, nearest_class
 from .files import save_text
 from .latent import (
     LatentPanel,
@@ -48,7 +49,7 @@ def train_or_reuse(spec: Spec, run_dir: Path, *, log: Callable[[str], None], pro
     else:
         trainer = Trainer(spec, run_dir, log=log, progress=progress)
     trainer.fit()
-    return trainer, sum(row["seconds"] for row in trainer.history)  # all its epochs, also those of an earlier call
+    return trainer, sum(record.seconds for record in trainer.history)  # all its epochs, also those of an earlier call
 
 
 def compare(
@@ -105,7 +106,21 @@ def resolve_each(spec: Spec, models: Sequence[str], given: Collection[str], shar
     return own
 
 
-def table_row(name: str, trainer, seconds: float, test, codes: torch.Tensor) -> tuple:
+@dataclass(frozen=True)
+class TableRow:
+    """A model's row of the report's table."""
+
+    name: str
+    test: ElboEstimate
+    pixel_error: float  # squared error of its reconstructions, summed over the pixels: per image
+    knn: float  # how often the test codes' nearest neighbours name their label (latent.knn_accuracy)
+    seconds: float  # training time, all its epochs
+    epochs: int
+    lr: float
+    networks: str  # its prior and networks, as _networks names them
+
+
+def table_row(name: str, trainer, seconds: float, test, codes: torch.Tensor) -> TableRow:
     """A model's row of the report's table: its test metrics, pixel error, k-NN accuracy of its ``codes`` of
     ``test`` (N, z_dim), time, epochs, learning rate and networks."""
     model = trainer.model
@@ -116,7 +131,7 @@ def table_row(name: str, trainer, seconds: float, test, codes: torch.Tensor) -> 
         ) / len(test)
     knn = knn_accuracy(codes, test.y, codes, test.y)
     networks = _networks(trainer.config, model.generative)
-    return name, metrics, pixel_error, knn, seconds, trainer.epoch, trainer.config.lr, networks
+    return TableRow(name, metrics, pixel_error, knn, seconds, trainer.epoch, trainer.config.lr, networks)
 
 
 def side_by_side(config: Config, trainers: dict, seconds: dict, out: Path, pairs: int, steps: int):
@@ -166,13 +181,13 @@ def _networks(config: Config, generative: bool) -> str:
     return f"{prior}; {config.encoder_layers} × {config.hidden_dim} / {config.decoder_layers} × {config.hidden_dim}"
 
 
-def _report(config: Config, rows, samples: list, matched: dict, references: dict) -> str:
+def _report(config: Config, rows: list[TableRow], samples: list, matched: dict, references: dict) -> str:
     table = "\n".join(
-        f"| `{name}` | {m['neg_elbo']:.2f} | {m['recon']:.2f} | {m['kl']:.2f} | {pixel:.2f} | "
-        f"{100 * knn:.1f}% | {nets} | {epochs} | {lr:g} | {secs:.0f} s |"
-        for name, m, pixel, knn, secs, epochs, lr, nets in rows
+        f"| `{r.name}` | {r.test.neg_elbo:.2f} | {r.test.recon:.2f} | {r.test.kl:.2f} | {r.pixel_error:.2f} | "
+        f"{100 * r.knn:.1f}% | {r.networks} | {r.epochs} | {r.lr:g} | {r.seconds:.0f} s |"
+        for r in rows
     )
-    names = [row[0] for row in rows]
+    names = [row.name for row in rows]
     title = " vs ".join(name.upper() if name in MODELS else name for name in names)
     listed = "\n".join(f"- `{name}` is `{reference}`" for name, reference in references.items())
     defined = f"\n\n{listed}" if references else ""

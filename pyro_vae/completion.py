@@ -24,12 +24,15 @@ import torch.nn.functional as F
 from pyro.infer import Trace_ELBO
 
 from . import data
+from .config import Config
+from .errors import UserError
 from .evaluate import importance_log_likelihood
 from .files import save_json, save_text, save_torch
 from .models.completion import CompletionCVAE
 from .networks import CompletionNet
 from .plots import image_grid
 from .progress import progress_bar
+from .spec import resolve
 from .training import svi_step
 
 # Pyro's tutorial (https://pyro.ai/examples/cvae.html), nats per image: baseline, CVAE
@@ -121,6 +124,7 @@ def run(
     ``out`` gets results.json, report.md, completion.png and a checkpoint per setting.
     Returns {quadrants: {"baseline": nats, "cvae": nats, "cvae_stderr": nats}}.
     """
+    _check(quadrants, k, z_dim, hidden_dim, epochs, batch_size, lr, train_size, test_size)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train, test = data.load("mnist", device, binarize="none")
@@ -201,6 +205,18 @@ def _figure_rows(model, baseline, x, visible) -> list[torch.Tensor]:
     guess = torch.where(visible, x, torch.sigmoid(baseline(x.masked_fill(~visible, -1.0))))
     samples = model.complete(x, 3)
     return [shown, x, guess, *samples]
+
+
+def _check(quadrants, k, z_dim, hidden_dim, epochs, batch_size, lr, train_size, test_size) -> None:
+    """A UserError of one line for a setting out of range, before any data are loaded."""
+    bad = [q for q in quadrants if q not in (1, 2, 3)]
+    if bad:
+        raise UserError(f"quadrants {bad[0]} is not 1, 2 or 3")
+    if k < 1:
+        raise UserError(f"k must be at least 1, not {k}")
+    # the settings a training run shares get the training run's own checks and messages
+    settings = dict(z_dim=z_dim, hidden_dim=hidden_dim, epochs=epochs, batch_size=batch_size, lr=lr)
+    resolve(Config(**settings, train_size=train_size, test_size=test_size))
 
 
 def _report(results: dict, k: int, epochs: int) -> str:

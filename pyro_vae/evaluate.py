@@ -13,7 +13,9 @@ conditional model the same numbers are of log p(x|y).
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import pyro
 import pyro.distributions as dist
@@ -60,8 +62,18 @@ def bits_per_dim(nats: float, model, data: ImageSet) -> float:
     return nats / (dims * math.log(2)) + level
 
 
+@dataclass(frozen=True)
+class ElboEstimate:
+    """The ELBO of a model over a data set (:func:`evaluate_elbo`): means in nats per image, one z ~ q(z|x) each."""
+
+    neg_elbo: float  # -ELBO = recon + kl (lower is better)
+    recon: float  # -E_q[log p(x|z)]
+    kl: float  # E_q[log q(z|x) - log p(z)], the single-sample estimate of the KL divergence
+    bits_per_dim: float  # the -ELBO in bits per dimension (:func:`bits_per_dim`)
+
+
 @torch.no_grad()
-def evaluate_elbo(model, data: ImageSet, batch_size: int = 1000) -> dict[str, float]:
+def evaluate_elbo(model, data: ImageSet, batch_size: int = 1000) -> ElboEstimate:
     """Mean -ELBO, reconstruction and KL over ``data``, in nats per image (lower -ELBO is better),
     and the -ELBO in bits per dimension."""
     totals = torch.zeros(2, device=data.x.device)
@@ -73,7 +85,7 @@ def evaluate_elbo(model, data: ImageSet, batch_size: int = 1000) -> dict[str, fl
             totals += torch.stack([recon.sum(), kl.sum()])
     model.train(was_training)
     recon, kl = (totals / len(data)).tolist()
-    return {"neg_elbo": recon + kl, "recon": recon, "kl": kl, "bits_per_dim": bits_per_dim(recon + kl, model, data)}
+    return ElboEstimate(recon + kl, recon, kl, bits_per_dim(recon + kl, model, data))
 
 
 def log_weights(model, x: torch.Tensor, y: torch.Tensor, guide=None) -> torch.Tensor:
@@ -375,7 +387,7 @@ def evaluate(
     :func:`nearest_class`, for a model trained with flips); and, with a ``classifier`` and a
     conditional model, conditional_accuracy. ``max_rows``: as in :func:`importance_log_likelihood`.
     """
-    result = {"images": len(data), **evaluate_elbo(model, data)}
+    result = {"images": len(data), **dataclasses.asdict(evaluate_elbo(model, data))}
     if not model.generative:  # the autoencoder: no prior, so no likelihood to estimate
         return result
     log_px = importance_log_likelihood(model, data, k, max_rows, progress=progress)

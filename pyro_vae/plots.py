@@ -17,6 +17,7 @@ from torchvision.utils import make_grid
 
 from .contract import device_of
 from .files import atomic_path
+from .history import EpochRecord
 from .latent import LatentPanel, quantile_grid
 
 DPI = 110
@@ -414,20 +415,18 @@ def strips_figure(
     return image_grid(torch.cat(strips), path, ncol=steps, title=title, row_labels=row_labels, spectrogram=spectrogram)
 
 
-def curves_figure(history: list[dict], path, *, title: str = "training curves") -> Path:
+def curves_figure(history: list[EpochRecord], path, *, title: str = "training curves") -> Path:
     """-ELBO (train and test) and the test reconstruction and KL terms against epochs."""
-    epochs = [r["epoch"] for r in history]
+    epochs = [r.epoch for r in history]
     fig, (left, right) = _figure((10, 4), 1, 2)
-    left.plot(epochs, [r["train_neg_elbo"] for r in history], "o-", label="train")
-    left.plot(epochs, [r["test_neg_elbo"] for r in history], "s-", label="test")
+    left.plot(epochs, [r.train_neg_elbo for r in history], "o-", label="train")
+    left.plot(epochs, [r.test_neg_elbo for r in history], "s-", label="test")
     left.set_title("-ELBO (lower is better)", fontsize=10)
     left.set_ylabel("nats per image")
-    right.plot(
-        epochs, [r["test_recon"] for r in history], "o-", color="tab:green", label="reconstruction  -E[log p(x|z)]"
-    )
+    right.plot(epochs, [r.test_recon for r in history], "o-", color="tab:green", label="reconstruction  -E[log p(x|z)]")
     right.set_ylabel("reconstruction, nats per image")
     kl_axis = right.twinx()
-    kl_axis.plot(epochs, [r["test_kl"] for r in history], "s-", color="tab:red", label="KL(q(z|x) || p(z))")
+    kl_axis.plot(epochs, [r.test_kl for r in history], "s-", color="tab:red", label="KL(q(z|x) || p(z))")
     kl_axis.set_ylabel("KL, nats per image")
     right.set_title("test -ELBO = reconstruction + KL", fontsize=10)
     lines = right.get_lines() + kl_axis.get_lines()

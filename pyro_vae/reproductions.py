@@ -21,7 +21,7 @@ from pathlib import Path
 from . import checkpoint, recipes
 from .errors import UserError
 from .files import save_json, save_text
-from .training import stopped_early
+from .history import stopped_early
 
 # every row has these keys (and may have "notes")
 KEYS = (
@@ -92,7 +92,7 @@ def row_of(run_dir: Path, which: str, k: int, where: str, trust_code: bool = Fal
         )
     last = state if which == "last" else checkpoint.load(run_dir, trust_code=trust_code)
     schedule = recipe.spec.epochs
-    seconds = sum(row.get("seconds", 0) for row in last["history"])
+    seconds = sum(record.seconds for record in last["history"])
     early = stopped_early(last["history"], last["epoch"], spec.early_stopping)
     header = copy.read_text().splitlines()[0]  # the options the command line changed
     given = header.partition("options given on the command line: ")[2]

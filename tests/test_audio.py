@@ -172,7 +172,7 @@ def test_cvae_speaks_the_digit_asked_for(cvae, digits):
     """Samples for digit c are heard as c, before and after the trip through WAV files."""
     run, trainer = cvae
     train, test = digits
-    assert trainer.history[-1]["test_neg_elbo"] < trainer.history[0]["test_neg_elbo"] - 1000
+    assert trainer.history[-1].test_neg_elbo < trainer.history[0].test_neg_elbo - 1000
     # the learned noise scale is the maximum-likelihood one: about the root-mean-square reconstruction error
     with torch.no_grad():
         rms = (trainer.model.reconstruct(test.x, test.y) - test.x).pow(2).mean().sqrt().item()

@@ -104,8 +104,8 @@ def test_a_run_trained_with_the_compiled_step_ends_where_the_eager_run_does(tmp_
             trainer.compiled.compile = False
         histories[step] = trainer.fit()
     for eager, compiled in zip(histories["eager"], histories["compiled"]):
-        assert compiled["test_neg_elbo"] == pytest.approx(eager["test_neg_elbo"], abs=1e-3)
-        assert compiled["train_neg_elbo"] == pytest.approx(eager["train_neg_elbo"], abs=1e-3)
+        assert compiled.test_neg_elbo == pytest.approx(eager.test_neg_elbo, abs=1e-3)
+        assert compiled.train_neg_elbo == pytest.approx(eager.train_neg_elbo, abs=1e-3)
 
 
 BRANCHY = '''

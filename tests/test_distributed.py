@@ -74,7 +74,7 @@ def test_a_two_process_checkpoint_loads_and_resumes_in_one_process(runs, tmp_pat
     trainer = Trainer.resume(runs / "vae-2", epochs=3, progress=False, log=lambda line: None)
     assert trainer.parallel is None and trainer.epoch == 2
     history = trainer.fit()
-    assert [row["epoch"] for row in history] == [1, 2, 3] and history[2]["test_neg_elbo"] < history[1]["test_neg_elbo"]
+    assert [row.epoch for row in history] == [1, 2, 3] and history[2].test_neg_elbo < history[1].test_neg_elbo
     sample = subprocess.run(
         [sys.executable, str(ROOT / "cli.py"), "sample", str(runs / "vae-2"), "--out", str(tmp_path / "s.png")],
         capture_output=True,

@@ -276,7 +276,7 @@ def test_multi_particle_objectives_train(tmp_path, elbo):
         tmp_path, model="cvae", elbo=elbo, particles=3, epochs=2, beta=1.0, kl_warmup=1 if elbo == "trace" else 0
     )
     history = trainer.history
-    assert history[1]["test_neg_elbo"] < history[0]["test_neg_elbo"] < 300
+    assert history[1].test_neg_elbo < history[0].test_neg_elbo < 300
 
 
 def test_evaluate_reports_a_likelihood_between_the_elbo_and_zero(tmp_path):

@@ -242,8 +242,8 @@ def test_gaussian_bound_is_stated_in_bits_per_dimension(face_cvae):
     result = evaluate_elbo(face_cvae.model, face_cvae.test_data)
     # bits/dim = nats / (D ln 2) + log2(255): a density over grey levels pays for one level's width
     expected = (
-        result["neg_elbo"] / (64 * 64 * torch.log(torch.tensor(2.0)).item()) + torch.log2(torch.tensor(255.0)).item()
+        result.neg_elbo / (64 * 64 * torch.log(torch.tensor(2.0)).item()) + torch.log2(torch.tensor(255.0)).item()
     )
-    assert result["bits_per_dim"] == pytest.approx(expected)
-    assert 0 < result["bits_per_dim"] < 8  # better than a uniform distribution over the 256 levels
+    assert result.bits_per_dim == pytest.approx(expected)
+    assert 0 < result.bits_per_dim < 8  # better than a uniform distribution over the 256 levels
     assert float(face_cvae.model.likelihood.scale.detach()) < 0.2  # learned: about the RMS reconstruction error

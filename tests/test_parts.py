@@ -316,7 +316,7 @@ def test_the_users_prior_and_guide_combine_with_the_built_in_models(tmp_path):
     assert any("z (Laplace || StudentT)" in line for line in lines)  # no closed-form KL: said once
     log_px = importance_log_likelihood(model, trainer.test_data.head(20), k=50)
     assert log_px.shape == (20,) and bool(torch.isfinite(log_px).all())
-    assert -log_px.mean() < trainer.history[-1]["test_neg_elbo"] + 5
+    assert -log_px.mean() < trainer.history[-1].test_neg_elbo + 5
 
 
 @pytest.mark.parametrize(
@@ -382,7 +382,7 @@ def test_the_users_model_takes_the_prior_and_guide_parts_when_it_says_so(tmp_pat
     )
     trainer.fit()
     assert type(trainer.model.p_z).__name__ == "Flow" and type(trainer.model.q_z).__name__ == "IAF"
-    assert trainer.history[0]["test_neg_elbo"] < 300
+    assert trainer.history[0].test_neg_elbo < 300
     with pytest.raises(
         UserError, match=r"prior flow cannot be used with model .*MixturePriorVAE, which writes its own p\(z\)"
     ):

@@ -219,7 +219,7 @@ def test_best_pt_is_the_epoch_with_the_best_validation_bound_and_early_stopping_
     lines = []
     trainer = Trainer(config, tmp_path, progress=False, log=lines.append)
     trainer.fit()
-    valid = [row["valid_neg_elbo"] for row in trainer.history]
+    valid = [row.valid_neg_elbo for row in trainer.history]
     best = 1 + valid.index(min(valid))
     assert trainer.epoch < 30 and trainer.epoch - best == 2, valid  # stopped 2 epochs after the best one
     assert all(e - (1 + valid[:e].index(min(valid[:e]))) < 2 for e in range(1, trainer.epoch))  # and not before
@@ -228,7 +228,7 @@ def test_best_pt_is_the_epoch_with_the_best_validation_bound_and_early_stopping_
     # the test set played no part: the same run with another test set stops at the same epoch
     again = Trainer(config.replace(test_size=30), tmp_path / "again", progress=False, log=lambda line: None)
     again.fit()
-    assert [row["valid_neg_elbo"] for row in again.history] == valid
+    assert [row.valid_neg_elbo for row in again.history] == valid
     # a stopped run stays stopped when resumed
     resumed = Trainer.resume(tmp_path, progress=False, log=lines.append)
     resumed.fit()

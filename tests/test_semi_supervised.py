@@ -175,7 +175,7 @@ def test_every_batch_gets_labelled_images_with_their_true_labels(mnist):
 def test_semi_supervised_training_learns_a_classifier_and_every_tool_reads_it(tmp_path, mnist):
     run = tmp_path / "m2"
     trainer = train_small(run, labels=20, epochs=2, train_size=3000, test_size=1000)
-    accuracy = trainer.history[-1]["test_classifier_accuracy"]
+    accuracy = trainer.history[-1].test_classifier_accuracy
     assert accuracy > 0.3, accuracy  # 20 labels, 60 small steps: about 0.4 (chance: 0.1)
     assert "test_classifier_accuracy" in (run / "metrics.csv").read_text().splitlines()[0]
     from typer.testing import CliRunner

@@ -10,16 +10,24 @@ import typer
 from .. import data
 from ..errors import UserError
 from .app import command, data_app, reports_errors
-from .options import (
-    DatasetName,
-    seed_option,
-)
+from .options import DatasetName, count_option, seed_option
 
 
 def _flags(options) -> str:
     """Data-preparation keyword names as the command line spells them: source -> --from."""
     spelled = {"source": "from", "features": "n-mels/--hop/--duration"}
     return ", ".join("--" + spelled.get(k, k).replace("_", "-") for k in options)
+
+
+def _refuse_others(name: str, options: dict) -> None:
+    """A UserError naming the options given that data set ``name`` does not take."""
+    takes = data.DATASETS[name].options
+    refused = [k for k in options if k not in takes]
+    if refused:
+        raise UserError(
+            f"{name} does not take {_flags(refused)}"
+            + (f"; it takes {_flags(takes)}" if takes else "; it has no options")
+        )
 
 
 @command(data_app, "prepare")
@@ -62,8 +70,8 @@ def data_prepare(
         help="faces, image-folder, celeba: side of the centre square cut out before resizing.",
         show_default="the shorter side; 148 for celeba",
     ),
-    limit: Optional[int] = typer.Option(
-        None, help="image-folder, celeba: read only the first N images (in file-name order).", show_default="all"
+    limit: Optional[int] = count_option(
+        None, "image-folder, celeba: read only the first N images (in file-name order).", 1, 10**7, show_default="all"
     ),
 ):
     """Fetch a data set from the first source that answers, check it, and cache it under $PYRO_VAE_DATA.
@@ -80,14 +88,6 @@ def data_prepare(
         from ..audio import MelFeatures
 
         options["features"] = MelFeatures(**audio)
-    takes = data.DATASETS[name.value].options
-    refused = [k for k in options if k not in takes]
-    if refused:
-        raise UserError(
-            f"{name.value} does not take {_flags(refused)}"
-            + (f"; it takes {_flags(takes)}" if takes else "; it has no options")
-        )
-    if limit is not None and limit < 1:
-        raise UserError(f"--limit must be at least 1 (or left out for all), not {limit}")
+    _refuse_others(name.value, options)
     path, source = data.prepare(name.value, force=force, **options)
     typer.echo(f"{name.value}: {path} (from {source})")

@@ -181,6 +181,19 @@ def _class_index(name: str, test, option: str) -> int:
     return int((test.y == label).nonzero()[0])
 
 
+def _pairs(test, from_, to, from_class, to_class) -> list[tuple[int, int]]:
+    """The (start, end) test-image indices that --from/--to and --from-class/--to-class name, in order."""
+    starts = [_index(i, test, "--from") for i in from_ or []]
+    starts += [_class_index(c, test, "--from-class") for c in from_class or []]
+    ends = [_index(i, test, "--to") for i in to or []] + [_class_index(c, test, "--to-class") for c in to_class or []]
+    if len(starts) != len(ends):
+        raise UserError(
+            f"{len(starts)} start images but {len(ends)} end images; "
+            "give --to (or --to-class) once for every --from (or --from-class)"
+        )
+    return list(zip(starts, ends))
+
+
 @command(app, "plot-latent")
 @reports_errors
 def plot_latent(
@@ -305,16 +318,7 @@ def interpolate(
     model, _, state, test = _open_run(run, device, which, trust_code)
     if label_path and not model.conditional:
         raise UserError("--label-path needs a conditional model: this run is not a cvae")
-    starts = [_index(i, test, "--from") for i in from_ or []] + [
-        _class_index(c, test, "--from-class") for c in from_class or []
-    ]
-    ends = [_index(i, test, "--to") for i in to or []] + [_class_index(c, test, "--to-class") for c in to_class or []]
-    if len(starts) != len(ends):
-        raise UserError(
-            f"{len(starts)} start images but {len(ends)} end images; "
-            "give --to (or --to-class) once for every --from (or --from-class)"
-        )
-    chosen = list(zip(starts, ends)) or interpolation_pairs(test.y.cpu(), pairs, seed)
+    chosen = _pairs(test, from_, to, from_class, to_class) or interpolation_pairs(test.y.cpu(), pairs, seed)
     strips, names = interpolation_strips(model, test, chosen, steps, label_path=label_path, spherical=spherical)
     what = "the condition, with z fixed" if label_path else "codes between test images (end points: reconstructions)"
     wav_names = [f"strip-{row}-step-{k}" for row in range(len(strips)) for k in range(steps)]

@@ -9,7 +9,6 @@ from typing import Optional
 import typer
 
 from .. import checkpoint
-from ..errors import UserError
 from ..outputs import check_out
 from .app import app, command, reports_errors
 from .options import (
@@ -20,6 +19,7 @@ from .options import (
     TrustCode,
     WhichCheckpoint,
     _open_run,
+    count_option,
 )
 
 
@@ -28,13 +28,17 @@ from .options import (
 def evaluate(
     run: Path = RunDir,
     split: SplitName = typer.Option("test", help="Which split to measure: the run's test set, or its training set."),
-    k: int = typer.Option(1000, "--k", help="Importance samples per image for log p(x) (5000 for numbers to report)."),
+    k: int = count_option(
+        1000, "Importance samples per image for log p(x) (5000 for numbers to report).", 1, 100_000, "--k"
+    ),
     n: Optional[int] = typer.Option(
         None, "--n", help="Use the first N images of the split.", show_default="the whole split"
     ),
-    samples_per_class: int = typer.Option(100, help="cvae: samples drawn per class to measure conditional accuracy."),
-    max_rows: int = typer.Option(
-        8192, help="Rows per batch of the importance sampler (lower it when memory is short)."
+    samples_per_class: int = count_option(
+        100, "cvae: samples drawn per class to measure conditional accuracy.", 1, 10_000
+    ),
+    max_rows: int = count_option(
+        8192, "Rows per batch of the importance sampler (lower it when memory is short).", 1, 1 << 20
     ),
     out: Optional[Path] = typer.Option(
         None, help="JSON file to write.", show_default="<run>/evaluation-<split>-k<k>.json"
@@ -50,17 +54,12 @@ def evaluate(
     log p(x|y), and a classifier trained once per data set (cached) labels the model's samples of
     each class; its own test accuracy is printed beside.
     """
-    from rich.console import Console
     from rich.progress import Progress
-    from rich.table import Table
 
     from ..evaluate import summary_rows
     from ..files import save_json
     from ..measure import measure_run, record_path, split_images
 
-    for name, value in (("--k", k), ("--samples-per-class", samples_per_class), ("--max-rows", max_rows)):
-        if value < 1:
-            raise UserError(f"{name} must be at least 1, not {value}")
     out = check_out(out, "json")
     model, config, state, test = _open_run(run, device, which, trust_code)
     images = split_images(model, config, test, split.value, n)
@@ -79,17 +78,23 @@ def evaluate(
             progress=lambda done, total: bar.update(task, completed=done),
             log=typer.echo,
         )
-
     title = f"{config.model} on {config.dataset}, {split.value} split ({len(images)} images): nats per image"
-    table = Table(title=title)
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for row in summary_rows(result, test.classes, conditional=model.conditional):
-        table.add_row(*row)
-    Console().print(table)
+    _print_table(title, summary_rows(result, test.classes, conditional=model.conditional))
     path = out or record_path(run, split.value, k, which.value)
     save_json(result, path)
     typer.echo(f"wrote {path}")
+
+
+def _print_table(title: str, rows) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
 
 
 @command(app)

@@ -7,11 +7,10 @@ from typing import List, Optional
 
 import typer
 
-from .. import checkpoint
 from ..config import Config
 from ..devices import resolve_device
 from ..errors import UserError
-from ..outputs import check_out, run_folder
+from ..outputs import check_out
 from ..spec import resolve
 from .app import app, command, reports_errors
 from .options import (
@@ -65,46 +64,16 @@ def train(
     Several processes (GPUs, or CPU workers): torchrun --nproc-per-node N cli.py train ...; --batch-size
     is then the global batch.
     """
-    from .. import distributed, lock, recipes, trust
-    from ..training import Trainer, default_run_dir
-    from ..training.writers import writes, writing
+    from ..training import launch
 
-    try:  # under torchrun, leave the process group however the run ends
-        if resume is not None:
-            if config_file is not None:
-                raise UserError(f"--resume goes on with the settings {resume} was started with; leave --config out")
-            # held from loading the checkpoint to the end: no other writer saves in between
-            with writing(resume, create=False):
-                Trainer.resume(resume, epochs=settings["epochs"], progress=progress, trust_code=trust_code).fit()
-            return
-        run_dir = run_folder(run_dir)  # refuses an empty one, a file and a name too long to make
-        overrides = {name: settings[name] for name in given_options(context, FIELDS)}
-        for part in checkpoint.PARTS:  # code the user names here is their own choice, trusted as it is now
-            if part in overrides:
-                trust.grant(overrides[part], run_dir)
-        processes = distributed.launched_size()
-        recipe = recipes.load(config_file, overrides, trust_code, world_size=processes) if config_file else None
-        spec = recipe.spec if recipe else resolve(Config(**settings), processes)
-        run_dir = run_dir or default_run_dir(spec.config, recipe.name if recipe else None)
-        if writes():
-            lock.check_free(run_dir)  # a run being trained is named as such, before anything is loaded
-        _refuse_a_trained_run(run_dir)
-        trainer = Trainer(spec, run_dir, progress=progress)
-        # held from the check to the end: a run finished or started meanwhile is never written over
-        with writing(run_dir):
-            _refuse_a_trained_run(run_dir)
-            if recipe:
-                recipes.keep(recipe, run_dir, overrides)
-            trainer.fit()
-    finally:
-        distributed.stop()
-
-
-def _refuse_a_trained_run(run_dir: Path) -> None:
-    if (run_dir / checkpoint.CHECKPOINT).exists():
-        raise UserError(
-            f"{run_dir} already holds a trained run; continue it with --resume {run_dir}, or pick another --run-dir"
-        )
+    if resume is not None:
+        if config_file is not None:
+            raise UserError(f"--resume goes on with the settings {resume} was started with; leave --config out")
+        launch.resume(resume, settings["epochs"], progress=progress, trust_code=trust_code)
+        return
+    given = {name: settings[name] for name in given_options(context, FIELDS)}
+    config = Config(**settings)
+    launch.start(config, run_dir, recipe=config_file, overrides=given, progress=progress, trust_code=trust_code)
 
 
 @command(app)
@@ -150,12 +119,14 @@ def compare(
 def complete(
     quadrants: Optional[List[int]] = typer.Option(
         None,
+        min=1,
+        max=3,
         help="Visible quadrants: 1 (bottom-left), 2 (left half) or 3 (all but bottom-right); repeatable.",
         show_default="1 2 3",
     ),
     epochs: int = typer.Option(10, help="Epochs for the baseline and again for the CVAE."),
-    k: int = typer.Option(
-        100, "--k", help="Importance samples per test image for the CVAE's -log p(hidden | visible)."
+    k: int = count_option(
+        100, "Importance samples per test image for the CVAE's -log p(hidden | visible).", 1, 100_000, "--k"
     ),
     z_dim: int = typer.Option(50, help="Latent dimensions of the CVAE."),
     hidden_dim: int = typer.Option(500, help="Width of every network's hidden layers."),
@@ -176,27 +147,9 @@ def complete(
     from ..completion import run
 
     out = check_out(out, "folder")
-    quadrants = quadrants or [1, 2, 3]
-    bad = [q for q in quadrants if q not in (1, 2, 3)]
-    if bad:
-        raise UserError(f"--quadrants {bad[0]} is not 1, 2 or 3")
-    if k < 1:
-        raise UserError(f"--k must be at least 1, not {k}")
-    # the settings a training run shares get the training run's own checks and messages
-    resolve(
-        Config(
-            z_dim=z_dim,
-            hidden_dim=hidden_dim,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            train_size=train_size,
-            test_size=test_size,
-        )
-    )
     run(
         out,
-        quadrants=tuple(quadrants),
+        quadrants=tuple(quadrants or (1, 2, 3)),
         epochs=epochs,
         k=k,
         z_dim=z_dim,

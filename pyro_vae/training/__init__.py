@@ -4,6 +4,7 @@
     step.py     one SVI step (the eager one; compiled_step.py traces it), the optimizer
     loop.py     the Trainer: the loop over epochs and steps
     epoch.py    the end of an epoch: measured, recorded, reported, drawn
+    launch.py   starting a run and continuing one, as `train` and `train --resume` do
     state.py    what a checkpoint holds, and the random streams that make a resumed run exact
     faults.py   NaN losses, signals, checkpoints by the clock
     writers.py  which process writes a run, and its lock
@@ -29,7 +30,6 @@ at most --checkpoint-every (10 minutes) ago; every file is written atomically (f
 
 from .loop import Trainer
 from .setup import default_run_dir
-from .state import best_epoch, stopped_early
 from .step import make_optimizer, svi_step
 
-__all__ = ["Trainer", "default_run_dir", "best_epoch", "stopped_early", "make_optimizer", "svi_step"]
+__all__ = ["Trainer", "default_run_dir", "make_optimizer", "svi_step"]

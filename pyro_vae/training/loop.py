@@ -17,13 +17,14 @@ from ..data.augment import augment
 from ..devices import resolve_device
 from ..errors import Interrupted
 from ..files import remove_leftovers, save_json
+from ..history import EpochRecord, best_epoch, stopped_early
 from ..objectives import KLWeight, make_elbo
 from ..progress import progress_bar
 from ..spec import Spec, build_model, resolve
 from . import epoch as end_of_epoch
 from .faults import EpochLoss, NotFinite, Watch, divergence, quiet_nan_warnings
 from .setup import compiled_step_pays, load_data, monte_carlo_note, objective_name, start_line
-from .state import best_epoch, epoch_start, restore_random_state, saved_state, stopped_early
+from .state import epoch_start, restore_random_state, saved_state
 from .step import EagerStep, compile_networks, make_optimizer, set_schedules
 from .writers import writing
 
@@ -104,13 +105,13 @@ class Trainer:
         restore_random_state(state["rng"], trainer.generator, trainer.device, reseed, trainer.run_dir, trainer.log)
         return trainer
 
-    def fit(self) -> list[dict]:
+    def fit(self) -> list[EpochRecord]:
         """Train from the current epoch to ``config.epochs``; returns the metrics of every epoch."""
         # one writer per run directory (writers.py): a second train or --resume into it is refused
         with writing(self.run_dir), quiet_nan_warnings():
             return self._fit()
 
-    def _fit(self) -> list[dict]:
+    def _fit(self) -> list[EpochRecord]:
         cfg = self.config
         if self.main:
             remove_leftovers(self.run_dir)  # half-written files of a run that was killed while saving
@@ -143,12 +144,13 @@ class Trainer:
             if self.watch.stop_requested:
                 raise Interrupted(f"stopped after epoch {epoch}", self.watch.stop_signal)
             return figures_at
-        test, valid = end_of_epoch.measure(self.model, self.test_data, self.valid_data, self.device)
-        if not (math.isfinite(test["neg_elbo"]) and math.isfinite(train_loss)):
-            what = f"the -ELBO became {train_loss} (train), {test['neg_elbo']} (test)"
+        test, valid, accuracy = end_of_epoch.measure(self.model, self.test_data, self.valid_data, self.device)
+        if not (math.isfinite(test.neg_elbo) and math.isfinite(train_loss)):
+            what = f"the -ELBO became {train_loss} (train), {test.neg_elbo} (test)"
             raise divergence(cfg, f"epoch {epoch}", what, self.epoch, self.run_dir)
         self.epoch = epoch
-        self.history.append(end_of_epoch.history_row(epoch, train_loss, test, valid, time.perf_counter() - start))
+        record = end_of_epoch.record(epoch, train_loss, test, valid, accuracy, time.perf_counter() - start)
+        self.history.append(record)
         checkpoint.save(self.run_dir, saved_state(self))
         best = valid is not None and best_epoch(self.history) == epoch
         if best:
@@ -157,7 +159,7 @@ class Trainer:
         if epoch == cfg.epochs or time.perf_counter() - figures_at >= end_of_epoch.FIGURE_INTERVAL_S:
             end_of_epoch.draw(self.model, self.train_data, self.test_data, self.run_dir, cfg.seed)
             figures_at = time.perf_counter()
-        self.log(end_of_epoch.report(epoch, cfg.epochs, self.train_name, train_loss, test, valid, best))
+        self.log(end_of_epoch.report(epoch, cfg.epochs, self.train_name, record, best))
         if self.watch.stop_requested:
             raise self.watch.stopped(f"after epoch {epoch}", self.run_dir)
         return figures_at

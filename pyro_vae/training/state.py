@@ -23,7 +23,7 @@ def saved_state(trainer, partial: dict | None = None) -> dict:
         "epoch": trainer.epoch,
         "model": trainer.model.state_dict(),
         "optimizer": trainer.optimizer.state_dict(),
-        "history": trainer.history,
+        "history": [record.row() for record in trainer.history],
         "rng": rng,
         "image_shape": list(trainer.train_data.image_shape),
         "classes": trainer.train_data.classes,
@@ -78,16 +78,3 @@ def random_state_kept(device: torch.device):
     """A context in which random draws leave the run's own stream as it was: so that the test set
     (its size, which images) plays no part in training, and the validation set only chooses the best epoch."""
     return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
-
-
-def best_epoch(history: list[dict]) -> int | None:
-    """The epoch with the lowest validation -ELBO in ``history`` (the first of equals); None without --validation."""
-    scored = [row for row in history if "valid_neg_elbo" in row]
-    return min(scored, key=lambda row: row["valid_neg_elbo"])["epoch"] if scored else None
-
-
-def stopped_early(history: list[dict], epoch: int, patience: int | None) -> bool:
-    """Whether --early-stopping ``patience`` ends a run at ``epoch``: no better validation -ELBO for that
-    many epochs."""
-    best = best_epoch(history)
-    return patience is not None and best is not None and epoch - best >= patience
