@@ -52,7 +52,7 @@ def execute(path: str | Path, *, cwd: str | Path = HERE, timeout: float = TIMEOU
         timeout_func=lambda cell: max(1, int(deadline - time.monotonic())),  # what is left of the notebook's time
         resources={"metadata": {"path": str(cwd)}},
     )
-    client.execute()
+    client.execute(cleanup_kc=True)  # the kernel is shut down however the notebook ends: it was given, not owned
     return nb
 
 

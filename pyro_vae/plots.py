@@ -9,11 +9,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
 import pyro.distributions as dist
 import torch
-from matplotlib.figure import Figure
-from torchvision.utils import make_grid
 
 from .contract import device_of
 from .files import atomic_path
@@ -32,8 +29,16 @@ def _figure(figsize, nrows: int = 1, ncols: int = 1, **kwargs):
     At most MAX_PIXELS: a grid of 200 x 100 images is drawn at 70 dots per inch, not 110 (at 110 it
     took 5 GB and 90 s to draw).
     """
-    fig = Figure(figsize=figsize, dpi=_dpi(*figsize))
+    fig = _blank(figsize)
     return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def _blank(figsize):
+    """An empty figure of ``figsize`` inches at :func:`_dpi`. matplotlib is imported here, on the first figure:
+    it takes a second that a command which draws nothing (``--help`` among them) need not pay."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, dpi=_dpi(*figsize))
 
 
 def _dpi(width: float, height: float) -> float:
@@ -46,6 +51,25 @@ def _save(fig, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.08)  # nothing cut at the edges
     return path
+
+
+def tile(images: torch.Tensor, ncol: int, pad: int = 0, fill: float = 0.0) -> torch.Tensor:
+    """Images (B, C, H, W) laid out in rows of ``ncol``, ``pad`` pixels of ``fill`` between and around them:
+    (C', rows * (H + pad) + pad, min(ncol, B) * (W + pad) + pad); one-channel images become grey RGB (C' = 3),
+    and a single image is returned as it is. The layout of torchvision's make_grid, without importing
+    torchvision (seconds), which every command would otherwise pay for, ``--help`` too."""
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    if len(images) == 1:
+        return images[0]
+    count, channels, h, w = images.shape
+    cols = min(ncol, count)
+    rows = -(-count // cols)
+    grid = images.new_full((channels, rows * (h + pad) + pad, cols * (w + pad) + pad), fill)
+    for k, image in enumerate(images):
+        top, left = pad + (k // cols) * (h + pad), pad + (k % cols) * (w + pad)
+        grid[:, top : top + h, left : left + w] = image
+    return grid
 
 
 def image_grid(
@@ -64,7 +88,7 @@ def image_grid(
         features = spectrogram if isinstance(spectrogram, dict) else None
         return spectrogram_grid(images, path, ncol=ncol, title=title, row_labels=row_labels, features=features)
     pad = 2
-    grid = make_grid(images, nrow=ncol, padding=pad, pad_value=1.0)
+    grid = tile(images, ncol, pad, fill=1.0)
     nrow = -(-images.shape[0] // ncol)
     h, w = images.shape[-2:]
     # inches for the labels on the left: about 0.06 per character at font size 8
@@ -112,7 +136,7 @@ def spectrogram_grid(
     left = 0.75 + (0.1 + 0.065 * max(map(len, row_labels)) if row_labels else 0)
     grid_w, grid_h = ncol * tile_w + (ncol - 1) * gap_x, nrow * tile_h + (nrow - 1) * gap_y
     width, height = left + grid_w + 1.0, 0.6 + grid_h + 0.5
-    fig = Figure(figsize=(width, height), dpi=_dpi(width, height))
+    fig = _blank((width, height))
     for i in range(n):
         row, col = divmod(i, ncol)
         x0, y0 = left + col * (tile_w + gap_x), 0.6 + (nrow - 1 - row) * (tile_h + gap_y)
@@ -304,7 +328,9 @@ def _scatter(
     ax, points: torch.Tensor, labels: torch.Tensor, classes: list[str], axis_names, title: str, legend_title: str
 ):
     points, labels = points.detach().float().cpu(), labels.cpu()
-    cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
+    from matplotlib import colormaps  # as in _blank
+
+    cmap = colormaps["tab10" if len(classes) <= 10 else "tab20"]
     for i, name in enumerate(classes):
         mask = labels == i
         if mask.any():
@@ -370,7 +396,7 @@ def manifold_figure(model, path, *, n: int = 20, labels=None, classes=None, dims
         y = None if label is None else torch.full((1,), label, device=device)
         codes = grid_codes(model.prior(1, y), standard.to(device))
         images = model.decode(codes, None if y is None else y.expand(n * n)).float().cpu().clamp(0, 1)
-        grid = make_grid(images, nrow=n, padding=0)
+        grid = tile(images, n)
         # the tiles are equally spaced in prior mass, not in z: the axes count tiles (tile i spans [i, i + 1],
         # bottom to top and left to right), and a tick names the value its tile was decoded from
         ax.imshow(

@@ -342,7 +342,7 @@ def test_complete_writes_a_report_with_both_models(tmp_path):
     assert 30 < cvae < 400 and 30 < baseline < 400  # hidden half of a digit: untrained would be ~270
     assert png_shape(out / "completion.png")[0] > 200 and (out / "cvae-2.pt").stat().st_size > 0
     bad = cli("complete", "--quadrants", 4)
-    assert bad.returncode == 2 and "4 is not in the range 1<=x<=3" in bad.stderr
+    assert bad.returncode == 2 and "'--quadrants': Input should be less than or equal to 3" in bad.stderr
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torchaudio
+from torchvision.utils import make_grid  # the reference for plots.tile
 
 from pyro_vae import plots
 from pyro_vae.audio import MelFeatures
@@ -86,3 +87,13 @@ def test_other_images_are_still_one_picture(tmp_path, drawn):
     assert drawn[0].get_size_inches().tolist() == pytest.approx(
         [0.3 + 0.06 + 10 * 28 * 0.55 / 28, 0.6 + 2 * 28 * 0.55 / 28]
     )
+
+
+@pytest.mark.parametrize(
+    "shape,ncol,pad,fill",
+    [((7, 1, 5, 4), 3, 2, 1.0), ((6, 3, 4, 4), 6, 0, 0.0), ((1, 1, 5, 5), 4, 2, 1.0), ((4, 3, 2, 3), 10, 1, 0.5)],
+)
+def test_tile_lays_images_out_as_torchvision_does(shape, ncol, pad, fill):
+    images = torch.rand(shape)
+    expected = make_grid(images, nrow=ncol, padding=pad, pad_value=fill)
+    assert torch.equal(plots.tile(images, ncol, pad, fill), expected)

@@ -13,7 +13,7 @@
 The same commands run as ``python -m pyro_vae ...`` and as the ``pyro-vae`` console script; the
 root cli.py is a shim that calls :func:`main`. The commands parse and print: the work is done in
 the package (training in training/, a run opened by checkpoint.open_run, the evaluation table in
-evaluate.summary_rows, pictures or sound in outputs.py).
+measure.summary_rows, pictures or sound in outputs.py).
 
     app.py            the application, its groups, one-line errors, main()
     options.py        the shared options: one per Config field (config.option holds their help), seeds, counts

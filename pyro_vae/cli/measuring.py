@@ -56,9 +56,8 @@ def evaluate(
     """
     from rich.progress import Progress
 
-    from ..evaluate import summary_rows
     from ..files import save_json
-    from ..measure import measure_run, record_path, split_images
+    from ..measure import measure_run, record_path, split_images, summary_rows
 
     out = check_out(out, "json")
     model, config, state, test = _open_run(run, device, which, trust_code)

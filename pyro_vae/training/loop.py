@@ -149,8 +149,7 @@ class Trainer:
             what = f"the -ELBO became {train_loss} (train), {test.neg_elbo} (test)"
             raise divergence(cfg, f"epoch {epoch}", what, self.epoch, self.run_dir)
         self.epoch = epoch
-        record = end_of_epoch.record(epoch, train_loss, test, valid, accuracy, time.perf_counter() - start)
-        self.history.append(record)
+        self.history.append(end_of_epoch.record(epoch, train_loss, test, valid, accuracy, time.perf_counter() - start))
         checkpoint.save(self.run_dir, saved_state(self))
         best = valid is not None and best_epoch(self.history) == epoch
         if best:
@@ -159,7 +158,7 @@ class Trainer:
         if epoch == cfg.epochs or time.perf_counter() - figures_at >= end_of_epoch.FIGURE_INTERVAL_S:
             end_of_epoch.draw(self.model, self.train_data, self.test_data, self.run_dir, cfg.seed)
             figures_at = time.perf_counter()
-        self.log(end_of_epoch.report(epoch, cfg.epochs, self.train_name, record, best))
+        self.log(end_of_epoch.report(epoch, cfg.epochs, self.train_name, self.history[-1], best))
         if self.watch.stop_requested:
             raise self.watch.stopped(f"after epoch {epoch}", self.run_dir)
         return figures_at
