@@ -1,8 +1,5 @@
-"""Figures, drawn with matplotlib off screen and written atomically as PNG files.
-
-Figures are made with matplotlib's object API (``Figure``), not pyplot: no window ever opens, and
-the caller's own matplotlib setup (a notebook's inline backend) is left as it is.
-"""
+"""Figures: image grids, samples, reconstructions, latent codes, manifolds, strips and training curves,
+drawn off screen on figures.py's canvas and written atomically as PNG files."""
 
 from __future__ import annotations
 
@@ -13,63 +10,9 @@ import pyro.distributions as dist
 import torch
 
 from .contract import device_of
-from .files import atomic_path
+from .figures import blank, save, subplots, tile
 from .history import EpochRecord
 from .latent import LatentPanel, quantile_grid
-
-DPI = 110
-MAX_PIXELS = (
-    16e6  # of a figure (4000 x 4000): a larger grid is drawn at a lower resolution, not as a file no viewer opens
-)
-
-
-def _figure(figsize, nrows: int = 1, ncols: int = 1, **kwargs):
-    """A figure and its axes, like ``pyplot.subplots`` but owned by the caller alone.
-
-    At most MAX_PIXELS: a grid of 200 x 100 images is drawn at 70 dots per inch, not 110 (at 110 it
-    took 5 GB and 90 s to draw).
-    """
-    fig = _blank(figsize)
-    return fig, fig.subplots(nrows, ncols, **kwargs)
-
-
-def _blank(figsize):
-    """An empty figure of ``figsize`` inches at :func:`_dpi`. matplotlib is imported here, on the first figure:
-    it takes a second that a command which draws nothing (``--help`` among them) need not pay."""
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=figsize, dpi=_dpi(*figsize))
-
-
-def _dpi(width: float, height: float) -> float:
-    """Dots per inch of a figure of ``width`` x ``height`` inches: DPI, or fewer to stay within MAX_PIXELS."""
-    return min(DPI, math.sqrt(MAX_PIXELS / (width * height)))
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.08)  # nothing cut at the edges
-    return path
-
-
-def tile(images: torch.Tensor, ncol: int, pad: int = 0, fill: float = 0.0) -> torch.Tensor:
-    """Images (B, C, H, W) laid out in rows of ``ncol``, ``pad`` pixels of ``fill`` between and around them:
-    (C', rows * (H + pad) + pad, min(ncol, B) * (W + pad) + pad); one-channel images become grey RGB (C' = 3),
-    and a single image is returned as it is. The layout of torchvision's make_grid, without importing
-    torchvision (seconds), which every command would otherwise pay for, ``--help`` too."""
-    if images.shape[1] == 1:
-        images = images.expand(-1, 3, -1, -1)
-    if len(images) == 1:
-        return images[0]
-    count, channels, h, w = images.shape
-    cols = min(ncol, count)
-    rows = -(-count // cols)
-    grid = images.new_full((channels, rows * (h + pad) + pad, cols * (w + pad) + pad), fill)
-    for k, image in enumerate(images):
-        top, left = pad + (k // cols) * (h + pad), pad + (k % cols) * (w + pad)
-        grid[:, top : top + h, left : left + w] = image
-    return grid
 
 
 def image_grid(
@@ -94,7 +37,7 @@ def image_grid(
     # inches for the labels on the left: about 0.06 per character at font size 8
     label_room = 0.3 + 0.06 * max(map(len, row_labels)) if row_labels else 0.3
     scale = 0.55 / 28  # inches per pixel
-    fig, ax = _figure((label_room + ncol * w * scale, 0.6 + nrow * h * scale))
+    fig, ax = subplots((label_room + ncol * w * scale, 0.6 + nrow * h * scale))
     # as 8-bit colours, as the PNG stores them: matplotlib draws a large grid of bytes faster than one of floats
     ax.imshow(grid.permute(1, 2, 0).mul(255).round().to(torch.uint8).numpy())
     ax.set_title(title, fontsize=10)
@@ -108,7 +51,7 @@ def image_grid(
     for spine in ax.spines.values():
         spine.set_visible(False)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 SPECTROGRAM_INCHES = 0.018  # per frame and per mel band: a 64 x 64 tile is 1.15 inches, ten fit across a laptop screen
@@ -136,7 +79,7 @@ def spectrogram_grid(
     left = 0.75 + (0.1 + 0.065 * max(map(len, row_labels)) if row_labels else 0)
     grid_w, grid_h = ncol * tile_w + (ncol - 1) * gap_x, nrow * tile_h + (nrow - 1) * gap_y
     width, height = left + grid_w + 1.0, 0.6 + grid_h + 0.5
-    fig = _blank((width, height))
+    fig = blank((width, height))
     for i in range(n):
         row, col = divmod(i, ncol)
         x0, y0 = left + col * (tile_w + gap_x), 0.6 + (nrow - 1 - row) * (tile_h + gap_y)
@@ -170,7 +113,7 @@ def spectrogram_grid(
     bar = fig.colorbar(shown, cax=cax, extend="min" if features is not None else "neither")  # min: quieter is clipped
     bar.set_label(names[2], fontsize=9)
     bar.ax.tick_params(labelsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _spectrogram_units(images: torch.Tensor, features: dict | None):
@@ -328,7 +271,7 @@ def _scatter(
     ax, points: torch.Tensor, labels: torch.Tensor, classes: list[str], axis_names, title: str, legend_title: str
 ):
     points, labels = points.detach().float().cpu(), labels.cpu()
-    from matplotlib import colormaps  # as in _blank
+    from matplotlib import colormaps  # as in figures.blank
 
     cmap = colormaps["tab10" if len(classes) <= 10 else "tab20"]
     for i, name in enumerate(classes):
@@ -356,12 +299,12 @@ def latent_figure(panels: list, path, *, title: str) -> Path:
     """Scatter plots of codes side by side, coloured by class: one per panel, a latent.LatentPanel (or a dict
     of its fields: points (N, 2), labels (N,), classes, axes, title, and optionally legend)."""
     panels = [panel if isinstance(panel, LatentPanel) else LatentPanel(**panel) for panel in panels]
-    fig, axes = _figure((5.6 * len(panels), 4.6), 1, len(panels), squeeze=False)
+    fig, axes = subplots((5.6 * len(panels), 4.6), 1, len(panels), squeeze=False)
     for ax, p in zip(axes[0], panels):
         _scatter(ax, p.points, p.labels, p.classes, p.axes, p.title, p.legend)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def grid_codes(prior, standard: torch.Tensor) -> torch.Tensor:
@@ -389,7 +332,7 @@ def manifold_figure(model, path, *, n: int = 20, labels=None, classes=None, dims
     panels = labels if labels is not None else [None]
     ncols = min(len(panels), 5)
     nrows = -(-len(panels) // ncols)
-    fig, axes = _figure((0.6 + 4.2 * ncols, 0.5 + 4.4 * nrows), nrows, ncols, squeeze=False)
+    fig, axes = subplots((0.6 + 4.2 * ncols, 0.5 + 4.4 * nrows), nrows, ncols, squeeze=False)
     for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     for ax, label in zip(axes.flat, panels):
@@ -420,7 +363,7 @@ def manifold_figure(model, path, *, n: int = 20, labels=None, classes=None, dims
     )
     fig.suptitle(f"decoded grid over the prior's quantiles: {what}", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def quantile_ticks(values: torch.Tensor, count: int = 7) -> tuple[list[float], list[str]]:
@@ -444,7 +387,7 @@ def strips_figure(
 def curves_figure(history: list[EpochRecord], path, *, title: str = "training curves") -> Path:
     """-ELBO (train and test) and the test reconstruction and KL terms against epochs."""
     epochs = [r.epoch for r in history]
-    fig, (left, right) = _figure((10, 4), 1, 2)
+    fig, (left, right) = subplots((10, 4), 1, 2)
     left.plot(epochs, [r.train_neg_elbo for r in history], "o-", label="train")
     left.plot(epochs, [r.test_neg_elbo for r in history], "s-", label="test")
     left.set_title("-ELBO (lower is better)", fontsize=10)
@@ -463,4 +406,4 @@ def curves_figure(history: list[EpochRecord], path, *, title: str = "training cu
     left.legend(fontsize=8)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)

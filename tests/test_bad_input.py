@@ -382,14 +382,14 @@ def test_a_write_that_fails_names_the_fix_for_its_cause(tmp_path):
 
 
 def test_a_grid_too_large_to_view_is_drawn_at_a_lower_resolution(tmp_path, monkeypatch):
-    """A figure is held to plots.MAX_PIXELS (interpolate --pairs 100000 once wrote 777 x 272,542 pixels)."""
+    """A figure is held to figures.MAX_PIXELS (interpolate --pairs 100000 once wrote 777 x 272,542 pixels)."""
     from PIL import Image
 
-    from pyro_vae import plots
+    from pyro_vae import figures, plots
 
     images = torch.rand(400, 1, 28, 28)
     plots.image_grid(images, tmp_path / "full.png", ncol=20, title="grid")
-    monkeypatch.setattr(plots, "MAX_PIXELS", 0.5e6)
+    monkeypatch.setattr(figures, "MAX_PIXELS", 0.5e6)
     plots.image_grid(images, tmp_path / "held.png", ncol=20, title="grid")
     full, held = (Image.open(tmp_path / name).size for name in ("full.png", "held.png"))
     assert full[0] * full[1] > 1.2e6 and 0.35e6 < held[0] * held[1] <= 0.5e6

@@ -146,7 +146,7 @@ def test_manifold_ticks_name_the_value_each_tile_was_decoded_from(trained, monke
     from pyro_vae import plots
 
     figures = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig) or path)
     model = trained["vae"].model.eval()
     plots.manifold_figure(model, tmp_path / "m.png", n=n)
     ax = figures[0].axes[0]

@@ -3,18 +3,18 @@
 import pytest
 import torch
 import torchaudio
-from torchvision.utils import make_grid  # the reference for plots.tile
+from torchvision.utils import make_grid  # the reference for figures.tile
 
-from pyro_vae import plots
+from pyro_vae import figures, plots
 from pyro_vae.audio import MelFeatures
 
 
 @pytest.fixture
 def drawn(monkeypatch):
-    """The figure each call of plots._save writes, kept for inspection."""
+    """The figure each call of plots.save writes, kept for inspection."""
     figures = []
-    real_save = plots._save
-    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or real_save(fig, path))
+    real_save = plots.save
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig) or real_save(fig, path))
     return figures
 
 
@@ -96,4 +96,4 @@ def test_other_images_are_still_one_picture(tmp_path, drawn):
 def test_tile_lays_images_out_as_torchvision_does(shape, ncol, pad, fill):
     images = torch.rand(shape)
     expected = make_grid(images, nrow=ncol, padding=pad, pad_value=fill)
-    assert torch.equal(plots.tile(images, ncol, pad, fill), expected)
+    assert torch.equal(figures.tile(images, ncol, pad, fill), expected)
