@@ -48,11 +48,11 @@ def record(
     )
 
 
-def report(epoch: int, epochs: int, train_name: str, record: EpochRecord, best: bool) -> str:
+def report(epochs: int, train_name: str, record: EpochRecord, best: bool) -> str:
     """The log line of an epoch: its training objective, the test -ELBO and its terms, and the rest measured."""
     accuracy, valid = record.test_classifier_accuracy, record.valid_neg_elbo
     return (
-        f"epoch {epoch}/{epochs}  -ELBO in nats per image (lower is better): "
+        f"epoch {record.epoch}/{epochs}  -ELBO in nats per image (lower is better): "
         f"{train_name} {record.train_neg_elbo:.2f}  test {record.test_neg_elbo:.2f} "
         f"= recon {record.test_recon:.2f} + KL {record.test_kl:.2f}"
         f" ({record.test_bits_per_dim:.3f} bits/dim)"

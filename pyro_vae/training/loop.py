@@ -158,7 +158,7 @@ class Trainer:
         if epoch == cfg.epochs or time.perf_counter() - figures_at >= end_of_epoch.FIGURE_INTERVAL_S:
             end_of_epoch.draw(self.model, self.train_data, self.test_data, self.run_dir, cfg.seed)
             figures_at = time.perf_counter()
-        self.log(end_of_epoch.report(epoch, cfg.epochs, self.train_name, self.history[-1], best))
+        self.log(end_of_epoch.report(cfg.epochs, self.train_name, self.history[-1], best))
         if self.watch.stop_requested:
             raise self.watch.stopped(f"after epoch {epoch}", self.run_dir)
         return figures_at
